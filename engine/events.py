@@ -1,0 +1,98 @@
+"""The event contract: which events a lifecycle declares and whether a payload fits one.
+
+One code path for the HTTP API, the CLI and the workflow's update validator, so a payload
+is judged the same way whichever road it comes by.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from engine.durations import parse_duration
+from engine.expressions import parse_time
+from engine.model import BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
+
+
+class PayloadError(ValueError):
+    """A payload does not match its event's schema; `field` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def declared_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
+    """The lifecycle's events plus the built-in ones."""
+    return {**BUILTIN_EVENTS, **lifecycle.events}
+
+
+def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
+    kind = spec.type
+    if value is None:
+        if spec.required:
+            raise PayloadError(f"field '{name}' is required", name)
+        return None
+    ok = {
+        "string": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "list": isinstance(value, list),
+        "map": isinstance(value, dict),
+    }
+    if kind in ("date", "timestamp"):
+        if isinstance(value, (date, datetime)):
+            value = value.isoformat()
+        if not isinstance(value, str) or parse_time(value) is None:
+            raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
+        return value
+    if kind == "duration":
+        try:
+            parse_duration(value)
+        except ValueError as error:
+            raise PayloadError(f"field '{name}': {error}", name) from None
+        return value
+    if not ok[kind]:
+        raise PayloadError(f"field '{name}' must be a {kind}, got {type(value).__name__}", name)
+    if spec.enum is not None and value not in spec.enum:
+        raise PayloadError(f"field '{name}' must be one of {', '.join(spec.enum)}", name)
+    return value
+
+
+def validate_payload(event: str, spec: EventSpec, data: dict[str, Any]) -> dict[str, Any]:
+    """The payload checked against `spec`: unknown fields, missing required ones, wrong types."""
+    if not isinstance(data, dict):
+        raise PayloadError(f"the data of '{event}' must be an object")
+    unknown = sorted(set(data) - set(spec.payload))
+    if unknown:
+        raise PayloadError(f"'{event}' has no field '{unknown[0]}'", unknown[0])
+    return {name: _check_value(name, data.get(name), field) for name, field in spec.payload.items()
+            if name in data or field.required}
+
+
+def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
+    events = declared_events(lifecycle)
+    if event not in events:
+        raise PayloadError(f"unknown event '{event}'", "event")
+    return validate_payload(event, events[event], data)
+
+
+def payload_json_schema(spec: EventSpec) -> dict[str, Any]:
+    """The JSON Schema of an event's payload, for the API's OpenAPI document."""
+    formats = {"date": "date", "timestamp": "date-time", "duration": "duration"}
+    types = {"int": "integer", "number": "number", "bool": "boolean", "list": "array", "map": "object"}
+    properties = {}
+    for name, field in spec.payload.items():
+        schema: dict[str, Any] = {"type": types.get(field.type, "string")}
+        if field.type in formats:
+            schema["format"] = formats[field.type]
+        if field.enum:
+            schema["enum"] = field.enum
+        if field.description:
+            schema["description"] = field.description
+        properties[name] = schema
+    required = [name for name, field in spec.payload.items() if field.required]
+    return {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}

@@ -1,0 +1,51 @@
+"""A loaded lifecycle: its definition, stage playbooks and templates, each stage versioned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from engine.model import Lifecycle, Playbook
+
+
+class StageBundle(BaseModel):
+    """What a lifecycle pins when it enters a stage: the playbook, its templates, a version."""
+
+    stage: str
+    playbook: Playbook | None
+    templates: dict[str, str]
+    version: str
+    lifecycle: Lifecycle | None = None  # the current lifecycle definition, refreshed per entry
+
+
+@dataclass
+class Project:
+    """The output of `engine.loader.load_project`: everything needed to run a lifecycle."""
+
+    path: Path
+    lifecycle: Lifecycle
+    playbooks: dict[str, Playbook] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def bundle(self, stage: str) -> StageBundle:
+        """The pinned unit for one stage; the workflow fetches it through an activity."""
+        playbook = self.playbooks.get(stage)
+        return StageBundle(
+            stage=stage,
+            playbook=playbook,
+            templates={name: self.templates[name] for name in templates_used(playbook)},
+            version=self.versions.get(stage, ""),
+            lifecycle=self.lifecycle,
+        )
+
+
+def templates_used(playbook: Playbook | None) -> set[str]:
+    """Names of every template a playbook's `send` steps use, at any depth."""
+    from engine.walk import walk_steps
+
+    if playbook is None:
+        return set()
+    return {step.template for step, _ in walk_steps(playbook.steps) if getattr(step, "kind", "") == "send"}

@@ -1,0 +1,122 @@
+"""What a running lifecycle knows: events in, actions out, the promise ledger and its timeline.
+
+Every type here is plain pydantic data, so the same state travels through a Temporal
+workflow (history, queries, continue-as-new) and the offline simulator unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Event(BaseModel):
+    """An event another system sends about one customer."""
+
+    customer_id: str
+    name: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+    occurred_at: datetime | None = None
+    customer: dict[str, Any] | None = Field(
+        None, description="Profile fields to set on the customer before the event is handled."
+    )
+
+
+class EventReceipt(BaseModel):
+    """The answer to an event: accepted (and what it did), duplicate, or rejected with why."""
+
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str = ""
+    stage: str | None = None
+    transition: str | None = None
+
+
+class Action(BaseModel):
+    """One effect the interpreter asks for; `id` is its idempotency key."""
+
+    id: str
+    kind: Literal["message", "task"]
+    customer_id: str
+    stage: str
+    step: str
+    channel: str | None = None
+    to: str | None = None
+    template: str | None = None
+    category: str | None = None
+    subject: str = ""
+    body: str = ""
+    role: str | None = None
+    title: str | None = None
+    guideline: str | None = None
+    due_at: datetime | None = None
+
+
+class ActionResult(BaseModel):
+    """What came of an action. A permanent failure is recorded, never silently dropped."""
+
+    status: Literal["done", "failed"]
+    detail: str = ""
+
+
+class PromiseEntry(BaseModel):
+    """A promise made to the customer and, once checked, whether it was kept."""
+
+    name: str
+    about: str
+    description: str = ""
+    expected: Any
+    made_by: str
+    made_at: datetime
+    stage: str
+    tolerance: str | float | None = Field(None, description="Slack when checking: '1d' or an amount.")
+    state: Literal["open", "kept", "broken"] = "open"
+    actual: Any = None
+    checked_at: datetime | None = None
+
+
+class Record(BaseModel):
+    """One line of a lifecycle's timeline."""
+
+    at: datetime
+    stage: str
+    kind: Literal[
+        "stage_entered", "event", "message", "task", "suppressed", "failed",
+        "promise", "promise_kept", "promise_broken", "timeout", "set", "ended",
+    ]
+    step: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Pending(BaseModel):
+    """What a stage is waiting for, shown in the status."""
+
+    step: str
+    events: list[str] = Field(default_factory=list)
+    until: datetime | None = None
+    task: str | None = None
+
+
+class LifecycleState(BaseModel):
+    """Everything needed to continue a lifecycle, including after continue-as-new."""
+
+    lifecycle_id: str
+    customer: dict[str, Any]
+    stage: str
+    stage_since: datetime
+    stage_entry: int = 0
+    stage_version: str = ""
+    stage_done: bool = Field(False, description="The stage playbook has run; waiting for a transition.")
+    stage_event: Event | None = Field(None, description="The event that brought the customer here.")
+    facts: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    promises: dict[str, PromiseEntry] = Field(default_factory=dict)
+    inbox: list[Event] = Field(default_factory=list, description="Events not yet taken by a wait_for.")
+    next_stage: str | None = Field(None, description="A transition waiting to interrupt the stage.")
+    next_event: Event | None = None
+    seen_keys: list[str] = Field(default_factory=list, description="Recent idempotency keys.")
+    pending: Pending | None = None
+    timeline: list[Record] = Field(default_factory=list)
+    ended: str | None = None

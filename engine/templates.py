@@ -1,0 +1,32 @@
+"""Message templates: Jinja2's sandbox, so a template can format data but never reach outside it.
+
+A template file is an optional `Subject: ...` line, a blank line, then the body.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2.sandbox import SandboxedEnvironment
+
+_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str):
+    return _ENV.from_string(source)
+
+
+def split_subject(source: str) -> tuple[str, str]:
+    """(subject template, body template) of a template file's text."""
+    first, _, rest = source.partition("\n")
+    if first.lower().startswith("subject:"):
+        return first[len("subject:"):].strip(), rest.lstrip("\n")
+    return "", source
+
+
+def render(source: str, context: dict[str, Any]) -> tuple[str, str]:
+    """Render a template file's text into (subject, body)."""
+    subject, body = split_subject(source)
+    return _compile(subject).render(context).strip(), _compile(body).render(context).strip()

@@ -1,0 +1,40 @@
+"""Walk the step tree of a playbook: every step with its path, branches included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+# The fields of a step kind that hold nested step lists, in the order they are shown.
+NESTED = ("then", "elif_", "else_", "on_done", "on_overdue", "on_timeout", "on", "on_kept", "on_broken")
+
+
+def children(step: Any) -> Iterator[tuple[str, list[Any]]]:
+    """(relative path, steps) for every nested step list of a step."""
+    for name in NESTED:
+        value = getattr(step, name, None)
+        if not value:
+            continue
+        label = name.rstrip("_")
+        if name == "elif_":
+            for index, branch in enumerate(value):
+                yield f"elif.{index}.then", branch.then
+        elif name == "on":
+            for event, steps in value.items():
+                yield f"on.{event}", steps
+        else:
+            yield label, value
+
+
+def walk_steps(steps: list[Any], prefix: str = "") -> Iterator[tuple[Any, str]]:
+    """Every step, depth first, with its path such as `3` or `3.then.0`."""
+    for index, step in enumerate(steps):
+        path = f"{prefix}{index}"
+        yield step, path
+        for label, nested in children(step):
+            yield from walk_steps(nested, f"{path}.{label}.")
+
+
+def step_key(step: Any, path: str) -> str:
+    """The name a step goes by in action ids and timelines: its id, else its path."""
+    return step.id or f"{step.kind}@{path}"

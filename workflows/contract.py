@@ -1,0 +1,47 @@
+"""The workflow's contract with its callers: input, status and result, as plain data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.model import Lifecycle
+from engine.state import LifecycleState, Pending, Record
+
+WORKFLOW_NAME = "CustomerLifecycle"
+EVENT_UPDATE = "event"
+EVENT_SIGNAL = "event_signal"
+STATUS_QUERY = "status"
+
+
+class LifecycleStart(BaseModel):
+    """The workflow input: a new lifecycle, or one continued from a previous run."""
+
+    customer_id: str
+    lifecycle: Lifecycle
+    state: LifecycleState | None = None
+    max_history: int = Field(10_000, description="Continue as new past this many history events.")
+
+
+class LifecycleStatus(BaseModel):
+    """What the status query answers: where the customer is and what happened lately."""
+
+    customer_id: str
+    stage: str
+    since: datetime
+    version: str
+    ended: str | None
+    facts: dict[str, Any]
+    customer: dict[str, Any]
+    promises: dict[str, Any]
+    pending: Pending | None
+    recent: list[Record]
+
+
+class LifecycleResult(BaseModel):
+    outcome: str
+    state: LifecycleState
+
+

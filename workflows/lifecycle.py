@@ -1,0 +1,159 @@
+"""The Temporal shell: one CustomerLifecycle workflow per customer, running the pure engine.
+
+Time is `workflow.now()`, waits are `workflow.wait_condition` (durable timers), effects are
+activities keyed by the interpreter's action ids, and events arrive as updates (validated
+before they enter history) or as signals for fire-and-forget senders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.policy import RETRY_POLICY
+    from engine.lifecycle import LifecycleMachine
+    from engine.project import StageBundle
+    from engine.state import Action, ActionResult, Event, EventReceipt
+    from workflows.contract import (
+        EVENT_SIGNAL, EVENT_UPDATE, STATUS_QUERY, WORKFLOW_NAME,
+        LifecycleResult, LifecycleStart, LifecycleStatus,
+    )
+
+STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
+PLAYBOOK = SearchAttributeKey.for_keyword("LifecyclePlaybook")
+CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+
+TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
+
+
+class TemporalRuntime:
+    """The interpreter's Runtime on Temporal: durable timers, activities, pinned playbooks."""
+
+    def __init__(self, on_stage: Callable[[str, str], None]) -> None:
+        self._on_stage = on_stage
+
+    def now(self) -> datetime:
+        return workflow.now()
+
+    async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
+        if until is None:
+            await workflow.wait_condition(ready)
+            return True
+        remaining = (until - workflow.now()).total_seconds()
+        if remaining <= 0:
+            return ready()
+        try:
+            await workflow.wait_condition(ready, timeout=remaining)
+            return True
+        except asyncio.TimeoutError:
+            return ready()
+
+    async def act(self, action: Action) -> ActionResult:
+        try:
+            return await workflow.execute_activity(
+                "deliver", action, result_type=ActionResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=RETRY_POLICY,
+                summary=f"{action.kind} {action.step}",
+            )
+        except ActivityError as error:
+            # A permanent failure (bad address, 4xx) is recorded, never lost silently.
+            cause = error.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+            return ActionResult(status="failed", detail=detail)
+
+    async def stage_bundle(self, stage: str) -> StageBundle:
+        bundle = await workflow.execute_activity(
+            "load_stage", stage, result_type=StageBundle,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY_POLICY,
+        )
+        self._on_stage(stage, bundle.playbook.playbook if bundle.playbook else "")
+        return bundle
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class CustomerLifecycle:
+    @workflow.init
+    def __init__(self, start: LifecycleStart) -> None:
+        if start.state is not None:
+            self.machine = LifecycleMachine(start.lifecycle, start.state, timeline_limit=TIMELINE_KEPT)
+        else:
+            self.machine = LifecycleMachine.new(
+                start.lifecycle, start.customer_id, workflow.now(), timeline_limit=TIMELINE_KEPT
+            )
+        self.started = start.state is not None
+        self.max_history = start.max_history
+
+    @workflow.run
+    async def run(self, start: LifecycleStart) -> LifecycleResult:
+        await workflow.wait_condition(lambda: self.started)
+        runtime = TemporalRuntime(self._upsert_stage)
+        outcome = await self.machine.run(runtime, pause=self._should_continue_as_new)
+        if outcome is None:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(start.model_copy(update={
+                "lifecycle": self.machine.lifecycle, "state": self.machine.state,
+            }))
+        self._upsert_stage(self.machine.state.stage, "")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return LifecycleResult(outcome=outcome, state=self.machine.state)
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
+
+    def _upsert_stage(self, stage: str, playbook: str) -> None:
+        workflow.upsert_search_attributes([
+            STAGE.value_set(stage),
+            PLAYBOOK.value_set(playbook or stage),
+            CUSTOMER.value_set(self.machine.state.customer["id"]),
+        ])
+
+    # ------------------------------------------------------------ events
+
+    @workflow.update(name=EVENT_UPDATE)
+    def event(self, event: Event) -> EventReceipt:
+        """Take an event and answer accepted, duplicate or rejected, with the reason."""
+        now = workflow.now()
+        if not self.started:
+            receipt = self.machine.start(event, now)
+            self.started = receipt.status == "accepted"
+            return receipt
+        return self.machine.receive(event, now)
+
+    @event.validator
+    def _validate_event(self, event: Event) -> None:
+        # Rejected here, a bad event never enters the history.
+        if self.machine.is_duplicate(event):
+            return
+        if not self.started:
+            spec = self.machine.lifecycle.events.get(event.name)
+            if spec is None or not spec.starts_lifecycle:
+                raise ApplicationError(f"'{event.name}' does not start a lifecycle", type="EventRejected")
+        reason = self.machine.check(event)
+        if reason:
+            raise ApplicationError(reason, type="EventRejected")
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def event_signal(self, event: Event) -> None:
+        """Fire-and-forget road to the same handler; a rejection is kept on the timeline."""
+        receipt = self.event(event)
+        if receipt.status == "rejected":
+            self.machine.record("failed", None, at=workflow.now(), event=event.name, error=receipt.reason)
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> LifecycleStatus:
+        state = self.machine.state
+        return LifecycleStatus(
+            customer_id=state.customer.get("id", ""), stage=state.stage, since=state.stage_since,
+            version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
+            promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
+            pending=state.pending, recent=state.timeline[-50:],
+        )
