@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import celpy
+import celpy.evaluation
 from celpy import celtypes
 
 from engine.durations import format_duration
@@ -31,7 +32,23 @@ def _hours(n: Any) -> celtypes.DurationType:
     return celtypes.DurationType(timedelta(hours=int(n)))
 
 
-FUNCTIONS = {"days": _days, "hours": _hours}
+def _null_safe(compare: Any, if_null: bool) -> Any:
+    # The CEL spec compares anything with null (heterogeneous equality); cel-python raises,
+    # which would turn the natural `facts.score != null && ...` into an error.
+    def equality(a: Any, b: Any) -> Any:
+        if a is None or b is None or isinstance(a, celtypes.NullType) or isinstance(b, celtypes.NullType):
+            same = (a is None or isinstance(a, celtypes.NullType)) == (b is None or isinstance(b, celtypes.NullType))
+            return celtypes.BoolType(same == if_null)
+        return compare(a, b)
+    return equality
+
+
+FUNCTIONS = {
+    "days": _days,
+    "hours": _hours,
+    "_==_": _null_safe(celpy.evaluation.bool_eq, True),
+    "_!=_": _null_safe(celpy.evaluation.bool_ne, False),
+}
 _ENV = celpy.Environment()
 
 

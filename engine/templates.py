@@ -8,9 +8,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from jinja2 import ChainableUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
+# Chainable: a missing value renders empty instead of failing a send at run time;
+# `lifecycle lint` is where an unknown name in a template is reported.
+_ENV = SandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
 
 
 @lru_cache(maxsize=1024)

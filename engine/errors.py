@@ -1,0 +1,44 @@
+"""Load errors as values: each says where (`path:line:column`) and what, in an author's words."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class PlaybookError:
+    """One mistake in a lifecycle, a stage playbook or a template; line and column are 1-based."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class PlaybookLoadError(Exception):
+    """Every error found while loading a lifecycle, reported together so one run fixes many."""
+
+    def __init__(self, errors: Iterable[PlaybookError]) -> None:
+        self.errors: list[PlaybookError] = list(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
+
+
+def suggest(name: object, candidates: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when a candidate is close to `name`, else an empty string."""
+    if not isinstance(name, str):
+        return ""
+    options = sorted({c for c in candidates if isinstance(c, str)})
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if not match:
+        # Case slips ('Email' for 'email') are common and difflib scores them low.
+        lowered = [c for c in options if c.lower() == name.lower()]
+        match = lowered[:1]
+    return f" (did you mean '{match[0]}'?)" if match else ""

@@ -1,0 +1,304 @@
+"""The pure interpreter and lifecycle machine, through the simulator: no Temporal, no loader."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import yaml
+
+from engine.model import Lifecycle, Playbook
+from engine.project import Project
+from engine.simulator import ScheduledEvent, simulate
+from engine.state import Event
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+LIFECYCLE = """
+lifecycle: test
+channels:
+  email: {contact: email}
+  sms: {contact: phone}
+roles:
+  account_manager: Owns the relationship.
+  help_desk_agent: Answers tickets.
+events:
+  order.placed:
+    starts_lifecycle: true
+    payload: {promised_delivery: date!, price: number!}
+  order.delivered:
+    payload: {delivered_at: date!, price_charged: number}
+  survey.answered:
+    payload: {score: int!}
+    updates: {last_score: event.data.score}
+  ticket.opened:
+    payload: {ticket_id: string!}
+    updates: {open_tickets: facts.open_tickets + 1}
+  customer.lost:
+    payload: {reason: string}
+facts:
+  open_tickets: {type: int, initial: 0}
+  last_score: {type: int}
+initial_stage: sale
+stages:
+  sale: {playbook: sale}
+  delivery: {playbook: delivery}
+  closed: {terminal: true}
+  lost: {terminal: true}
+transitions:
+  - {from: sale, "on": order.delivered, to: delivery}
+  - {from: "*", "on": customer.lost, to: lost}
+"""
+
+SALE = """
+playbook: sale
+steps:
+  - {kind: promise, id: promise_date, promise: delivery_date, about: delivery_date,
+     expected: event.data.promised_delivery, made_by: account_manager, tolerance: 1d}
+  - {kind: promise, id: promise_price, promise: price, about: price, expected: event.data.price,
+     made_by: account_manager}
+  - {kind: send, id: summary, template: summary}
+  - {kind: wait, id: nudge_later, duration: 30d}
+  - {kind: send, id: still_waiting, template: summary}
+"""
+
+DELIVERY = """
+playbook: delivery
+vars: {promoter: 9}
+steps:
+  - kind: check_promise
+    id: check_date
+    promise: delivery_date
+    actual: event.data.delivered_at
+    on_broken:
+      - {kind: send, id: apology, template: summary}
+  - {kind: wait, id: settle, duration: 2d}
+  - {kind: send, id: survey, template: summary}
+  - kind: wait_for
+    id: await_survey
+    events: [survey.answered]
+    timeout: 7d
+    on_timeout:
+      - kind: task
+        id: call_back
+        role: account_manager
+        title: Call the customer
+        guideline: Ask how it went; listen first.
+        due: 2d
+        on_overdue:
+          - {kind: task, id: escalate, role: help_desk_agent, title: Escalated, guideline: Call today.}
+        on_done:
+          - {kind: set, id: called, var: called, value: "true"}
+  - kind: if
+    id: referral_gate
+    when: facts.last_score != null && facts.last_score >= vars.promoter && facts.open_tickets == 0
+    then:
+      - {kind: send, id: referral, template: summary, channel: preferred, category: marketing,
+         otherwise: {role: account_manager, title: Ask in person, guideline: Only if happy.}}
+    else:
+      - {kind: set, id: note_no_referral, fact: open_tickets, value: facts.open_tickets}
+  - {kind: end, id: done}
+"""
+
+TEMPLATES = {"summary": "Subject: Hello {{ customer.name }}\n\nDelivery by {{ promises.delivery_date.expected }}."}
+
+
+def project(sale: str = SALE, delivery: str = DELIVERY, lifecycle: str = LIFECYCLE) -> Project:
+    playbooks = {"sale": Playbook.model_validate(yaml.safe_load(sale)),
+                 "delivery": Playbook.model_validate(yaml.safe_load(delivery))}
+    return Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(lifecycle)),
+                   playbooks=playbooks, templates=dict(TEMPLATES),
+                   versions={"sale": "v1", "delivery": "v1"})
+
+
+CUSTOMER = {"id": "c1", "name": "Ada", "email": "ada@example.com", "phone": "+15550100",
+            "preferred_channel": "email", "consent": {"email": True, "sms": True}}
+
+
+def at(days: float, name: str, key: str | None = None, **data) -> ScheduledEvent:
+    return ScheduledEvent(T0 + timedelta(days=days),
+                          Event(customer_id="c1", name=name, data=data, idempotency_key=key))
+
+
+def placed(**overrides) -> ScheduledEvent:
+    return at(0, "order.placed", promised_delivery="2026-03-10", price=100, **overrides)
+
+
+def delivered(day: int, **data) -> ScheduledEvent:
+    return at(day, "order.delivered", delivered_at=(T0 + timedelta(days=day)).date().isoformat(), **data)
+
+
+def test_happy_path_asks_a_promoter_for_a_referral():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(8), at(11, "survey.answered", score=10)])
+    assert timeline.steps() == ["summary", "survey", "referral"]
+    assert timeline.stages() == ["sale", "delivery"]
+    assert timeline.state.ended == "closed"
+    assert timeline.state.promises["delivery_date"].state == "kept"
+
+
+def test_transition_event_interrupts_a_wait():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(8)])
+    assert "still_waiting" not in timeline.steps()  # the 30-day wait was cut short by delivery
+    assert timeline.stages()[-1] == "delivery"
+
+
+def test_wait_runs_its_full_duration_when_nothing_arrives():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(40)])
+    still = [a for a in timeline.actions if a.step == "still_waiting"]
+    assert len(still) == 1
+    message = next(r for r in timeline.records if r.step == "still_waiting")
+    assert message.at == T0 + timedelta(days=30)
+
+
+def test_late_delivery_breaks_the_promise_and_runs_recovery():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(12), at(15, "survey.answered", score=10)])
+    assert timeline.state.promises["delivery_date"].state == "broken"
+    assert "apology" in timeline.steps()
+
+
+def test_tolerance_keeps_a_promise_one_day_late():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(10)])  # promised 03-10, came 03-11
+    assert timeline.state.promises["delivery_date"].state == "kept"
+
+
+def test_no_survey_answer_takes_the_timeout_branch_then_escalates():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(8)])
+    assert timeline.steps() == ["summary", "survey", "call_back", "escalate"]
+    timeout = timeline.of_kind("timeout")
+    assert [r.step for r in timeout] == ["await_survey", "call_back"]
+    assert timeout[0].at == T0 + timedelta(days=8 + 2 + 7)
+
+
+def test_completed_task_runs_on_done_instead_of_escalating():
+    events = [placed(), delivered(8), at(18, "task.completed", task="call_back", outcome="happy")]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert "escalate" not in timeline.steps()
+    assert any(r.kind == "set" and r.step == "called" for r in timeline.records)
+
+
+def test_open_ticket_suppresses_the_referral():
+    events = [placed(), delivered(8), at(9, "ticket.opened", ticket_id="T-1"), at(11, "survey.answered", score=10)]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert timeline.state.facts["open_tickets"] == 1
+    assert "referral" not in timeline.steps()
+
+
+def test_without_email_consent_the_message_goes_to_the_fallback_channel():
+    customer = {**CUSTOMER, "consent": {"email": False, "sms": True}}
+    timeline = simulate(project(), customer, [placed(), delivered(8), at(11, "survey.answered", score=10)])
+    assert {a.channel for a in timeline.actions if a.kind == "message"} == {"sms"}
+    assert timeline.actions[0].to == "+15550100"
+
+
+def test_without_any_consent_a_task_replaces_the_referral_message():
+    customer = {**CUSTOMER, "consent": {}}
+    timeline = simulate(project(), customer, [placed(), delivered(8), at(11, "survey.answered", score=10)])
+    referral = [a for a in timeline.actions if a.step == "referral"]
+    assert referral and referral[0].kind == "task" and referral[0].role == "account_manager"
+    assert [r.step for r in timeline.of_kind("suppressed")] == ["summary", "survey"]
+
+
+def test_action_ids_are_stable_across_runs_and_unique():
+    events = [placed(), delivered(12), at(15, "survey.answered", score=10)]
+    first = [a.id for a in simulate(project(), CUSTOMER, events).actions]
+    second = [a.id for a in simulate(project(), CUSTOMER, events).actions]
+    assert first == second
+    assert len(set(first)) == len(first)
+    assert first[0] == "lifecycle/c1/sale/1/summary"
+
+
+def test_duplicate_idempotency_key_is_acknowledged_and_acted_on_once():
+    events = [placed(), at(1, "ticket.opened", key="k1", ticket_id="T-1"),
+              at(2, "ticket.opened", key="k1", ticket_id="T-1")]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert [r.status for _, r in timeline.receipts] == ["accepted", "accepted", "duplicate"]
+    assert timeline.state.facts["open_tickets"] == 1
+
+
+def test_event_the_stage_cannot_take_is_rejected_with_the_reason():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(8), delivered(9)])
+    receipt = timeline.receipts[2][1]
+    assert receipt.status == "rejected"
+    assert receipt.reason == "stage 'delivery' cannot take 'order.delivered'"
+
+
+def test_bad_payload_is_rejected_and_the_lifecycle_goes_on():
+    events = [placed(), at(1, "order.delivered", delivered_at="soon"), delivered(8)]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert timeline.receipts[1][1].status == "rejected"
+    assert "delivered_at" in timeline.receipts[1][1].reason
+    assert timeline.stages() == ["sale", "delivery"]
+
+
+def test_wildcard_transition_ends_the_lifecycle_from_any_stage():
+    timeline = simulate(project(), CUSTOMER, [placed(), delivered(8), at(9, "customer.lost", reason="moved")])
+    assert timeline.state.ended == "lost"
+    assert "survey" not in timeline.steps()
+
+
+def test_events_after_the_end_are_rejected():
+    events = [placed(), at(1, "customer.lost"), at(2, "ticket.opened", ticket_id="T")]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert timeline.receipts[-1][1].reason == "the lifecycle has ended (lost)"
+
+
+def test_a_start_event_is_required_first():
+    timeline = simulate(project(), CUSTOMER, [at(0, "ticket.opened", ticket_id="T")])
+    assert timeline.receipts[0][1].status == "rejected"
+    assert timeline.actions == []
+
+
+def test_wait_until_a_computed_time():
+    sale = """
+playbook: sale
+steps:
+  - {kind: wait, id: until_before, until: "timestamp(event.data.promised_delivery) - days(2)"}
+  - {kind: send, id: heads_up, template: summary}
+"""
+    timeline = simulate(project(sale=sale), CUSTOMER, [placed()])
+    sent = next(r for r in timeline.records if r.step == "heads_up")
+    assert sent.at == datetime(2026, 3, 8, tzinfo=timezone.utc)
+
+
+def test_goto_moves_to_another_stage_with_its_own_entry_number():
+    sale = """
+playbook: sale
+steps:
+  - {kind: send, id: summary, template: summary}
+  - {kind: goto, id: skip, stage: delivery}
+"""
+    delivery = """
+playbook: delivery
+steps:
+  - {kind: send, id: hello, template: summary}
+"""
+    timeline = simulate(project(sale=sale, delivery=delivery), CUSTOMER, [placed()])
+    assert timeline.stages() == ["sale", "delivery"]
+    assert [a.id for a in timeline.actions] == ["lifecycle/c1/sale/1/summary", "lifecycle/c1/delivery/2/hello"]
+
+
+def test_expression_error_is_recorded_and_counts_as_false():
+    delivery = """
+playbook: delivery
+steps:
+  - kind: if
+    id: gate
+    when: facts.last_score >= 9
+    then: [{kind: send, id: referral, template: summary}]
+"""
+    timeline = simulate(project(delivery=delivery), CUSTOMER, [placed(), delivered(8)])
+    assert "referral" not in timeline.steps()
+    assert timeline.of_kind("failed")[0].step == "gate"
+
+
+def test_templates_render_customer_and_promises():
+    timeline = simulate(project(), CUSTOMER, [placed()])
+    message = timeline.actions[0]
+    assert message.subject == "Hello Ada"
+    assert message.body == "Delivery by 2026-03-10T00:00:00+00:00."
+
+
+def test_events_waited_for_later_in_the_stage_are_kept_in_the_inbox():
+    # An answer that arrives before the wait_for reaches it is not lost.
+    events = [placed(), delivered(8), at(9, "survey.answered", score=10)]
+    timeline = simulate(project(), CUSTOMER, events)
+    assert "referral" in timeline.steps()

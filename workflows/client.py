@@ -1,0 +1,117 @@
+"""The caller's side of the contract: send an event, read a status, list who is where.
+
+The CLI and the HTTP API both go through `LifecycleClient`, so validation, the choice
+between update-with-start and update, and the mapping of errors are the same on every road.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.events import PayloadError, check_event, declared_events
+from engine.lifecycle import lifecycle_id
+from engine.model import Lifecycle
+from engine.state import Event, EventReceipt
+from workflows.contract import EVENT_UPDATE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus
+
+
+class LifecycleNotFound(LookupError):
+    """The customer has no lifecycle and the event does not start one."""
+
+
+@dataclass
+class ListedLifecycle:
+    customer_id: str
+    stage: str
+    playbook: str
+    status: str
+    started_at: Any
+
+
+class LifecycleClient:
+    """Events, status and listings for the lifecycles on one task queue."""
+
+    def __init__(self, client: Client, lifecycle: Lifecycle, task_queue: str = "lifecycle",
+                 max_history: int = 10_000) -> None:
+        self.client = client
+        self.lifecycle = lifecycle
+        self.task_queue = task_queue
+        self.max_history = max_history
+
+    async def send(self, event: Event) -> EventReceipt:
+        """Deliver an event; raises PayloadError for a bad payload and LifecycleNotFound."""
+        event = event.model_copy(update={"data": check_event(self.lifecycle, event.name, event.data)})
+        spec = declared_events(self.lifecycle)[event.name]
+        workflow_id = lifecycle_id(event.customer_id)
+        try:
+            if spec.starts_lifecycle:
+                start = WithStartWorkflowOperation(
+                    WORKFLOW_NAME,
+                    LifecycleStart(customer_id=event.customer_id, lifecycle=self.lifecycle,
+                                   max_history=self.max_history),
+                    id=workflow_id, task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+                return await self.client.execute_update_with_start_workflow(
+                    EVENT_UPDATE, event, start_workflow_operation=start, result_type=EventReceipt,
+                )
+            handle = self.client.get_workflow_handle(workflow_id)
+            return await handle.execute_update(EVENT_UPDATE, event, result_type=EventReceipt)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+            return EventReceipt(status="rejected", reason=reason)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise LifecycleNotFound(
+                    f"customer '{event.customer_id}' has no lifecycle, and '{event.name}' does not start one"
+                ) from None
+            if "already completed" in error.message:
+                return EventReceipt(status="rejected", reason="the lifecycle has ended")
+            raise
+
+    async def status(self, customer_id: str) -> LifecycleStatus:
+        """The status query of the customer's lifecycle (the latest run)."""
+        handle = self.client.get_workflow_handle(lifecycle_id(customer_id))
+        try:
+            return await handle.query(STATUS_QUERY, result_type=LifecycleStatus)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
+            raise
+
+    async def list(self, stage: str | None = None, playbook: str | None = None,
+                   running_only: bool = True, limit: int | None = None) -> list[ListedLifecycle]:
+        """Who is in which stage, from the visibility store."""
+        query = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+        if running_only:
+            query.append("ExecutionStatus = 'Running'")
+        if stage:
+            query.append(f"LifecycleStage = '{_quote(stage)}'")
+        if playbook:
+            query.append(f"LifecyclePlaybook = '{_quote(playbook)}'")
+        found = []
+        async for execution in self.client.list_workflows(" AND ".join(query), limit=limit):
+            attributes = execution.typed_search_attributes
+            values = {pair.key.name: pair.value for pair in attributes}
+            found.append(ListedLifecycle(
+                customer_id=values.get("CustomerId", execution.id.removeprefix("lifecycle/")),
+                stage=values.get("LifecycleStage", ""),
+                playbook=values.get("LifecyclePlaybook", ""),
+                status=execution.status.name.lower() if execution.status else "",
+                started_at=execution.start_time,
+            ))
+        return found
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "")
+
+
+__all__ = ["LifecycleClient", "LifecycleNotFound", "PayloadError"]
