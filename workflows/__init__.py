@@ -1,5 +1,15 @@
 """The Temporal shell around the engine: the customer-lifecycle workflow and its client."""
 
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
 from workflows.lifecycle import CustomerLifecycle
 
 CUSTOMER_WORKFLOWS = [CustomerLifecycle]
+
+# The engine's libraries are deterministic and import submodules lazily (Jinja compiles a
+# template on first use); passing them through keeps one copy, loaded outside the sandbox.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "engine", "jinja2", "markupsafe", "celpy", "lark", "pydantic", "pydantic_core",
+    )
+)

@@ -16,7 +16,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import RETRY_POLICY
+    from activities.policy import DELIVERY_OPTIONS, RETRY_POLICY
     from engine.lifecycle import LifecycleMachine
     from engine.project import StageBundle
     from engine.state import Action, ActionResult, Event, EventReceipt
@@ -57,11 +57,8 @@ class TemporalRuntime:
     async def act(self, action: Action) -> ActionResult:
         try:
             return await workflow.execute_activity(
-                "deliver", action, result_type=ActionResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=RETRY_POLICY,
-                summary=f"{action.kind} {action.step}",
+                "deliver", action, result_type=ActionResult, summary=f"{action.kind} {action.step}",
+                **DELIVERY_OPTIONS,
             )
         except ActivityError as error:
             # A permanent failure (bad address, 4xx) is recorded, never lost silently.

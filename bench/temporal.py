@@ -1,0 +1,145 @@
+"""Engine vs hand-written workflow on the embedded Temporal server, same work, same worker.
+
+The work: one message, wait for an event, three messages. (a) is what an engineer would
+write by hand with the SDK; (b) is the same as a playbook run by the engine. Both share
+the in-memory `deliver` activity below, so the difference is the engine's own cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.playbooks import PlaybookSource
+from cli.devserver import DevServer
+from engine.state import Action, ActionResult, Event
+from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
+from workflows.client import LifecycleClient
+
+LIFECYCLE = Path(__file__).parent / "playbook" / "lifecycle.yaml"
+IN_FLIGHT = 50  # concurrent client calls
+first_action_after_event: dict[str, float] = {}  # workflow id → monotonic time of the first message after the event
+event_sent: dict[str, float] = {}
+
+
+@activity.defn(name="deliver")
+async def deliver(action: Action) -> ActionResult:
+    """An in-memory channel: records when the first message after the event went out."""
+    if action.step == "check_in":
+        first_action_after_event.setdefault(f"lifecycle/{action.customer_id}", time.monotonic())
+    return ActionResult(status="done")
+
+
+@workflow.defn(name="HandwrittenOnboarding")
+class HandwrittenOnboarding:
+    """The same work written directly against the SDK."""
+
+    def __init__(self) -> None:
+        self.delivered = False
+
+    @workflow.run
+    async def run(self, customer_id: str) -> None:
+        def message(step: str) -> Action:
+            return Action(id=f"{workflow.info().workflow_id}/{step}", kind="message", customer_id=customer_id,
+                          stage="onboarding", step=step, channel="email", to="ada@example.com")
+
+        options = dict(start_to_close_timeout=timedelta(seconds=30), result_type=ActionResult)
+        await workflow.execute_activity("deliver", message("welcome"), **options)
+        await workflow.wait_condition(lambda: self.delivered)
+        for step in ("check_in", "survey", "thanks"):
+            await workflow.execute_activity("deliver", message(step), **options)
+
+    @workflow.update
+    def delivered_event(self, delivered_at: str) -> str:
+        self.delivered = True
+        return "accepted"
+
+
+async def _bounded(calls, limit: int = IN_FLIGHT) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call):
+        async with gate:
+            await call()
+
+    await asyncio.gather(*(one(call) for call in calls))
+
+
+async def _history_events(client: Client, ids: list[str]) -> float:
+    counts = []
+    for workflow_id in ids[:20]:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        counts.append(len(history.events))
+    return statistics.mean(counts)
+
+
+async def _variant(client: Client, name: str, count: int, start, send_event) -> dict:
+    first_action_after_event.clear()
+    event_sent.clear()
+    ids = [f"lifecycle/bench-{name}-{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    began = time.monotonic()
+    await _bounded([lambda i=i: start(i) for i in ids])
+
+    async def event(workflow_id: str) -> None:
+        event_sent[workflow_id] = time.monotonic()
+        await send_event(workflow_id)
+
+    await _bounded([lambda i=i: event(i) for i in ids])
+    await _bounded([lambda i=i: client.get_workflow_handle(i).result() for i in ids])
+    elapsed = time.monotonic() - began
+    latencies = sorted(first_action_after_event[i] - event_sent[i] for i in ids if i in first_action_after_event)
+    return {
+        "variant": name, "lifecycles": count, "seconds": elapsed,
+        "lifecycles_per_s": count / elapsed, "actions_per_s": 4 * count / elapsed,
+        "history": await _history_events(client, ids),
+        "p50": latencies[len(latencies) // 2] * 1000, "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+async def run(count: int) -> None:
+    source = PlaybookSource(LIFECYCLE)
+    async with DevServer(headless=True) as server:
+        client = await server.connect()
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        lifecycles = LifecycleClient(client, source.project().lifecycle, queue)
+        worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding],
+                        activities=[deliver, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
+        async with worker:
+            async def hand_start(workflow_id: str) -> None:
+                await client.start_workflow(HandwrittenOnboarding.run, workflow_id.split("/", 1)[1],
+                                            id=workflow_id, task_queue=queue)
+
+            async def hand_event(workflow_id: str) -> None:
+                await client.get_workflow_handle(workflow_id).execute_update(
+                    HandwrittenOnboarding.delivered_event, "2026-03-10")
+
+            async def engine_start(workflow_id: str) -> None:
+                customer = workflow_id.split("/", 1)[1]
+                await lifecycles.send(Event(customer_id=customer, name="order.placed", data={"order_id": "A-1"},
+                                            customer={"name": "Ada", "email": "ada@example.com",
+                                                      "consent": {"email": True}}))
+
+            async def engine_event(workflow_id: str) -> None:
+                await lifecycles.send(Event(customer_id=workflow_id.split("/", 1)[1], name="order.delivered",
+                                            data={"delivered_at": "2026-03-10"}))
+
+            await _variant(client, "warmup", min(20, count), engine_start, engine_event)
+            rows = [await _variant(client, "handwritten", count, hand_start, hand_event),
+                    await _variant(client, "engine", count, engine_start, engine_event)]
+    print()
+    print("temporal: one message, wait for an event, three messages (embedded dev server)")
+    print(f"{'variant':<12} {'lifecycles':>10} {'seconds':>8} {'lifecycles/s':>13} {'actions/s':>10} "
+          f"{'history/lc':>11} {'event→action p50 ms':>20} {'p99 ms':>8}")
+    for row in rows:
+        print(f"{row['variant']:<12} {row['lifecycles']:>10} {row['seconds']:>8.2f} {row['lifecycles_per_s']:>13.1f} "
+              f"{row['actions_per_s']:>10.1f} {row['history']:>11.1f} {row['p50']:>20.1f} {row['p99']:>8.1f}")
+    ratio = rows[1]["lifecycles_per_s"] / rows[0]["lifecycles_per_s"]
+    print(f"ratio engine/handwritten lifecycles_per_s: {ratio:.2f}")
