@@ -16,8 +16,17 @@ class PlaybookError:
     column: int
     message: str
 
+    def __post_init__(self) -> None:
+        # One error, one line: a quoted value may hold a newline or a control character.
+        if not self.message.isprintable():
+            object.__setattr__(self, "message", _one_line(self.message))
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class PlaybookLoadError(Exception):
@@ -42,3 +51,25 @@ def suggest(name: object, candidates: Iterable[str]) -> str:
         lowered = [c for c in options if c.lower() == name.lower()]
         match = lowered[:1]
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def describe_value(value: object) -> str:
+    """A value as an author would name it: `text 'abc'`, `number 3`, `a list`."""
+    from datetime import date
+
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"text '{shown}'"
+    if isinstance(value, date):
+        return f"date {value.isoformat()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

@@ -63,9 +63,14 @@ class FieldSpec(Strict):
     """A typed field of the customer profile, an event payload or a fact."""
 
     type: FieldKind = Field(description="The value's type.", examples=["date"])
-    required: bool = Field(False, description="Whether the value must be present.")
-    description: str = ""
-    enum: list[str] | None = Field(None, description="Allowed values, for a string field.")
+    required: bool = Field(False, description="Whether the value must be present.", examples=[True])
+    description: str = Field(
+        "", description="What the field means, for authors and other systems.",
+        examples=["Delivery date the customer was promised."],
+    )
+    enum: list[str] | None = Field(
+        None, description="Allowed values, for a string field.", examples=[["consumer", "enterprise"]]
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -80,16 +85,24 @@ class FieldSpec(Strict):
 class FactSpec(FieldSpec):
     """A fact kept per customer, updated by events and by `set` steps; rules read it."""
 
-    initial: Any = Field(None, description="The value before any event sets it.")
+    initial: Any = Field(None, description="The value before any event sets it.", examples=[0])
 
 
 class EventSpec(Strict):
     """An event other systems send, with its typed payload."""
 
-    description: str = ""
-    payload: dict[str, FieldSpec] = Field(default_factory=dict)
+    description: str = Field(
+        "", description="When other systems send this event.",
+        examples=["The order was delivered (and installed, when installation was sold)."],
+    )
+    payload: dict[str, FieldSpec] = Field(
+        default_factory=dict,
+        description="Payload fields: name → type, or `type!` for a required one.",
+        examples=[{"delivered_at": "date!", "price_charged": "number"}],
+    )
     starts_lifecycle: bool = Field(
-        False, description="Whether this event creates the customer's lifecycle when none exists."
+        False, description="Whether this event creates the customer's lifecycle when none exists.",
+        examples=[True],
     )
     updates: dict[str, Expression] = Field(
         default_factory=dict,
@@ -102,95 +115,151 @@ class ChannelSpec(Strict):
     """A message channel and the customer field that holds its address."""
 
     contact: str = Field(description="Customer field with the address.", examples=["email"])
-    description: str = ""
+    description: str = Field("", description="What the channel is for.", examples=["Text message; keep it short."])
 
 
 class StageSpec(Strict):
     """A lifecycle stage: the playbook that runs while a customer is in it."""
 
-    description: str = ""
-    playbook: str | None = Field(
-        None, description="Stage playbook file, relative to the lifecycle file."
+    description: str = Field(
+        "", description="What happens to a customer in this stage.",
+        examples=["Delivery: check every promise, repair broken ones."],
     )
-    terminal: bool = Field(False, description="Entering this stage ends the lifecycle.")
+    playbook: str | None = Field(
+        None, description="Stage playbook file, relative to the lifecycle file.",
+        examples=["delivery-check-in.yaml"],
+    )
+    terminal: bool = Field(False, description="Entering this stage ends the lifecycle.", examples=[True])
 
 
 class Transition(Strict):
     """Which event moves a customer from which stage to which, with an optional guard."""
 
     from_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
-        alias="from", description="Stage name(s) or '*' for any non-terminal stage."
+        alias="from", description="Stage name(s) or '*' for any non-terminal stage.",
+        examples=["set_expectations", ["warranty_follow_up", "referral_request"], "*"],
     )
-    on: EventName
-    to: Name
-    when: Expression | None = None
+    on: EventName = Field(description="The event that moves the customer.", examples=["order.delivered"])
+    to: Name = Field(description="The stage the customer moves to.", examples=["delivery_check_in"])
+    when: Expression | None = Field(
+        None, description="A guard: the transition happens only when this CEL expression holds.",
+        examples=["event.data.installed == true"],
+    )
 
 
 class Lifecycle(Strict):
     """The lifecycle file: profile, events, facts, stages and the transitions between them."""
 
-    lifecycle: Name = Field(description="The lifecycle's name.")
-    description: str = ""
+    lifecycle: Name = Field(description="The lifecycle's name.", examples=["customer_relationship"])
+    description: str = Field(
+        "", description="What the lifecycle is for, in a sentence or two.",
+        examples=["Sale, delivery, service and referral for one customer."],
+    )
     customer: dict[str, FieldSpec] = Field(
         default_factory=dict,
         description="Business-defined customer fields, beyond the built-in ones.",
+        examples=[{"segment": {"type": "string", "enum": ["consumer", "enterprise"]}}],
     )
     channels: dict[Name, ChannelSpec] = Field(
-        description="Message channels, in fallback order for `channel: preferred`."
+        description="Message channels, in fallback order for `channel: preferred`.",
+        examples=[{"email": {"contact": "email"}, "sms": {"contact": "phone"}}],
     )
-    roles: dict[Name, str] = Field(description="Human roles that receive tasks: name → what they do.")
-    events: dict[EventName, EventSpec]
-    facts: dict[Name, FactSpec] = Field(default_factory=dict)
-    initial_stage: Name
-    stages: dict[Name, StageSpec]
-    transitions: list[Transition] = Field(default_factory=list)
-    templates: str = Field("templates", description="Template folder, relative to the lifecycle file.")
+    roles: dict[Name, str] = Field(
+        description="Human roles that receive tasks: name → what they do.",
+        examples=[{"account_manager": "Owns the relationship after the sale."}],
+    )
+    events: dict[EventName, EventSpec] = Field(
+        description="Events other systems send: name → payload and fact updates.",
+        examples=[{"order.delivered": {"payload": {"delivered_at": "date!"}}}],
+    )
+    facts: dict[Name, FactSpec] = Field(
+        default_factory=dict,
+        description="Facts kept per customer, which events update and rules read.",
+        examples=[{"open_tickets": {"type": "int", "initial": 0}}],
+    )
+    initial_stage: Name = Field(
+        description="The stage a new lifecycle starts in.", examples=["set_expectations"]
+    )
+    stages: dict[Name, StageSpec] = Field(
+        description="The stages: name → playbook file, or `terminal: true`.",
+        examples=[{"delivery_check_in": {"playbook": "delivery-check-in.yaml"}, "closed": {"terminal": True}}],
+    )
+    transitions: list[Transition] = Field(
+        default_factory=list,
+        description="Which event moves a customer from which stage to which; the first match wins.",
+        examples=[[{"from": "set_expectations", "on": "order.delivered", "to": "delivery_check_in"}]],
+    )
+    templates: str = Field(
+        "templates", description="Template folder, relative to the lifecycle file.", examples=["templates"]
+    )
 
 
 # ---------------------------------------------------------------- stage playbooks
+
+# An example list of steps, shown in the JSON Schema next to fields that hold steps.
+STEPS_EXAMPLE = [{"kind": "send", "template": "apology", "channel": "preferred"}]
 
 
 class Step(Strict):
     """Fields every step has."""
 
     id: Name | None = Field(
-        None, description="Stable step id, used in action ids, logs and tests. Defaults to its path."
+        None, description="Stable step id, used in action ids, logs and tests. Defaults to its path.",
+        examples=["check_delivery_date"],
     )
-    note: str = Field("", description="A comment for humans; not executed.")
+    note: str = Field(
+        "", description="A comment for humans; not executed.",
+        examples=["Best practice: check in within two days of delivery."],
+    )
 
 
 class TaskSpec(Strict):
     """Work for a human role, with the best-practice guideline for that step."""
 
-    role: Name
-    title: str
-    guideline: str = Field(description="What good practice looks like for this task.")
-    due: Duration | None = Field(None, description="How long the role has to do it.")
+    role: Name = Field(description="The role that does the task.", examples=["account_manager"])
+    title: str = Field(description="The task in a few words.", examples=["Call the customer about the delivery"])
+    guideline: str = Field(
+        description="What good practice looks like for this task.",
+        examples=["Ask how the installation went; listen before you suggest anything."],
+    )
+    due: Duration | None = Field(None, description="How long the role has to do it.", examples=["2d"])
 
 
 class Send(Step):
     """Send a message from a template on a channel, or on the customer's preferred one."""
 
-    kind: Literal["send"] = "send"
-    template: str = Field(description="Template name in the template folder.")
+    kind: Literal["send"] = Field("send", description="Send a message.", examples=["send"])
+    template: str = Field(description="Template name in the template folder.", examples=["check_in"])
     channel: str = Field(
         "preferred",
         description="A declared channel, or 'preferred': the customer's preferred channel, "
         "then the others in the lifecycle's fallback order.",
+        examples=["preferred", "email"],
     )
-    category: Literal["transactional", "marketing"] = "transactional"
+    category: Literal["transactional", "marketing"] = Field(
+        "transactional",
+        description="'marketing' for messages that sell or ask (referral requests, offers).",
+        examples=["marketing"],
+    )
     otherwise: TaskSpec | None = Field(
-        None, description="A task to create instead when no channel has the customer's consent."
+        None, description="A task to create instead when no channel has the customer's consent.",
+        examples=[{"role": "account_manager", "title": "Call instead", "guideline": "Ask how it went."}],
     )
 
 
 class Task(Step, TaskSpec):
     """Create a task; with `on_done` or `on_overdue` the stage waits for its outcome."""
 
-    kind: Literal["task"] = "task"
-    on_done: list[AnyStep] = Field(default_factory=list)
+    kind: Literal["task"] = Field("task", description="Create a task for a role.", examples=["task"])
+    on_done: list[AnyStep] = Field(
+        default_factory=list,
+        description="Steps to run when the task is reported done (event task.completed).",
+        examples=[[{"kind": "set", "var": "called", "value": "true"}]],
+    )
     on_overdue: list[AnyStep] = Field(
-        default_factory=list, description="Escalation when the task is not done by `due`."
+        default_factory=list, description="Escalation when the task is not done by `due`.",
+        examples=[[{"kind": "task", "role": "project_manager", "title": "Escalated",
+                    "guideline": "Call the customer today."}]],
     )
 
     @model_validator(mode="after")
@@ -203,10 +272,11 @@ class Task(Step, TaskSpec):
 class Wait(Step):
     """Pause the stage for a fixed time, or until a time computed from the context."""
 
-    kind: Literal["wait"] = "wait"
-    duration: Duration | None = None
+    kind: Literal["wait"] = Field("wait", description="Pause the stage.", examples=["wait"])
+    duration: Duration | None = Field(None, description="How long to wait.", examples=["2d"])
     until: Expression | None = Field(
-        None, examples=["timestamp(customer.warranty_ends) - duration('720h')"]
+        None, description="A CEL expression giving the time to wait until.",
+        examples=["timestamp(customer.warranty_ends) - duration('720h')"],
     )
 
     @model_validator(mode="after")
@@ -219,12 +289,19 @@ class Wait(Step):
 class WaitFor(Step):
     """Wait for one of several events; after a timeout, run `on_timeout` instead."""
 
-    kind: Literal["wait_for"] = "wait_for"
-    events: list[EventName] = Field(min_length=1)
-    timeout: Duration | None = None
-    on_timeout: list[AnyStep] = Field(default_factory=list)
+    kind: Literal["wait_for"] = Field("wait_for", description="Wait for an event.", examples=["wait_for"])
+    events: list[EventName] = Field(
+        min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
+    )
+    timeout: Duration | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    on_timeout: list[AnyStep] = Field(
+        default_factory=list, description="Steps to run when no event came before the timeout.",
+        examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",
+                    "guideline": "Ask how it went."}]],
+    )
     on: dict[EventName, list[AnyStep]] = Field(
-        default_factory=dict, description="Steps to run for a particular event that arrived."
+        default_factory=dict, description="Steps to run for a particular event that arrived.",
+        examples=[{"survey.answered": [{"kind": "set", "var": "answered", "value": "true"}]}],
     )
 
     @model_validator(mode="after")
@@ -235,26 +312,38 @@ class WaitFor(Step):
 
 
 class Branch(Strict):
+    """An `elif` branch of an `if` step: a condition and the steps it guards."""
+
     when: Expression
-    then: list[AnyStep]
+    then: list[AnyStep] = Field(
+        description="Steps to run when the condition holds.", examples=[STEPS_EXAMPLE]
+    )
 
 
 class If(Step):
     """Run the first branch whose condition holds, else the `else` steps."""
 
-    kind: Literal["if"] = "if"
+    kind: Literal["if"] = Field("if", description="Branch on a condition.", examples=["if"])
     when: Expression
-    then: list[AnyStep]
-    elif_: list[Branch] = Field(default_factory=list, alias="elif")
-    else_: list[AnyStep] = Field(default_factory=list, alias="else")
+    then: list[AnyStep] = Field(
+        description="Steps to run when the condition holds.", examples=[STEPS_EXAMPLE]
+    )
+    elif_: list[Branch] = Field(
+        default_factory=list, alias="elif", description="Further conditions, tried in order.",
+        examples=[[{"when": "facts.last_satisfaction <= 6", "then": STEPS_EXAMPLE}]],
+    )
+    else_: list[AnyStep] = Field(
+        default_factory=list, alias="else", description="Steps to run when no condition holds.",
+        examples=[STEPS_EXAMPLE],
+    )
 
 
 class Set(Step):
     """Set a stage variable or a customer fact from an expression."""
 
-    kind: Literal["set"] = "set"
-    var: Name | None = None
-    fact: Name | None = None
+    kind: Literal["set"] = Field("set", description="Set a variable or a fact.", examples=["set"])
+    var: Name | None = Field(None, description="The stage variable to set.", examples=["called"])
+    fact: Name | None = Field(None, description="The customer fact to set.", examples=["referral_requested_at"])
     value: Expression
 
     @model_validator(mode="after")
@@ -267,41 +356,53 @@ class Set(Step):
 class Promise(Step):
     """Record a promise made to the customer in the promise ledger."""
 
-    kind: Literal["promise"] = "promise"
+    kind: Literal["promise"] = Field("promise", description="Record a promise.", examples=["promise"])
     promise: Name = Field(description="The promise's name in the ledger.", examples=["delivery_date"])
-    about: Literal["delivery_date", "price", "scope", "response_time", "other"]
+    about: Literal["delivery_date", "price", "scope", "response_time", "other"] = Field(
+        description="What the promise is about; decides how it is checked.", examples=["delivery_date"]
+    )
     expected: Expression = Field(description="What was promised.", examples=["event.data.promised_delivery"])
-    made_by: Name = Field(description="The role that made the promise.")
-    description: str = Field("", description="The promise in words, for the customer summary.")
+    made_by: Name = Field(description="The role that made the promise.", examples=["sales_rep"])
+    description: str = Field(
+        "", description="The promise in words, for the customer summary.",
+        examples=["Delivered and installed by the date in your order."],
+    )
     tolerance: Duration | float | None = Field(
-        None, description="Slack allowed when checking: a duration for dates, an amount for prices."
+        None, description="Slack allowed when checking: a duration for dates, an amount for prices.",
+        examples=["1d", 0.5],
     )
 
 
 class CheckPromise(Step):
     """Compare a promise with what happened, mark it kept or broken, recover when broken."""
 
-    kind: Literal["check_promise"] = "check_promise"
-    promise: Name
-    actual: Expression = Field(examples=["event.data.delivered_at"])
-    on_kept: list[AnyStep] = Field(default_factory=list)
+    kind: Literal["check_promise"] = Field(
+        "check_promise", description="Check a promise.", examples=["check_promise"]
+    )
+    promise: Name = Field(description="The promise to check.", examples=["delivery_date"])
+    actual: Expression = Field(description="What actually happened.", examples=["event.data.delivered_at"])
+    on_kept: list[AnyStep] = Field(
+        default_factory=list, description="Steps to run when the promise was kept.",
+        examples=[[{"kind": "send", "template": "thank_you"}]],
+    )
     on_broken: list[AnyStep] = Field(
-        default_factory=list, description="Service recovery: acknowledge, apologise, fix, offer."
+        default_factory=list, description="Service recovery: acknowledge, apologise, fix, offer.",
+        examples=[STEPS_EXAMPLE],
     )
 
 
 class Goto(Step):
     """Move the customer to another stage now."""
 
-    kind: Literal["goto"] = "goto"
-    stage: Name
+    kind: Literal["goto"] = Field("goto", description="Move to another stage.", examples=["goto"])
+    stage: Name = Field(description="The stage to move to.", examples=["referral_request"])
 
 
 class End(Step):
     """End the lifecycle."""
 
-    kind: Literal["end"] = "end"
-    outcome: str = Field("closed", examples=["closed", "lost"])
+    kind: Literal["end"] = Field("end", description="End the lifecycle.", examples=["end"])
+    outcome: str = Field("closed", description="How the lifecycle ended.", examples=["closed", "lost"])
 
 
 AnyStep = Annotated[
@@ -315,13 +416,20 @@ STEP_KINDS = (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, E
 class Playbook(Strict):
     """A stage playbook: the steps a stage runs, top to bottom."""
 
-    playbook: Name = Field(description="The stage this playbook runs in.")
-    description: str = ""
+    playbook: Name = Field(description="The stage this playbook runs in.", examples=["delivery_check_in"])
+    description: str = Field(
+        "", description="What the stage does and why, for the people who run it.",
+        examples=["Check every promise against what happened; recover when one was broken."],
+    )
     vars: dict[Name, Any] = Field(
         default_factory=dict,
         description="The playbook's parameters, readable as vars.NAME; `set` may change them.",
+        examples=[{"promoter_score": 9}],
     )
-    steps: list[AnyStep] = Field(min_length=1)
+    steps: list[AnyStep] = Field(
+        min_length=1, description="The steps, run top to bottom.",
+        examples=[[{"kind": "wait", "duration": "2d"}, {"kind": "send", "template": "check_in"}]],
+    )
 
 
 for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):

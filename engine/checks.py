@@ -1,0 +1,559 @@
+"""Cross-reference checks on a loaded lifecycle: every name a playbook uses must exist.
+
+The models check each file's shape; these checks look across files (stages, events,
+channels, roles, facts, templates, promises) and inside expressions and templates, and
+locate each error at the node that holds the bad name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from jinja2 import nodes as jinja_nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.errors import PlaybookError, describe_value, suggest
+from engine.model import (
+    BUILTIN_CUSTOMER_FIELDS,
+    BUILTIN_EVENTS,
+    CheckPromise,
+    End,
+    EventSpec,
+    FactSpec,
+    Goto,
+    If,
+    Lifecycle,
+    Playbook,
+    Promise,
+    Send,
+    Set,
+    Task,
+    Wait,
+    WaitFor,
+)
+from engine.references import ExpressionSyntaxError, analyse
+
+DataPath = tuple[Any, ...]
+
+ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
+EVENT_FIELDS = ("name", "data", "occurred_at")
+PROMISE_FIELDS = ("about", "description", "expected", "state", "actual", "made_by")
+# What a message template sees (engine.context.template_context): the roots plus the stage.
+TEMPLATE_ROOTS = (*ROOTS, "stage")
+TEMPLATE_EVENT_FIELDS = ("name", "data")
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _functions() -> set[str]:
+    """Functions and methods an expression may call: CEL's, the macros and the engine's own."""
+    from celpy.evaluation import base_functions
+
+    from engine.expressions import FUNCTIONS
+    from engine.references import MACROS
+
+    names = {name for name in base_functions if name[:1].isalpha()}
+    return names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"}
+
+
+class Located(Protocol):
+    """A parsed file that can place an error at a data path (engine.loader.Document)."""
+
+    path: str
+
+    def position(self, path: DataPath, key: bool = False) -> tuple[int, int]: ...
+
+    def error(self, path: DataPath, message: str, key: bool = False) -> PlaybookError: ...
+
+    def expression_error(self, path: DataPath, line: int, column: int, message: str) -> PlaybookError: ...
+
+
+@dataclass
+class Scope:
+    """What an expression at some place may read."""
+
+    where: str
+    roots: tuple[str, ...] = ROOTS
+    events: set[str] | None = None  # the events `event` can be here; None: cannot tell
+    vars: set[str] = field(default_factory=set)
+    promises: set[str] | None = None  # None: unknown (a playbook failed to load), skip
+
+
+def _all_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
+    return {**BUILTIN_EVENTS, **lifecycle.events}
+
+
+def _customer_fields(lifecycle: Lifecycle) -> set[str]:
+    return set(BUILTIN_CUSTOMER_FIELDS) | set(lifecycle.customer)
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+# ---------------------------------------------------------------- expressions
+
+
+def check_expression(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
+                     scope: Scope) -> list[PlaybookError]:
+    """Syntax and every name an expression reads, each error placed inside the YAML scalar."""
+    try:
+        info = analyse(source)
+    except ExpressionSyntaxError as error:
+        return [doc.expression_error(path, error.line, error.column, error.message)]
+    errors: list[PlaybookError] = []
+
+    def at(ref_position: tuple[int, int], message: str) -> None:
+        errors.append(doc.expression_error(path, ref_position[0], ref_position[1], message))
+
+    events = _all_events(lifecycle)
+    for ref in info.references:
+        root, names, positions = ref.root, ref.names, ref.positions
+        if root not in scope.roots:
+            readable = ", ".join(scope.roots)
+            if root in ROOTS:
+                at(positions[0], f"'{root}' cannot be used in {scope.where} (it can read {readable})")
+            else:
+                at(positions[0], f"unknown name '{root}'{suggest(root, scope.roots)}; "
+                                 f"an expression can read {readable}")
+            continue
+        if len(names) < 2:
+            continue
+        name = names[1]
+        if root == "customer" and name not in _customer_fields(lifecycle):
+            at(positions[1], f"unknown customer field '{name}'{suggest(name, _customer_fields(lifecycle))}")
+        elif root == "facts" and name not in lifecycle.facts:
+            at(positions[1], f"unknown fact '{name}'{suggest(name, lifecycle.facts)}")
+        elif root == "vars" and name not in scope.vars:
+            at(positions[1], f"unknown var '{name}'{suggest(name, scope.vars)}; "
+                             f"declare it in the playbook's 'vars' or set it with a 'set' step")
+        elif root == "event":
+            if name not in EVENT_FIELDS:
+                at(positions[1], f"unknown event field '{name}'{suggest(name, EVENT_FIELDS)}; "
+                                 f"an event has name, data and occurred_at")
+            elif name == "data" and len(names) > 2:
+                _check_payload_field(events, scope.events, names[2], positions[2], at)
+        elif root == "promises" and scope.promises is not None:
+            if name not in scope.promises:
+                at(positions[1], f"unknown promise '{name}'{suggest(name, scope.promises)}; "
+                                 f"no 'promise' step records it")
+            elif len(names) > 2 and names[2] not in PROMISE_FIELDS:
+                at(positions[2], f"a promise has no field '{names[2]}'{suggest(names[2], PROMISE_FIELDS)}; "
+                                 f"it has {', '.join(PROMISE_FIELDS)}")
+    known = _functions()
+    for call in info.calls:
+        if call.name not in known:
+            at((call.line, call.column), f"unknown function '{call.name}'{suggest(call.name, known)}")
+    return errors
+
+
+def _check_payload_field(events: dict[str, EventSpec], possible: set[str] | None, name: str,
+                         position: tuple[int, int], at: Any) -> None:
+    candidates = [e for e in (possible or ()) if e in events]
+    if not candidates:
+        candidates = list(events)  # cannot tell which event this is: any declared one
+    fields = {f for e in candidates for f in events[e].payload}
+    if name in fields:
+        return
+    if len(candidates) == 1:
+        at(position, f"event '{candidates[0]}' has no payload field '{name}'{suggest(name, fields)}")
+    elif possible:
+        at(position, f"none of the events {_names(candidates)} has a payload field "
+                     f"'{name}'{suggest(name, fields)}")
+    else:
+        at(position, f"no event has a payload field '{name}'{suggest(name, fields)}")
+
+
+# ---------------------------------------------------------------- the lifecycle file
+
+
+def check_lifecycle(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
+    """Stages, events, channels, facts and transitions of the lifecycle file."""
+    errors: list[PlaybookError] = []
+    stages = lifecycle.stages
+    events = _all_events(lifecycle)
+    customer = _customer_fields(lifecycle)
+
+    def unknown_stage(name: str) -> str:
+        return f"unknown stage '{name}'{suggest(name, stages)}"
+
+    if lifecycle.initial_stage not in stages:
+        errors.append(doc.error(("initial_stage",), unknown_stage(lifecycle.initial_stage)))
+    elif stages[lifecycle.initial_stage].terminal:
+        errors.append(doc.error(("initial_stage",), f"the initial stage '{lifecycle.initial_stage}' "
+                                                    f"is terminal: the lifecycle would end at once"))
+    for name, channel in lifecycle.channels.items():
+        if channel.contact not in customer:
+            errors.append(doc.error(
+                ("channels", name, "contact"),
+                f"channel '{name}': '{channel.contact}' is not a customer field"
+                f"{suggest(channel.contact, customer)}",
+            ))
+    for name, spec in lifecycle.facts.items():
+        problem = _initial_problem(spec)
+        if problem:
+            errors.append(doc.error(("facts", name, "initial"), f"fact '{name}': {problem}"))
+    if lifecycle.events and not any(spec.starts_lifecycle for spec in lifecycle.events.values()):
+        errors.append(doc.error(("events",), "no event has 'starts_lifecycle: true', so no "
+                                             "lifecycle can ever start", key=True))
+    for name, spec in lifecycle.events.items():
+        for fact, source in spec.updates.items():
+            path = ("events", name, "updates", fact)
+            if fact not in lifecycle.facts:
+                errors.append(doc.error(path, f"unknown fact '{fact}'{suggest(fact, lifecycle.facts)}", key=True))
+            scope = Scope(where="an event's 'updates'", roots=_without_vars(), events={name})
+            errors += check_expression(lifecycle, doc, path, source, scope)
+    errors += _check_transitions(lifecycle, doc, events, unknown_stage)
+    return errors
+
+
+def _without_vars() -> tuple[str, ...]:
+    return tuple(root for root in ROOTS if root != "vars")
+
+
+def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, EventSpec],
+                       unknown_stage: Any) -> list[PlaybookError]:
+    errors: list[PlaybookError] = []
+    stages = lifecycle.stages
+    live = [name for name, spec in stages.items() if not spec.terminal]
+    first_unconditional: dict[tuple[str, str], int] = {}
+    for index, transition in enumerate(lifecycle.transitions):
+        base = ("transitions", index)
+        seen: set[str] = set()
+        for position, source in enumerate(transition.from_):
+            # A scalar `from: sale` has no item node; the position falls back to `from` itself.
+            where = (*base, "from", position)
+            if source in seen:
+                errors.append(doc.error(where, f"stage '{source}' is listed twice"))
+            seen.add(source)
+            if source == "*":
+                continue
+            if source not in stages:
+                hint = suggest(source, stages) or " (name a stage, or '*' for any stage)"
+                errors.append(doc.error(where, f"unknown stage '{source}'{hint}"))
+            elif stages[source].terminal:
+                errors.append(doc.error(where, f"stage '{source}' is terminal: no transition can leave it"))
+        if transition.on not in events:
+            errors.append(doc.error((*base, "on"), f"unknown event '{transition.on}'{suggest(transition.on, events)}"))
+        if transition.to not in stages:
+            errors.append(doc.error((*base, "to"), unknown_stage(transition.to)))
+        if transition.when is not None:
+            scope = Scope(where="a transition's 'when'", roots=_without_vars(), events={transition.on})
+            errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
+        # The first matching transition wins: one after an unconditional twin never fires.
+        sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]
+        blockers = [first_unconditional.get((s, transition.on)) for s in sources]
+        if sources and all(b is not None for b in blockers):
+            line = doc.position(("transitions", min(b for b in blockers if b is not None)))[0]
+            errors.append(doc.error(base, f"this transition never fires: the transition at line {line} "
+                                          f"already takes '{transition.on}' from the same stage without a 'when'"))
+        if transition.when is None:
+            for source in sources:
+                first_unconditional.setdefault((source, transition.on), index)
+    return errors
+
+
+def _initial_problem(spec: FactSpec) -> str | None:
+    """Why a fact's initial value does not fit its type (only the unambiguous cases)."""
+    value = spec.initial
+    if value is None:
+        return None
+    expected = {
+        "string": lambda v: isinstance(v, str),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "list": lambda v: isinstance(v, list),
+        "map": lambda v: isinstance(v, dict),
+        "date": lambda v: isinstance(v, (date, str)),
+        "timestamp": lambda v: isinstance(v, (date, str)),
+        "duration": lambda v: isinstance(v, str),
+    }[spec.type]
+    if not expected(value):
+        return f"the initial value ({describe_value(value)}) is not of type {spec.type}"
+    if spec.enum is not None and spec.type == "string" and value not in spec.enum:
+        return f"initial value '{value}' is not one of: {', '.join(spec.enum)}"
+    return None
+
+
+# ---------------------------------------------------------------- stage playbooks
+
+
+def promises_recorded(playbooks: Iterable[Playbook]) -> set[str]:
+    """Names of every promise a `promise` step records, in any stage playbook."""
+    return {step.promise for playbook in playbooks for step, _ in step_paths(playbook.steps)
+            if isinstance(step, Promise)}
+
+
+def step_paths(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[Any, DataPath]]:
+    """Every step at any depth with its data path as written in YAML (`elif`, `else`, `on`)."""
+    for index, step in enumerate(steps):
+        path = (*prefix, index)
+        yield step, path
+        for nested, sub in _nested(step, path):
+            yield from step_paths(nested, sub)
+
+
+def _nested(step: Any, path: DataPath) -> Iterator[tuple[list[Any], DataPath]]:
+    for name, alias in (("then", "then"), ("else_", "else"), ("on_done", "on_done"),
+                        ("on_overdue", "on_overdue"), ("on_timeout", "on_timeout"),
+                        ("on_kept", "on_kept"), ("on_broken", "on_broken")):
+        value = getattr(step, name, None)
+        if value:
+            yield value, (*path, alias)
+    for index, branch in enumerate(getattr(step, "elif_", None) or []):
+        yield branch.then, (*path, "elif", index, "then")
+    for event, steps in (getattr(step, "on", None) or {}).items():
+        yield steps, (*path, "on", event)
+
+
+def is_template_name(name: str) -> bool:
+    """A template name is a plain file name: no folders, no way out of the template folder."""
+    return bool(_TEMPLATE_NAME.match(name)) and ".." not in name
+
+
+def entry_events(lifecycle: Lifecycle, stage: str) -> set[str] | None:
+    """Events that can bring a customer into `stage`; None when it cannot be told."""
+    names = {t.on for t in lifecycle.transitions if t.to == stage}
+    if stage == lifecycle.initial_stage:
+        names |= {name for name, spec in lifecycle.events.items() if spec.starts_lifecycle}
+    return names or None
+
+
+class _PlaybookChecker:
+    """The checks of one stage playbook, with the flow of `event` through its steps."""
+
+    def __init__(self, lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located,
+                 promises: set[str] | None, templates: set[str], templates_folder: str) -> None:
+        self.lifecycle = lifecycle
+        self.stage = stage
+        self.playbook = playbook
+        self.doc = doc
+        self.promises = promises
+        self.templates = templates
+        self.templates_folder = templates_folder
+        self.events = _all_events(lifecycle)
+        self.errors: list[PlaybookError] = []
+        self.vars = set(playbook.vars) | {
+            step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
+        }
+
+    def run(self) -> list[PlaybookError]:
+        if self.playbook.playbook != self.stage:
+            self.errors.append(self.doc.error(
+                ("playbook",), f"playbook '{self.playbook.playbook}' runs in stage '{self.stage}'; "
+                               f"name it '{self.stage}'",
+            ))
+        self._duplicate_ids()
+        self._flow(self.playbook.steps, ("steps",), entry_events(self.lifecycle, self.stage))
+        return self.errors
+
+    def error(self, path: DataPath, message: str, key: bool = False) -> None:
+        self.errors.append(self.doc.error(path, message, key=key))
+
+    def _duplicate_ids(self) -> None:
+        first: dict[str, DataPath] = {}
+        for step, path in step_paths(self.playbook.steps):
+            if step.id is None:
+                continue
+            if step.id in first:
+                line = self.doc.position((*first[step.id], "id"))[0]
+                self.error((*path, "id"), f"duplicate step id '{step.id}' (first used at line {line})")
+            else:
+                first[step.id] = path
+
+    def _expression(self, path: DataPath, source: str, events: set[str] | None) -> None:
+        scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises)
+        self.errors += check_expression(self.lifecycle, self.doc, path, source, scope)
+
+    def _role(self, path: DataPath, role: str) -> None:
+        if role not in self.lifecycle.roles:
+            self.error(path, f"unknown role '{role}'{suggest(role, self.lifecycle.roles)}")
+
+    def _flow(self, steps: list[Any], prefix: DataPath, events: set[str] | None) -> set[str] | None:
+        """Check steps in order; return the events `event` can be after them (None: any)."""
+        for index, step in enumerate(steps):
+            path = (*prefix, index)
+            if index > 0 and isinstance(steps[index - 1], (Goto, End)):
+                self.error(path, f"this step never runs: the '{steps[index - 1].kind}' step before it "
+                                 f"leaves the stage")
+            events = self._step(step, path, events)
+        return events
+
+    def _step(self, step: Any, path: DataPath, events: set[str] | None) -> set[str] | None:
+        if isinstance(step, Send):
+            self._send(step, path)
+        elif isinstance(step, Task):
+            self._role((*path, "role"), step.role)
+            if step.on_done or step.on_overdue:
+                done = self._flow(step.on_done, (*path, "on_done"), {"task.completed"})
+                overdue = self._flow(step.on_overdue, (*path, "on_overdue"), events)
+                return _union(_union(done, overdue), events)
+        elif isinstance(step, Wait):
+            if step.until is not None:
+                self._expression((*path, "until"), step.until, events)
+        elif isinstance(step, WaitFor):
+            return self._wait_for(step, path, events)
+        elif isinstance(step, If):
+            self._expression((*path, "when"), step.when, events)
+            after = self._flow(step.then, (*path, "then"), events)
+            for index, branch in enumerate(step.elif_):
+                self._expression((*path, "elif", index, "when"), branch.when, events)
+                after = _union(after, self._flow(branch.then, (*path, "elif", index, "then"), events))
+            return _union(after, self._flow(step.else_, (*path, "else"), events))
+        elif isinstance(step, Set):
+            if step.fact is not None and step.fact not in self.lifecycle.facts:
+                self.error((*path, "fact"), f"unknown fact '{step.fact}'{suggest(step.fact, self.lifecycle.facts)}")
+            self._expression((*path, "value"), step.value, events)
+        elif isinstance(step, Promise):
+            self._role((*path, "made_by"), step.made_by)
+            self._expression((*path, "expected"), step.expected, events)
+            self._tolerance(step, path)
+        elif isinstance(step, CheckPromise):
+            if self.promises is not None and step.promise not in self.promises:
+                self.error((*path, "promise"), f"no 'promise' step records a promise named '{step.promise}'"
+                                               f"{suggest(step.promise, self.promises)}")
+            self._expression((*path, "actual"), step.actual, events)
+            kept = self._flow(step.on_kept, (*path, "on_kept"), events)
+            return _union(kept, self._flow(step.on_broken, (*path, "on_broken"), events))
+        elif isinstance(step, Goto):
+            if step.stage not in self.lifecycle.stages:
+                self.error((*path, "stage"), f"unknown stage '{step.stage}'{suggest(step.stage, self.lifecycle.stages)}")
+        return events
+
+    def _send(self, step: Send, path: DataPath) -> None:
+        name = step.template
+        if not is_template_name(name):
+            self.error((*path, "template"), f"template name '{name}' must be a file name in the "
+                                            f"template folder, without folders")
+        elif name not in self.templates:
+            self.error((*path, "template"), f"unknown template '{name}': no file "
+                                            f"{self.templates_folder}/{name}.txt"
+                                            f"{suggest(name, self.templates)}")
+        channels = self.lifecycle.channels
+        if step.channel != "preferred" and step.channel not in channels:
+            hint = suggest(step.channel, [*channels, "preferred"])
+            self.error((*path, "channel"), f"unknown channel '{step.channel}'"
+                                           f"{hint or f' (use {_names(channels)} or preferred)'}")
+        if step.otherwise is not None:
+            self._role((*path, "otherwise", "role"), step.otherwise.role)
+
+    def _wait_for(self, step: WaitFor, path: DataPath, events: set[str] | None) -> set[str] | None:
+        seen: set[str] = set()
+        for index, name in enumerate(step.events):
+            if name in seen:
+                self.error((*path, "events", index), f"event '{name}' is listed twice")
+            seen.add(name)
+            if name not in self.events:
+                self.error((*path, "events", index), f"unknown event '{name}'{suggest(name, self.events)}")
+        after: set[str] | None = {name for name in step.events if name not in step.on}
+        for name, steps in step.on.items():
+            if name not in step.events:
+                self.error((*path, "on", name), f"'on' names event '{name}' that this wait_for does not "
+                                                f"wait for{suggest(name, step.events)}", key=True)
+            after = _union(after, self._flow(steps, (*path, "on", name), {name}))
+        if step.timeout is not None:
+            after = _union(after, self._flow(step.on_timeout, (*path, "on_timeout"), events))
+        return after
+
+    def _tolerance(self, step: Promise, path: DataPath) -> None:
+        if step.tolerance is None:
+            return
+        timed = step.about in ("delivery_date", "response_time")
+        if timed and not isinstance(step.tolerance, timedelta):
+            self.error((*path, "tolerance"), f"a {step.about} promise needs a duration as tolerance, e.g. 2d")
+        elif step.about == "price" and isinstance(step.tolerance, timedelta):
+            self.error((*path, "tolerance"), "a price promise needs an amount as tolerance, e.g. 10")
+
+
+def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
+    if a is None or b is None:
+        return None
+    return a | b
+
+
+def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located, *,
+                   promises: set[str] | None, templates: set[str], templates_folder: str) -> list[PlaybookError]:
+    """Every cross-reference of one stage playbook; `promises` None skips the promise checks."""
+    return _PlaybookChecker(lifecycle, stage, playbook, doc, promises, templates, templates_folder).run()
+
+
+# ---------------------------------------------------------------- templates
+
+
+_ENV = SandboxedEnvironment()
+
+
+def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
+                   promises: set[str] | None) -> list[PlaybookError]:
+    """Names a template reads: unknown roots, customer fields, facts, vars, payload fields."""
+    from jinja2 import meta
+
+    from engine.templates import split_subject
+
+    subject, body = split_subject(source)
+    parts = [(body, 1)]
+    if subject:
+        _, _, rest = source.partition("\n")
+        parts = [(subject, 1), (body, 2 + len(rest) - len(rest.lstrip("\n")))]
+    errors: list[PlaybookError] = []
+    variables = set().union(*(p.vars for p in users)) | {
+        step.var for p in users for step, _ in step_paths(p.steps) if isinstance(step, Set) and step.var
+    }
+    customer = _customer_fields(lifecycle)
+    events = _all_events(lifecycle)
+    payload = {name for spec in events.values() for name in spec.payload}
+    allowed = set(TEMPLATE_ROOTS) | set(_ENV.globals)
+    for text, first_line in parts:
+        try:
+            tree = _ENV.parse(text)
+        except Exception:
+            continue  # syntax errors are reported by the loader
+        undeclared = meta.find_undeclared_variables(tree)
+
+        def at(node: jinja_nodes.Node, message: str) -> None:
+            errors.append(PlaybookError(path, first_line + max((node.lineno or 1) - 1, 0), 1, message))
+
+        reported: set[str] = set()
+        for node in tree.find_all(jinja_nodes.Name):
+            if node.ctx == "load" and node.name in undeclared and node.name not in allowed \
+                    and node.name not in reported:
+                reported.add(node.name)
+                at(node, f"unknown name '{node.name}' in template{suggest(node.name, TEMPLATE_ROOTS)}; "
+                         f"a template can use {', '.join(TEMPLATE_ROOTS)}")
+        for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):
+            target = node.node
+            name = _attribute(node)
+            if not isinstance(target, jinja_nodes.Name) or target.name not in undeclared or name is None:
+                if isinstance(target, (jinja_nodes.Getattr, jinja_nodes.Getitem)) and name is not None:
+                    inner = target.node
+                    if (isinstance(inner, jinja_nodes.Name) and inner.name == "event"
+                            and "event" in undeclared and _attribute(target) == "data"
+                            and name not in payload):
+                        at(node, f"no event has a payload field '{name}'{suggest(name, payload)}")
+                continue
+            root = target.name
+            if root == "customer" and name not in customer:
+                at(node, f"unknown customer field '{name}'{suggest(name, customer)}")
+            elif root == "facts" and name not in lifecycle.facts:
+                at(node, f"unknown fact '{name}'{suggest(name, lifecycle.facts)}")
+            elif root == "vars" and name not in variables:
+                at(node, f"unknown var '{name}'{suggest(name, variables)}")
+            elif root == "event" and name not in TEMPLATE_EVENT_FIELDS:
+                at(node, f"unknown event field '{name}'{suggest(name, TEMPLATE_EVENT_FIELDS)}; "
+                         f"a template sees the event's name and data")
+            elif root == "promises" and promises is not None and name not in promises:
+                at(node, f"unknown promise '{name}'{suggest(name, promises)}")
+    return errors
+
+
+def _attribute(node: jinja_nodes.Node) -> str | None:
+    if isinstance(node, jinja_nodes.Getattr):
+        return node.attr
+    if isinstance(node, jinja_nodes.Getitem) and isinstance(node.arg, jinja_nodes.Const) \
+            and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None

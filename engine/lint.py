@@ -1,0 +1,374 @@
+"""`lifecycle lint`: warnings about playbooks that load and run, but probably not as meant.
+
+Validation (`engine.loader`, `engine.checks`) rejects what cannot run. Lint looks at a
+project that loads and flags what runs in a way an author rarely wants: a wait that can
+never end with its event, a stage nobody can reach or leave, a referral request sent to
+every customer. Each rule has an id; `# lint: ignore[rule-id]` on the offending line or
+the line above silences it there, so a deliberate choice stays visible in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import meta
+from jinja2 import nodes as jinja_nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.checks import step_paths
+from engine.events import declared_events
+from engine.loader import Document, load_document
+from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
+from engine.project import Project
+
+DataPath = tuple[Any, ...]
+
+# rule id → what it flags; docs/authoring.md explains each with the fix.
+RULES: dict[str, str] = {
+    "unreachable-step": "a step after a step that always leaves the stage (every branch ends in goto/end)",
+    "unreachable-stage": "a stage that is not initial and that no transition or goto leads to",
+    "dead-end-stage": "a non-terminal stage with no transition naming it in 'from' and no goto/end "
+                      "in its playbook ('*' transitions do not count)",
+    "unused-event": "an event that starts nothing, updates no fact, moves no one and is waited for nowhere",
+    "wait-interrupted": "a wait_for on an event that an unguarded transition from the same stage takes first",
+    "wait-without-timeout": "a wait_for without timeout, or a task with on_done but no due: it may wait forever",
+    "preferred-without-otherwise": "a send on the preferred channel with no 'otherwise' task when no "
+                                   "channel has consent",
+    "template-event-field": "a template reads event.data.X but no event that can be current at its "
+                            "send has a field X",
+    "unguarded-marketing": "a marketing send not inside any 'if' (e.g. a referral request to every customer)",
+}
+
+_IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")
+_TEMPLATES = SandboxedEnvironment()
+
+
+@dataclass(frozen=True, order=True)
+class LintWarning:
+    """One warning; line and column are 1-based."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: warning: {self.message} [{self.rule}]"
+
+
+def lint_project(project: Project) -> list[LintWarning]:
+    """Every warning for a loaded project, sorted by file and position, ignores applied."""
+    return _Linter(project).run()
+
+
+def ignored_rules(text: str, line: int) -> set[str]:
+    """Rule ids silenced for `line` (1-based) by `lint: ignore[...]` on it or the line above."""
+    lines = text.splitlines()
+    rules: set[str] = set()
+    for number in (line - 1, line):
+        if 1 <= number <= len(lines):
+            for match in _IGNORE.finditer(lines[number - 1]):
+                rules |= {rule.strip() for rule in match.group(1).split(",") if rule.strip()}
+    return rules
+
+
+def always_leaves(steps: list[Any]) -> bool:
+    """Whether running `steps` never reaches the step after them (every path ends in goto/end)."""
+    return any(_leaves(step) for step in steps)
+
+
+def _leaves(step: Any) -> bool:
+    if isinstance(step, (Goto, End)):
+        return True
+    if isinstance(step, If):
+        branches = [step.then, *(branch.then for branch in step.elif_), step.else_]
+        return bool(step.else_) and all(always_leaves(steps) for steps in branches)
+    if isinstance(step, CheckPromise):
+        return always_leaves(step.on_kept) and always_leaves(step.on_broken)
+    if isinstance(step, WaitFor):
+        handled = all(always_leaves(step.on.get(event, [])) for event in step.events)
+        return handled and (step.timeout is None or always_leaves(step.on_timeout))
+    if isinstance(step, Task) and (step.on_done or step.on_overdue):
+        return always_leaves(step.on_done) and (step.due is None or always_leaves(step.on_overdue))
+    return False
+
+
+def _nested_lists(step: Any, path: DataPath) -> Iterator[tuple[list[Any], DataPath]]:
+    for name, alias in (("then", "then"), ("else_", "else"), ("on_done", "on_done"),
+                        ("on_overdue", "on_overdue"), ("on_timeout", "on_timeout"),
+                        ("on_kept", "on_kept"), ("on_broken", "on_broken")):
+        if getattr(step, name, None):
+            yield getattr(step, name), (*path, alias)
+    for index, branch in enumerate(getattr(step, "elif_", None) or []):
+        yield branch.then, (*path, "elif", index, "then")
+    for event, steps in (getattr(step, "on", None) or {}).items():
+        yield steps, (*path, "on", event)
+
+
+def _guarded_steps(steps: list[Any], path: DataPath, guarded: bool = False) -> Iterator[tuple[Any, DataPath, bool]]:
+    """Every step with its data path and whether an `if` encloses it."""
+    for index, step in enumerate(steps):
+        here = (*path, index)
+        yield step, here, guarded
+        for nested, sub in _nested_lists(step, here):
+            yield from _guarded_steps(nested, sub, guarded or isinstance(step, If))
+
+
+class _Linter:
+    """One lint run over a project: the rules, then the ignore comments."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.lifecycle: Lifecycle = project.lifecycle
+        self.base = Path(project.path)
+        self.docs: dict[str, Document | None] = {}
+        self.warnings: list[LintWarning] = []
+        self._goto_targets: dict[str, set[str]] | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def _doc(self, path: Path) -> Document | None:
+        key = str(path)
+        if key not in self.docs:
+            _, doc, _ = load_document(path)
+            self.docs[key] = doc
+        return self.docs[key]
+
+    def _playbook_file(self, stage: str) -> Path:
+        return self.base.parent / str(self.lifecycle.stages[stage].playbook)
+
+    def warn(self, file: Path, where: DataPath, rule: str, message: str, key: bool = False) -> None:
+        doc = self._doc(file)
+        line, column = doc.position(where, key=key) if doc is not None else (1, 1)
+        self.warn_at(str(file), line, column, rule, message)
+
+    def warn_at(self, file: str, line: int, column: int, rule: str, message: str) -> None:
+        self.warnings.append(LintWarning(file, line, column, message, rule))
+
+    def run(self) -> list[LintWarning]:
+        self._stages()
+        self._events()
+        for stage, playbook in self.project.playbooks.items():
+            self._playbook(stage, playbook)
+        self._templates()
+        kept = []
+        for warning in sorted(set(self.warnings)):
+            text = self._text(warning.path)
+            if warning.rule not in ignored_rules(text, warning.line):
+                kept.append(warning)
+        return kept
+
+    def _text(self, file: str) -> str:
+        doc = self.docs.get(file)
+        if doc is not None:
+            return doc.text
+        try:
+            return Path(file).read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    # ------------------------------------------------------------ lifecycle rules
+
+    def _gotos(self) -> dict[str, set[str]]:
+        """stage → stages its playbook can goto."""
+        if self._goto_targets is None:
+            self._goto_targets = {
+                stage: {step.stage for step, _ in step_paths(playbook.steps) if isinstance(step, Goto)}
+                for stage, playbook in self.project.playbooks.items()
+            }
+        return self._goto_targets
+
+    def _stages(self) -> None:
+        lifecycle = self.lifecycle
+        gotos = self._gotos()
+        reached = {lifecycle.initial_stage} | {t.to for t in lifecycle.transitions}
+        reached |= set().union(*gotos.values()) if gotos else set()
+        for stage, spec in lifecycle.stages.items():
+            if stage not in reached:
+                self.warn(self.base, ("stages", stage), "unreachable-stage",
+                          f"stage '{stage}' is unreachable: it is not the initial stage and no "
+                          f"transition or goto leads to it", key=True)
+            if spec.terminal:
+                continue
+            named = any(stage in t.from_ for t in lifecycle.transitions)
+            playbook = self.project.playbooks.get(stage)
+            exits = playbook is not None and any(
+                isinstance(step, (Goto, End)) for step, _ in step_paths(playbook.steps))
+            if not named and not exits:
+                self.warn(self.base, ("stages", stage), "dead-end-stage",
+                          f"stage '{stage}' has no way out: no transition from it and no goto or "
+                          f"end in its playbook, so customers stay there for good", key=True)
+
+    def _events(self) -> None:
+        waited = {name for playbook in self.project.playbooks.values()
+                  for step, _ in step_paths(playbook.steps) if isinstance(step, WaitFor)
+                  for name in step.events}
+        moving = {t.on for t in self.lifecycle.transitions}
+        for name, spec in self.lifecycle.events.items():
+            if spec.starts_lifecycle or spec.updates or name in moving or name in waited:
+                continue
+            self.warn(self.base, ("events", name), "unused-event",
+                      f"event '{name}' is never used: it starts no lifecycle, updates no fact, moves "
+                      f"no customer and no wait_for waits for it, so every stage rejects it", key=True)
+
+    # ------------------------------------------------------------ playbook rules
+
+    def _interrupting(self, stage: str) -> dict[str, str]:
+        """event → target stage of the unguarded transitions that leave `stage` on it."""
+        out: dict[str, str] = {}
+        for transition in self.lifecycle.transitions:
+            if transition.when is None and (stage in transition.from_ or "*" in transition.from_):
+                out.setdefault(transition.on, transition.to)
+        return out
+
+    def _playbook(self, stage: str, playbook: Playbook) -> None:
+        file = self._playbook_file(stage)
+        interrupting = self._interrupting(stage)
+        self._unreachable(file, playbook.steps, ("steps",))
+        for step, path, guarded in _guarded_steps(playbook.steps, ("steps",)):
+            if isinstance(step, WaitFor):
+                for index, event in enumerate(step.events):
+                    if event in interrupting:
+                        self.warn(file, (*path, "events", index), "wait-interrupted",
+                                  f"'{event}' never reaches this wait_for: the transition from "
+                                  f"'{stage}' on '{event}' moves the customer to "
+                                  f"'{interrupting[event]}' first")
+                if step.timeout is None:
+                    self.warn(file, path, "wait-without-timeout",
+                              "wait_for has no timeout: if the event never comes, the stage waits "
+                              "for good (add timeout and on_timeout)")
+            elif isinstance(step, Task) and step.on_done and step.due is None:
+                self.warn(file, path, "wait-without-timeout",
+                          "task with on_done has no due: if nobody reports it done, the stage "
+                          "waits for good (add due and on_overdue)")
+            elif isinstance(step, Send):
+                if step.channel == "preferred" and step.otherwise is None:
+                    self.warn(file, path, "preferred-without-otherwise",
+                              f"send '{step.template}' on the preferred channel has no 'otherwise' "
+                              f"task: a customer with no consented channel gets nothing and nobody "
+                              f"is told")
+                if step.category == "marketing" and not guarded:
+                    self.warn(file, path, "unguarded-marketing",
+                              f"marketing send '{step.template}' is not inside an 'if': every customer "
+                              f"in the stage gets it, satisfied or not")
+
+    def _unreachable(self, file: Path, steps: list[Any], path: DataPath) -> None:
+        for index, step in enumerate(steps):
+            here = (*path, index)
+            if index > 0 and _leaves(steps[index - 1]):
+                self.warn(file, here, "unreachable-step",
+                          "this step never runs: every path through the step before it leaves the stage")
+                break
+            for nested, sub in _nested_lists(step, here):
+                self._unreachable(file, nested, sub)
+
+    # ------------------------------------------------------------ templates
+
+    def _entry_events(self, stage: str) -> set[str | None]:
+        """Events that can be `event` when the stage starts; None stands for a goto (no event)."""
+        lifecycle = self.lifecycle
+        names: set[str | None] = {t.on for t in lifecycle.transitions if t.to == stage}
+        if stage == lifecycle.initial_stage:
+            names |= {name for name, spec in lifecycle.events.items() if spec.starts_lifecycle}
+        if any(stage in targets for targets in self._gotos().values()):
+            names.add(None)
+        return names
+
+    def _events_at_sends(self, steps: list[Any], events: set[str | None],
+                         found: dict[str, set[str | None]]) -> set[str | None]:
+        """Walk steps in order; record template → events possible at its sends; return events after."""
+        for step in steps:
+            if isinstance(step, Send):
+                found.setdefault(step.template, set()).update(events)
+            elif isinstance(step, WaitFor):
+                after: set[str | None] = {name for name in step.events if name not in step.on}
+                for name, handler in step.on.items():
+                    after |= self._events_at_sends(handler, {name}, found)
+                if step.timeout is not None:
+                    after |= self._events_at_sends(step.on_timeout, events, found)
+                events = after
+            elif isinstance(step, Task) and (step.on_done or step.on_overdue):
+                done = self._events_at_sends(step.on_done, {"task.completed"}, found)
+                events = done | self._events_at_sends(step.on_overdue, events, found) | events
+            else:
+                after = set()
+                nested = list(_nested_lists(step, ()))
+                for branch, _ in nested:
+                    after |= self._events_at_sends(branch, events, found)
+                if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
+                    after |= events  # an empty branch passes the event through unchanged
+                events = after if nested else events
+        return events
+
+    def _templates(self) -> None:
+        payloads = {name: set(spec.payload) for name, spec in declared_events(self.lifecycle).items()}
+        possible: dict[str, set[str | None]] = {}
+        users: dict[str, list[str]] = {}
+        for stage, playbook in self.project.playbooks.items():
+            found: dict[str, set[str | None]] = {}
+            self._events_at_sends(playbook.steps, self._entry_events(stage), found)
+            for template, events in found.items():
+                possible.setdefault(template, set()).update(events)
+                users.setdefault(template, []).append(stage)
+        folder = self.base.parent / self.lifecycle.templates
+        for template, events in sorted(possible.items()):
+            source = self.project.templates.get(template)
+            if source is None:
+                continue
+            fields = set().union(*(payloads.get(name, set()) for name in events if name is not None))
+            file = str(folder / f"{template}.txt")
+            for name, line in _event_data_fields(source):
+                if name in fields:
+                    continue
+                shown = sorted(name for name in events if name is not None)
+                stages = ", ".join(f"'{stage}'" for stage in sorted(users[template]))
+                if shown:
+                    reason = (f"no event that can be current at its send in {stages} "
+                              f"({', '.join(shown)}) has a field '{name}'")
+                else:
+                    reason = f"no event is current at its send in {stages} (the stage is entered by goto)"
+                self.warn_at(file, line, _column_of(source, line, name), "template-event-field",
+                             f"template '{template}' reads event.data.{name}, but {reason}, "
+                             f"so it is always empty")
+
+def _event_data_fields(source: str) -> list[tuple[str, int]]:
+    """(field, line) of every `event.data.X` / `event['data']['X']` a template reads."""
+    try:
+        tree = _TEMPLATES.parse(source)
+    except Exception:
+        return []  # the loader reports template syntax errors
+    if "event" not in meta.find_undeclared_variables(tree):
+        return []  # `event` is a local name here (a loop or a set), not the event
+    out = []
+    for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):
+        data = node.node
+        name = _attribute(node)
+        if name is None or not isinstance(data, (jinja_nodes.Getattr, jinja_nodes.Getitem)):
+            continue
+        root = data.node
+        if isinstance(root, jinja_nodes.Name) and root.name == "event" and _attribute(data) == "data":
+            out.append((name, node.lineno or 1))
+    return sorted(set(out), key=lambda item: (item[1], item[0]))
+
+
+def _attribute(node: jinja_nodes.Node) -> str | None:
+    if isinstance(node, jinja_nodes.Getattr):
+        return node.attr
+    if isinstance(node, jinja_nodes.Getitem) and isinstance(node.arg, jinja_nodes.Const) \
+            and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _column_of(source: str, line: int, name: str) -> int:
+    lines = source.splitlines()
+    if 1 <= line <= len(lines):
+        found = lines[line - 1].find(name)
+        if found >= 0:
+            return found + 1
+    return 1

@@ -1,0 +1,170 @@
+"""The worker on the session's dev server: activities run through Temporal, retries, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from activities import DELIVERY_OPTIONS, Delivery
+from activities.config import LifecycleSettings
+from cli.devserver import free_port
+from engine.state import Action, ActionResult
+from worker import run_worker
+
+REPO = Path(__file__).resolve().parent.parent
+LIFECYCLE = str(Path(sys.executable).parent / "lifecycle")
+
+
+@workflow.defn(sandboxed=False)
+class DeliverOnce:
+    """Asks for one action the way the lifecycle workflow does, and reports what came of it."""
+
+    @workflow.run
+    async def run(self, action: Action) -> ActionResult:
+        try:
+            return await workflow.execute_activity(
+                "deliver", action, result_type=ActionResult, **DELIVERY_OPTIONS
+            )
+        except ActivityError as error:
+            cause = error.cause
+            assert isinstance(cause, ApplicationError)
+            return ActionResult(status="failed", detail=f"{cause.type}: {cause.message}")
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, activities: list[Callable[..., Any]]
+) -> AsyncIterator[str]:
+    """A worker on a fresh task queue for the duration of the block; yields the queue."""
+    queue = f"test-{uuid.uuid4()}"
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(client, queue, [DeliverOnce], activities, stop=stop))
+    try:
+        yield queue
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def action(kind: str = "message") -> Action:
+    return Action(
+        id=f"lifecycle/{uuid.uuid4()}/sale/1/summary", kind=kind, customer_id="cust-1",
+        stage="sale", step="summary", channel="sms", to="+4915112345678", body="Hello",
+        role="account_manager" if kind == "task" else None,
+    )
+
+
+async def deliver_once(client: Client, queue: str, act: Action) -> ActionResult:
+    return await client.execute_workflow(
+        DeliverOnce.run, act, id=f"deliver-{uuid.uuid4()}", task_queue=queue,
+        result_type=ActionResult,
+    )
+
+
+async def test_an_action_is_delivered_through_a_real_worker(client: Client, tmp_path: Path) -> None:
+    settings = LifecycleSettings.from_mapping({"state_dir": str(tmp_path)})
+    act = action()
+    async with running_worker(client, [Delivery(settings).deliver]) as queue:
+        result = await deliver_once(client, queue, act)
+    assert result.status == "done"
+    assert [line for line in (tmp_path / "outbox.jsonl").read_text().splitlines() if act.id in line]
+
+
+async def test_a_permanent_failure_reaches_the_workflow_after_one_attempt(
+    client: Client, tmp_path: Path, http_receiver
+) -> None:
+    http_receiver.respond(404)
+    settings = LifecycleSettings.from_mapping(
+        {"state_dir": str(tmp_path), "tasks": "webhook", "webhook": {"url": http_receiver.url}}
+    )
+    async with running_worker(client, [Delivery(settings).deliver]) as queue:
+        result = await deliver_once(client, queue, action("task"))
+    assert result.status == "failed"
+    assert result.detail.startswith("DeliveryRejected: ") and "404" in result.detail
+    assert len(http_receiver.requests) == 1
+
+
+async def test_a_transient_failure_is_retried_with_the_same_idempotency_key(
+    client: Client, tmp_path: Path, http_receiver
+) -> None:
+    http_receiver.respond(503)
+    settings = LifecycleSettings.from_mapping(
+        {"state_dir": str(tmp_path), "tasks": "webhook", "webhook": {"url": http_receiver.url}}
+    )
+    act = action("task")
+    async with running_worker(client, [Delivery(settings).deliver]) as queue:
+        result = await deliver_once(client, queue, act)
+    assert result.status == "done"
+    assert [r.headers["Idempotency-Key"] for r in http_receiver.requests] == [act.id, act.id]
+
+
+async def _pollers(client: Client, queue: str) -> int:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return len(response.pollers)
+
+
+async def test_the_worker_command_polls_and_stops_cleanly_on_sigterm(
+    client: Client, tmp_path: Path
+) -> None:
+    queue = f"test-{uuid.uuid4()}"
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "LIFECYCLE_TASK_QUEUE": queue,
+        "LIFECYCLE_STATE_DIR": str(tmp_path),
+        "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
+    }
+    process = subprocess.Popen(
+        [LIFECYCLE, "worker"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while await _pollers(client, queue) == 0:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the worker never polled its task queue"
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "LIFECYCLE_STATE_DIR": str(tmp_path),
+        "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
+    }
+    done = subprocess.run(
+        [LIFECYCLE, "worker"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot connect to Temporal at 127.0.0.1:")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1

@@ -1,0 +1,187 @@
+"""Run a lifecycle worker: the customer workflows and every activity, on one task queue.
+
+Connection settings come from Temporal's standard environment configuration
+(TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE,
+TEMPORAL_CONFIG_FILE), so the same worker runs against the embedded dev server, a
+self-hosted cluster or Temporal Cloud. Start as many as needed: they share the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
+from temporalio.worker import Worker, WorkflowRunner
+
+if TYPE_CHECKING:
+    from activities.config import LifecycleSettings
+
+DEFAULT_ADDRESS = "localhost:7233"
+"""Where to connect when neither TEMPORAL_ADDRESS nor a profile says otherwise."""
+
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+"""How long running activities may finish after SIGTERM before they are cancelled."""
+
+log = logging.getLogger("lifecycle.worker")
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot start or stopped on an error; the message is one line."""
+
+
+def customer_workflows() -> list[type]:
+    """The workflow classes to register (none until `workflows.CUSTOMER_WORKFLOWS` exists)."""
+    import workflows  # late: the workflow package pulls in the whole engine
+
+    return list(getattr(workflows, "CUSTOMER_WORKFLOWS", []))
+
+
+def customer_workflow_runner() -> WorkflowRunner | None:
+    """The sandbox the workflow package asks for (`workflows.WORKFLOW_RUNNER`), if any."""
+    import workflows
+
+    return getattr(workflows, "WORKFLOW_RUNNER", None)
+
+
+def worker_activities(settings: LifecycleSettings, lifecycle_file: Path) -> list[Callable[..., Any]]:
+    """Every activity, bound to these settings and this lifecycle file."""
+    from activities.delivery import Delivery
+    from activities.playbooks import PlaybookSource
+
+    return [Delivery(settings).deliver, PlaybookSource(lifecycle_file).load_stage]
+
+
+async def connect(
+    profile: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Client:
+    """A client configured like any Temporal tool: env config profile, env variables, overrides.
+
+    Payloads use the pydantic data converter, since events, actions and state are pydantic.
+    """
+    try:
+        profile_config = ClientConfigProfile.load(profile, override_env_vars=env)
+    except Exception as error:  # the bridge reports TOML and env errors as plain exceptions
+        raise WorkerError(f"Temporal client configuration: {_first_line(error)}") from error
+    config = dict(profile_config.to_client_connect_config())
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.update(overrides)
+    target = config.pop("target_host")
+    try:
+        return await Client.connect(target, data_converter=pydantic_data_converter, **config)
+    except RuntimeError as error:
+        namespace = config.get("namespace", "default")
+        raise WorkerError(
+            f"cannot connect to Temporal at {target} (namespace {namespace}): {_first_line(error)}"
+        ) from error
+
+
+async def run_worker(
+    client: Client,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    *,
+    stop: asyncio.Event | None = None,
+    workflow_runner: WorkflowRunner | None = None,
+) -> None:
+    """Poll `task_queue` until `stop` is set, or until SIGTERM/SIGINT when no `stop` is given.
+
+    On stop the worker stops polling, lets running activities finish (up to
+    GRACEFUL_SHUTDOWN) and returns. A fatal worker error (such as an unknown namespace)
+    is raised as WorkerError. The workflow sandbox defaults to `workflows.WORKFLOW_RUNNER`.
+    """
+    options: dict[str, Any] = {}
+    runner = workflow_runner or (customer_workflow_runner() if workflows else None)
+    if runner is not None:
+        options["workflow_runner"] = runner
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows),
+        activities=list(activities),
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        **options,
+    )
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            log.info("stopping worker on %s", task_queue)
+            await worker.shutdown()
+        await running  # re-raises a fatal worker error
+    except RuntimeError as error:
+        raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
+    finally:
+        stopping.cancel()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+async def serve(
+    task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
+) -> None:
+    """Connect from the environment and run a worker with everything registered.
+
+    Configuration and playbooks are checked before connecting, so a mistake is reported
+    at start-up rather than by the first lifecycle that needs it.
+    """
+    from activities.config import LifecycleSettings
+    from engine.loader import load_project
+
+    settings = LifecycleSettings.from_env()
+    if playbooks is not None:
+        settings = settings.model_copy(update={"playbooks": playbooks})
+    load_project(settings.lifecycle_file)  # raises PlaybookLoadError listing every mistake
+    queue = task_queue or settings.task_queue
+    client = await connect(profile)
+    log.info("worker on %s, namespace %s, queue %s, playbooks %s",
+             client.service_client.config.target_host, client.namespace, queue,
+             settings.lifecycle_file)
+    await run_worker(client, queue, customer_workflows(),
+                     worker_activities(settings, settings.lifecycle_file))
+
+
+def main(
+    task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT; on a start-up failure print readable lines and return 1."""
+    from activities.config import SettingsError
+    from engine.errors import PlaybookLoadError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(task_queue, profile, playbooks))
+    except (WorkerError, SettingsError) as error:  # one readable line, never a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except PlaybookLoadError as error:
+        for line in error.errors:
+            print(line, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
