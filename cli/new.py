@@ -107,13 +107,13 @@ def new_stage(name: str, folder: Path) -> None:
         fail(f"'{name}' is not a valid stage name: use lower_snake_case, e.g. onboarding_call")
     file = stage.replace("_", "-") + ".yaml"
     playbook_path, case_path = folder / file, folder / "tests" / file
-    existing = [str(p) for p in (playbook_path, case_path) if p.exists()]
-    if existing:
-        fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; not overwriting")
     lifecycle_file = folder / "lifecycle.yaml"
     lifecycle = _read_lifecycle(lifecycle_file)
     if stage in (lifecycle.get("stages") or {}):
         fail(f"stage '{stage}' is already in {lifecycle_file}")
+    existing = [str(p) for p in (playbook_path, case_path) if p.exists()]
+    if existing:
+        fail(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; not overwriting")
     try:
         case_path.parent.mkdir(parents=True, exist_ok=True)
         playbook_path.write_text(PLAYBOOK.format(stage=stage, folder=folder, schema_line=_schema_line(folder)),

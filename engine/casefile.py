@@ -13,6 +13,7 @@ events:
 expect:
   stages: {includes: [delivery_check_in]}        # or the exact list
   actions: {includes: [delivery_apology], excludes: [referral_request]}   # step ids
+  channels: {delivery_apology: email}            # channel, `task` (otherwise) or `suppressed`
   promises: {delivery_date: broken}
   ended: closed                                  # or null: still running
   facts: {open_tickets: 0}                       # a subset
@@ -37,7 +38,7 @@ from engine.scenario import ScenarioError, moment, parse_customer, parse_events
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
-EXPECT_FIELDS = ("stages", "actions", "promises", "ended", "facts", "rejected")
+EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected")
 LIST_FORMS = ("includes", "excludes")
 DEFAULT_LIFECYCLE = "../lifecycle.yaml"
 
@@ -179,7 +180,7 @@ def _expect(expect: Any, error: Callable[..., CaseError]) -> dict[str, Any]:
             elif not isinstance(value, list):
                 raise error(where, f"'{key}' must be a list" + ("" if key == "rejected" else
                                                                 " or {includes: [...], excludes: [...]}"))
-        elif key in ("promises", "facts") and not isinstance(value, dict):
+        elif key in ("promises", "facts", "channels") and not isinstance(value, dict):
             raise error(where, f"'{key}' must be a mapping of name to expected value")
         elif key == "ended" and value is not None and not isinstance(value, str):
             raise error(where, "'ended' must be an outcome (e.g. closed) or null")
@@ -249,6 +250,8 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
     rejected = [item.event.name for item, receipt in timeline.receipts if receipt.status == "rejected"]
     if rejected or "rejected" in expect:
         failures += _list("rejected", expect.get("rejected", []), rejected)
+    if "channels" in expect:
+        failures += _channels(expect["channels"], timeline)
     for name, wanted in (expect.get("promises") or {}).items():
         entry = state.promises.get(name)
         got = entry.state if entry else "not made"
@@ -262,6 +265,29 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
             failures.append(f"facts.{name}: expected {wanted!r}, but there is no such fact")
         elif not same_value(wanted, state.facts[name]):
             failures.append(f"facts.{name}: expected {wanted!r}, got {state.facts[name]!r}")
+    return failures
+
+
+def how_sent(timeline: Timeline) -> dict[str, list[str]]:
+    """step id → how each of its sends went: the channel, `task` (otherwise) or `suppressed`."""
+    out: dict[str, list[str]] = {}
+    for record in timeline.records:
+        if record.kind == "message":
+            out.setdefault(str(record.step), []).append(str(record.detail.get("channel")))
+        elif record.kind == "suppressed":
+            out.setdefault(str(record.step), []).append("suppressed")
+        elif record.kind == "task" and record.detail.get("reason"):  # only an `otherwise` task has one
+            out.setdefault(str(record.step), []).append("task")
+    return out
+
+
+def _channels(expected: dict[str, Any], timeline: Timeline) -> list[str]:
+    sent = how_sent(timeline)
+    failures = []
+    for step, wanted in expected.items():
+        got = sent.get(step, [])
+        if got != [wanted] and not (got and all(item == wanted for item in got)):
+            failures.append(f"channels.{step}: expected {wanted}, got {', '.join(got) or 'not sent'}")
     return failures
 
 

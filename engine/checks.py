@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, timedelta
 from typing import Any, Protocol
 
@@ -48,7 +49,8 @@ TEMPLATE_EVENT_FIELDS = ("name", "data")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-def _functions() -> set[str]:
+@lru_cache(maxsize=1)
+def _functions() -> frozenset[str]:
     """Functions and methods an expression may call: CEL's, the macros and the engine's own."""
     from celpy.evaluation import base_functions
 
@@ -56,7 +58,7 @@ def _functions() -> set[str]:
     from engine.references import MACROS
 
     names = {name for name in base_functions if name[:1].isalpha()}
-    return names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"}
+    return frozenset(names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"})
 
 
 class Located(Protocol):
@@ -487,6 +489,12 @@ def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Lo
 _ENV = SandboxedEnvironment()
 
 
+@lru_cache(maxsize=512)
+def parse_template(text: str) -> jinja_nodes.Template:
+    """The Jinja syntax tree of a template part; raises TemplateSyntaxError. Cached (not mutated)."""
+    return _ENV.parse(text)
+
+
 def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
                    promises: set[str] | None) -> list[PlaybookError]:
     """Names a template reads: unknown roots, customer fields, facts, vars, payload fields."""
@@ -509,7 +517,7 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
     allowed = set(TEMPLATE_ROOTS) | set(_ENV.globals)
     for text, first_line in parts:
         try:
-            tree = _ENV.parse(text)
+            tree = parse_template(text)
         except Exception:
             continue  # syntax errors are reported by the loader
         undeclared = meta.find_undeclared_variables(tree)

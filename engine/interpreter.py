@@ -17,7 +17,7 @@ from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, evaluate, is_true, parse_time, to_plain
 from engine.project import StageBundle
 from engine.runtime import Runtime
-from engine.state import Action, Event, LifecycleState, Pending, PromiseEntry, Record
+from engine.state import Action, Event, LifecycleState, Pending, PromiseEntry
 from engine.templates import render
 from engine.walk import step_key
 

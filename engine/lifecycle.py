@@ -227,11 +227,15 @@ class LifecycleMachine:
         state = self.state
         bundle = await runtime.stage_bundle(state.stage)
         self.pin(bundle)
+        run = StageRun(self.lifecycle, bundle, state, runtime, self.record)
         try:
             if bundle.playbook is not None:
-                await StageRun(self.lifecycle, bundle, state, runtime, self.record).run()
+                await run.run()
         except GotoStage as goto:
-            state.next_stage, state.next_event = goto.stage, None
+            # The next stage sees the event this one was working with, as after a transition;
+            # events still unread here belonged to this stage.
+            state.next_stage, state.next_event = goto.stage, run.event
+            state.inbox.clear()
         except EndLifecycle as end:
             self._finish(end.outcome)
         except Interrupted:

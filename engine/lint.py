@@ -368,7 +368,9 @@ def _attribute(node: jinja_nodes.Node) -> str | None:
 def _column_of(source: str, line: int, name: str) -> int:
     lines = source.splitlines()
     if 1 <= line <= len(lines):
-        found = lines[line - 1].find(name)
+        text = lines[line - 1]
+        dotted = text.find(f"data.{name}")
+        found = dotted + len("data.") if dotted >= 0 else text.find(name)
         if found >= 0:
             return found + 1
     return 1

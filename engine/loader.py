@@ -21,7 +21,6 @@ from typing import Any, Union
 import pydantic
 import yaml
 from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
 
 from engine import checks
 from engine.errors import PlaybookError, PlaybookLoadError, describe_value, suggest
@@ -33,7 +32,6 @@ DataPath = tuple[Any, ...]
 # Alias expansion can blow a small file up exponentially ("billion laughs"); stop early.
 MAX_NODES = 100_000
 TEMPLATE_SUFFIX = ".txt"
-_TEMPLATE_ENV = SandboxedEnvironment()
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -41,8 +39,8 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _BREAKS = "\n\r\x85\u2028\u2029"
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader reading booleans as YAML 1.2 does: only true/false.
+class _Resolver(yaml.resolver.Resolver):
+    """Booleans as YAML 1.2 reads them: only true/false.
 
     YAML 1.1 also reads `on`, `off`, `yes` and `no` as booleans, which turns the `on:` of a
     transition into `True`; keys are kept as text anyway, values follow this rule.
@@ -50,13 +48,52 @@ class _Loader(yaml.SafeLoader):
 
     yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
     }
 
 
-_Loader.add_implicit_resolver(
+_Resolver.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+class _Loader(
+    yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
+    yaml.constructor.SafeConstructor, _Resolver,
+):
+    """The pure-Python loader: slow, but its error messages are the most precise."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    _FastLoader: type = _Loader
+else:
+
+    class _FastLoader(CParser, yaml.composer.Composer, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[no-redef]
+        """libyaml scans and parses (ten times faster); Python composes the nodes.
+
+        libyaml's own composer recurses in C and crashes the process on very deep nesting;
+        Python's stops at the recursion limit, which the loader reports as an error.
+        """
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _Resolver.__init__(self)
+
+        get_single_node = yaml.composer.Composer.get_single_node
+        check_node = yaml.composer.Composer.check_node
+        get_node = yaml.composer.Composer.get_node
 
 
 class _TooLarge(Exception):
@@ -149,10 +186,15 @@ def parse_yaml(path: str, text: str) -> tuple[Document, list[PlaybookError]]:
     """Compose `text` into a located Document; YAML errors come back located, never raised."""
     doc = Document(path, text)
     errors: list[PlaybookError] = []
-    loader: _Loader | None = None
+    loader: Any = None
     try:
-        loader = _Loader(text)  # the reader rejects control characters right here
-        node = loader.get_single_node()
+        try:
+            loader = _FastLoader(text)  # the reader rejects control characters right here
+            node = loader.get_single_node()
+        except yaml.YAMLError:
+            # Parse again in Python for its clearer message; it fails the same way.
+            loader = _Loader(text)
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = doc._mark(mark.index) if mark is not None else (1, 1)
@@ -207,7 +249,7 @@ def _short_tag(tag: str) -> str:
 class _Builder:
     """Turn composed nodes into plain data, recording each node under its data path."""
 
-    def __init__(self, doc: Document, loader: _Loader, errors: list[PlaybookError]) -> None:
+    def __init__(self, doc: Document, loader: Any, errors: list[PlaybookError]) -> None:
         self.doc = doc
         self.loader = loader
         self.errors = errors
@@ -665,7 +707,7 @@ def compile_template(path: str, source: str) -> list[PlaybookError]:
     errors = []
     for text, first_line in parts:
         try:
-            _TEMPLATE_ENV.parse(text)
+            checks.parse_template(text)
         except TemplateSyntaxError as error:
             line = first_line + max((error.lineno or 1) - 1, 0)
             errors.append(PlaybookError(path, line, 1, f"template syntax error: {error.message}"))

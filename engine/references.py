@@ -7,6 +7,7 @@ instead of when the expression first runs inside a workflow months later.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import celpy
 import lark
@@ -78,8 +79,12 @@ class ExpressionSyntaxError(ValueError):
         self.message = message
 
 
+@lru_cache(maxsize=4096)
 def analyse(source: str) -> ExpressionInfo:
-    """Parse `source` and collect its references and calls; raise ExpressionSyntaxError."""
+    """Parse `source` and collect its references and calls; raise ExpressionSyntaxError.
+
+    Cached: the result is immutable, and a lifecycle is loaded again on every change.
+    """
     if not isinstance(source, str) or not source.strip():
         raise ExpressionSyntaxError(1, 1, "empty expression")
     try:

@@ -6,80 +6,22 @@ here, and long timelines are covered by the simulator, which runs the same inter
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
-from activities.config import LifecycleSettings
-from activities.delivery import Delivery
-from activities.playbooks import PlaybookSource
 from engine.loader import load_project
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
-from workflows.client import LifecycleClient, LifecycleNotFound, PayloadError
+from harness import FIXTURE, Harness, eventually, pending_step, stage_of
+from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
 
-FIXTURE = Path(__file__).parent / "fixtures" / "fast"
 HISTORIES = Path(__file__).parent / "histories"
-
-
-class Harness:
-    """A worker on its own task queue, its playbook folder and outbox, and a client."""
-
-    def __init__(self, client: Client, folder: Path, state_dir: Path, max_history: int = 10_000):
-        self.folder = folder
-        self.task_queue = f"test-{uuid.uuid4().hex[:8]}"
-        self.settings = LifecycleSettings(state_dir=state_dir, task_queue=self.task_queue)
-        self.source = PlaybookSource(folder / "lifecycle.yaml")
-        self.lifecycles = LifecycleClient(client, self.source.project().lifecycle, self.task_queue,
-                                          max_history=max_history)
-        self.worker = Worker(
-            client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
-            activities=[Delivery(self.settings).deliver, self.source.load_stage],
-            workflow_runner=WORKFLOW_RUNNER,
-        )
-
-    def outbox(self) -> list[dict[str, Any]]:
-        path = self.settings.outbox_path
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    def steps(self, customer: str) -> list[str]:
-        return [entry["step"] for entry in self.outbox() if entry["customer_id"] == customer]
-
-    async def event(self, customer: str, name: str, key: str | None = None, **data: Any):
-        return await self.lifecycles.send(Event(customer_id=customer, name=name, data=data,
-                                                idempotency_key=key))
-
-    async def start(self, customer: str, **profile: Any):
-        event = Event(customer_id=customer, name="order.placed",
-                      data={"order_id": "A-1", "promised_delivery": "2026-03-10", "price": 100},
-                      customer={"name": "Ada", "email": f"{customer}@example.com",
-                                "consent": {"email": True}, **profile})
-        return await self.lifecycles.send(event)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll until `check` returns a truthy value; no fixed sleeps waiting for results."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except (LifecycleNotFound, AssertionError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture
@@ -91,10 +33,6 @@ async def harness(client, tmp_path):
         yield harness
 
 
-async def stage_of(harness: Harness, customer: str, stage: str) -> bool:
-    return (await harness.lifecycles.status(customer)).stage == stage
-
-
 async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client: Client):
     customer = f"c-{uuid.uuid4().hex[:6]}"
     assert (await harness.start(customer)).status == "accepted"
@@ -102,7 +40,7 @@ async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client
     delivered = await harness.event(customer, "order.delivered", delivered_at="2026-03-12")
     assert delivered.transition == "delivery_check_in"
     await eventually(lambda: stage_of(harness, customer, "warranty_follow_up"))
-    await eventually(lambda: _pending(harness, customer, "await_survey"))
+    await eventually(lambda: pending_step(harness, customer, "await_survey"))
     assert (await harness.event(customer, "survey.answered", score=10)).status == "accepted"
     handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
     result = await handle.result()
@@ -113,11 +51,6 @@ async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client
     if HISTORIES.exists() and __import__("os").environ.get("RECORD_HISTORIES"):
         history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
         (HISTORIES / "four-stages.json").write_text(history.to_json())
-
-
-async def _pending(harness: Harness, customer: str, step: str) -> bool:
-    status = await harness.lifecycles.status(customer)
-    return status.pending is not None and status.pending.step == step
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):
@@ -169,7 +102,7 @@ async def test_editing_a_playbook_mid_stage_keeps_the_running_version(harness: H
     customer = f"c-{uuid.uuid4().hex[:6]}"
     await harness.start(customer)
     await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
-    await eventually(lambda: _pending(harness, customer, "await_survey"))
+    await eventually(lambda: pending_step(harness, customer, "await_survey"))
     pinned = (await harness.lifecycles.status(customer)).version
     # Edit the running stage (drop the referral) and the next one (rename its step).
     warranty = harness.folder / "warranty-follow-up.yaml"
@@ -198,7 +131,7 @@ async def test_long_lifecycles_continue_as_new_and_keep_their_state(client: Clie
         for number in range(4):
             await harness.event(customer, "ticket.opened", key=f"k{number}", ticket_id=f"T{number}")
         await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
-        await eventually(lambda: _pending(harness, customer, "await_survey"))
+        await eventually(lambda: pending_step(harness, customer, "await_survey"))
         duplicate = await harness.event(customer, "ticket.opened", key="k0", ticket_id="T0")
         assert duplicate.status == "duplicate"  # idempotency keys survive continue-as-new
         status = await harness.lifecycles.status(customer)
@@ -224,3 +157,14 @@ async def test_recorded_histories_replay_deterministically():
 def test_the_fixture_lifecycle_loads():
     assert set(load_project(FIXTURE / "lifecycle.yaml").playbooks) == {
         "set_expectations", "delivery_check_in", "warranty_follow_up", "referral_request"}
+
+
+async def test_event_after_the_lifecycle_ended_is_rejected(harness: Harness, client: Client):
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+    await eventually(lambda: pending_step(harness, customer, "await_survey"))
+    await harness.event(customer, "survey.answered", score=3)  # a detractor: no referral, the end
+    await client.get_workflow_handle(f"lifecycle/{customer}").result()
+    late = await harness.event(customer, "ticket.opened", ticket_id="T-9")
+    assert (late.status, late.reason) == ("rejected", "the lifecycle has ended")

@@ -68,12 +68,12 @@ class LifecycleClient:
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
             return EventReceipt(status="rejected", reason=reason)
         except RPCError as error:
+            if "already completed" in error.message:
+                return EventReceipt(status="rejected", reason="the lifecycle has ended")
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise LifecycleNotFound(
                     f"customer '{event.customer_id}' has no lifecycle, and '{event.name}' does not start one"
                 ) from None
-            if "already completed" in error.message:
-                return EventReceipt(status="rejected", reason="the lifecycle has ended")
             raise
 
     async def status(self, customer_id: str) -> LifecycleStatus:

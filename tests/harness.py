@@ -1,0 +1,83 @@
+"""A worker with its own task queue, playbook folder and outbox, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.config import LifecycleSettings
+from activities.delivery import Delivery
+from activities.playbooks import PlaybookSource
+from engine.state import Event
+from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
+from workflows.client import LifecycleClient, LifecycleNotFound
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fast"
+
+
+class Harness:
+    """A worker on its own task queue, its playbook folder and outbox, and a client."""
+
+    def __init__(self, client: Client, folder: Path, state_dir: Path, max_history: int = 10_000,
+                 task_queue: str | None = None):
+        self.folder = folder
+        self.task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
+        self.settings = LifecycleSettings(state_dir=state_dir, task_queue=self.task_queue)
+        self.source = PlaybookSource(folder / "lifecycle.yaml")
+        self.lifecycles = LifecycleClient(client, self.source.project().lifecycle, self.task_queue,
+                                          max_history=max_history)
+        self.worker = Worker(
+            client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
+            activities=[Delivery(self.settings).deliver, self.source.load_stage],
+            workflow_runner=WORKFLOW_RUNNER,
+        )
+
+    def outbox(self) -> list[dict[str, Any]]:
+        path = self.settings.outbox_path
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def steps(self, customer: str) -> list[str]:
+        return [entry["step"] for entry in self.outbox() if entry["customer_id"] == customer]
+
+    async def event(self, customer: str, name: str, key: str | None = None, **data: Any):
+        return await self.lifecycles.send(Event(customer_id=customer, name=name, data=data,
+                                                idempotency_key=key))
+
+    async def start(self, customer: str, **profile: Any):
+        event = Event(customer_id=customer, name="order.placed",
+                      data={"order_id": "A-1", "promised_delivery": "2026-03-10", "price": 100},
+                      customer={"name": "Ada", "email": f"{customer}@example.com",
+                                "consent": {"email": True}, **profile})
+        return await self.lifecycles.send(event)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll until `check` returns a truthy value; no fixed sleeps waiting for results."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except (LifecycleNotFound, AssertionError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+async def stage_of(harness: Harness, customer: str, stage: str) -> bool:
+    return (await harness.lifecycles.status(customer)).stage == stage
+
+
+async def pending_step(harness: Harness, customer: str, step: str) -> bool:
+    status = await harness.lifecycles.status(customer)
+    return status.pending is not None and status.pending.step == step

@@ -1,0 +1,96 @@
+"""Crashes and restarts: a killed worker and a restarted server lose no lifecycle and repeat no effect."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from cli.devserver import DevServer
+from harness import FIXTURE, Harness, eventually, pending_step
+from workflows.contract import LifecycleResult
+
+BIN = Path(sys.executable).parent
+
+
+def spawn_worker(address: str, folder: Path, state_dir: Path, task_queue: str) -> subprocess.Popen:
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
+           "LIFECYCLE_PLAYBOOKS": str(folder / "lifecycle.yaml"), "LIFECYCLE_STATE_DIR": str(state_dir),
+           "LIFECYCLE_TASK_QUEUE": task_queue}
+    return subprocess.Popen([str(BIN / "lifecycle"), "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def test_killed_worker_restarts_and_every_action_happens_exactly_once(client: Client, tmp_path: Path):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    # Longer timers than the fixture's, so every customer is surely waiting when the worker dies.
+    check_in = folder / "delivery-check-in.yaml"
+    check_in.write_text(check_in.read_text().replace("duration: 2s", "duration: 8s"))
+    warranty = folder / "warranty-follow-up.yaml"
+    warranty.write_text(warranty.read_text().replace("timeout: 30s", "timeout: 300s"))
+    harness = Harness(client, folder, tmp_path / "state")  # its client only; workers are processes
+    address = client.service_client.config.target_host
+    worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+    customers = [f"k-{uuid.uuid4().hex[:6]}" for _ in range(6)]
+    try:
+        for customer in customers:
+            await harness.start(customer)
+            await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+        for customer in customers:
+            await eventually(lambda c=customer: pending_step(harness, c, "settle"))
+        # Everyone is now in delivery check-in, on its durable timer: the worker dies.
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+        for customer in customers:
+            await eventually(lambda c=customer: pending_step(harness, c, "await_survey"), timeout=60)
+        worker.send_signal(signal.SIGKILL)  # and once more while they wait for an event
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+        for customer in customers:
+            await harness.event(customer, "survey.answered", score=10)
+        for customer in customers:
+            handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
+            assert (await handle.result()).outcome == "closed"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    ids = Counter(entry["id"] for entry in harness.outbox())
+    assert ids and max(ids.values()) == 1, "an action reached the outbox twice"
+    for customer in customers:
+        assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"]
+
+
+async def test_server_restart_on_the_same_database_resumes_lifecycles(tmp_path: Path):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    database = tmp_path / "temporal.db"
+    customer = f"r-{uuid.uuid4().hex[:6]}"
+    async with DevServer(database, headless=True) as server:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        harness = Harness(client, folder, tmp_path / "state")
+        async with harness.worker:
+            await harness.start(customer)
+            await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+            await eventually(lambda: pending_step(harness, customer, "await_survey"))
+        port, queue = server.port, harness.task_queue
+    async with DevServer(database, headless=True, port=port) as server:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        harness = Harness(client, folder, tmp_path / "state", task_queue=queue)
+        async with harness.worker:
+            status = await harness.lifecycles.status(customer)
+            assert status.stage == "warranty_follow_up"
+            assert status.promises["delivery_date"]["state"] == "kept"
+            await harness.event(customer, "survey.answered", score=10)
+            handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
+            assert (await handle.result()).outcome == "closed"
+    assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"]
