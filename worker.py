@@ -57,7 +57,8 @@ def worker_activities(settings: LifecycleSettings, lifecycle_file: Path) -> list
     from activities.delivery import Delivery
     from activities.playbooks import PlaybookSource
 
-    return [Delivery(settings).deliver, PlaybookSource(lifecycle_file).load_stage]
+    delivery = Delivery(settings)
+    return [delivery.deliver, delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage]
 
 
 async def connect(

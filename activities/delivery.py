@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.config import LifecycleSettings
 from activities.outbox import send_to_outbox
@@ -36,6 +37,28 @@ class Delivery:
         if implementation == "webhook":
             return await post_action(action, self.settings.webhook)
         return await send_to_outbox(action, self.settings.outbox_path)
+
+    @activity.defn(name="deliver_all")
+    async def deliver_all(self, actions: list[Action]) -> list[ActionResult]:
+        """Perform the effects of one instant, in order: one activity for a run of sends.
+
+        A permanent failure is that action's result and the others go on; a transient one
+        fails the attempt, and the retry skips what the heartbeat says was already done
+        (each action is idempotent by its id in any case).
+        """
+        details = activity.info().heartbeat_details if activity.in_activity() else []
+        done = [ActionResult.model_validate(result) for result in details[0]] if details else []
+        for action in actions[len(done):]:
+            try:
+                result = await self.deliver(action)
+            except ApplicationError as error:
+                if not error.non_retryable:
+                    raise
+                result = ActionResult(status="failed", detail=error.message)
+            done.append(result)
+            if activity.in_activity():
+                activity.heartbeat([r.model_dump() for r in done])
+        return done
 
 
 @activity.defn(name="deliver")

@@ -1,7 +1,7 @@
 """Simulator throughput: simulated customer-years per second on the bundled playbooks.
 
-Baseline in the same run: the bare cost of the expressions and templates a lifecycle
-evaluates, so the ratio shows what the interpreter adds on top of the work it must do.
+The ratio printed is virtual time over wall-clock time: how much faster than real life a
+playbook can be previewed and tested.
 """
 
 from __future__ import annotations

@@ -11,10 +11,9 @@ import asyncio
 import statistics
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
-from temporalio import activity, workflow
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -23,6 +22,7 @@ from cli.devserver import DevServer
 from engine.state import Action, ActionResult, Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient
+from bench.handwritten import HandwrittenOnboarding
 
 LIFECYCLE = Path(__file__).parent / "playbook" / "lifecycle.yaml"
 IN_FLIGHT = 50  # concurrent client calls
@@ -38,29 +38,10 @@ async def deliver(action: Action) -> ActionResult:
     return ActionResult(status="done")
 
 
-@workflow.defn(name="HandwrittenOnboarding")
-class HandwrittenOnboarding:
-    """The same work written directly against the SDK."""
-
-    def __init__(self) -> None:
-        self.delivered = False
-
-    @workflow.run
-    async def run(self, customer_id: str) -> None:
-        def message(step: str) -> Action:
-            return Action(id=f"{workflow.info().workflow_id}/{step}", kind="message", customer_id=customer_id,
-                          stage="onboarding", step=step, channel="email", to="ada@example.com")
-
-        options = dict(start_to_close_timeout=timedelta(seconds=30), result_type=ActionResult)
-        await workflow.execute_activity("deliver", message("welcome"), **options)
-        await workflow.wait_condition(lambda: self.delivered)
-        for step in ("check_in", "survey", "thanks"):
-            await workflow.execute_activity("deliver", message(step), **options)
-
-    @workflow.update
-    def delivered_event(self, delivered_at: str) -> str:
-        self.delivered = True
-        return "accepted"
+@activity.defn(name="deliver_all")
+async def deliver_all(actions: list[Action]) -> list[ActionResult]:
+    """The same channel for the engine's batches of simultaneous effects."""
+    return [await deliver(action) for action in actions]
 
 
 async def _bounded(calls, limit: int = IN_FLIGHT) -> None:
@@ -111,7 +92,7 @@ async def run(count: int) -> None:
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         lifecycles = LifecycleClient(client, source.project().lifecycle, queue)
         worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding],
-                        activities=[deliver, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
+                        activities=[deliver, deliver_all, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
         async with worker:
             async def hand_start(workflow_id: str) -> None:
                 await client.start_workflow(HandwrittenOnboarding.run, workflow_id.split("/", 1)[1],

@@ -267,8 +267,11 @@ class DevServer:
         return " | ".join(tail)
 
     async def connect(self, **kwargs: Any) -> Client:
-        """A client for this server (pass `data_converter=` etc. as for Client.connect)."""
+        """A client for this server with the pydantic converter the lifecycle payloads need."""
+        from temporalio.contrib.pydantic import pydantic_data_converter
+
         kwargs.setdefault("namespace", self.namespace)
+        kwargs.setdefault("data_converter", pydantic_data_converter)
         return await Client.connect(self.address, **kwargs)
 
     def __enter__(self) -> DevServer:

@@ -18,7 +18,11 @@ from engine.graph import GraphvizError, lifecycle_graph, stage_graph, to_dot, to
               show_default=True, help="mermaid for Markdown; dot for Graphviz; svg needs Graphviz installed.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of printing.")
 def graph_command(path: Path, stage: str | None, fmt: str, output: Path | None) -> None:
-    """Draw the lifecycle at PATH (file or folder): stages, transitions, gotos; or one stage's steps."""
+    """Draw the lifecycle, or one stage's playbook (PATH: lifecycle file or folder).
+
+    The lifecycle is a state diagram of stages, transitions (event and guard) and gotos;
+    --stage draws that stage's steps as a flowchart with its branches, waits and timeouts.
+    """
     project = load(lifecycle_path(path))
     if stage is None:
         graph = lifecycle_graph(project)

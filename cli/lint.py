@@ -17,7 +17,7 @@ from engine.lint import RULES, lint_project
 @click.option("--warn-only", is_flag=True, help="Print the warnings but exit 0.")
 @click.option("--rules", "show_rules", is_flag=True, help="List the rules and exit.")
 def lint_command(paths: tuple[Path, ...], warn_only: bool, show_rules: bool) -> None:
-    """Warn about what validation accepts but an author rarely means (PATH: lifecycle file or folder).
+    """Warn about what loads but is rarely meant (PATH: lifecycle file or folder).
 
     Silence a warning where it is intended with `# lint: ignore[rule-id]` on the line or
     the line above. Exit 1 on any warning (unless --warn-only) or any load error.

@@ -101,7 +101,11 @@ def new_command() -> None:
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("playbooks"),
               show_default=True, help="The folder with lifecycle.yaml.")
 def new_stage(name: str, folder: Path) -> None:
-    """Create <dir>/<name>.yaml (a stage playbook) and <dir>/tests/<name>.yaml (its test case)."""
+    """Scaffold a stage playbook and its test case, and say how to wire them in.
+
+    Creates <dir>/<name>.yaml and <dir>/tests/<name>.yaml (NAME with dashes); never
+    overwrites a file.
+    """
     stage = stage_name(name)
     if not _NAME.match(stage):
         fail(f"'{name}' is not a valid stage name: use lower_snake_case, e.g. onboarding_call")

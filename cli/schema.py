@@ -17,7 +17,7 @@ REGENERATE = "lifecycle schema --output schemas"
 @click.option("--output", "-o", type=click.Path(path_type=Path),
               help="Write to this file (with KIND) or folder (both schemas) instead of printing.")
 def schema_command(kind: str | None, output: Path | None) -> None:
-    """Print or write the JSON Schema of a lifecycle file or a stage playbook.
+    """Print or write the JSON Schemas editors use for playbook files.
 
     \b
     lifecycle schema playbook           print the stage playbook schema

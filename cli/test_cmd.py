@@ -30,7 +30,7 @@ def format_result(result: CaseResult) -> str:
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def test_command(paths: tuple[Path, ...]) -> None:
-    """Run playbook test cases (files or folders; default playbooks/tests).
+    """Run playbook test cases through the simulator (default: playbooks/tests).
 
     Each case simulates a customer's events and checks the stages, actions, promises,
     facts and outcome it expects. Exit 1 when any case fails.

@@ -29,7 +29,7 @@ def _beside(folder: Path) -> Path | None:
 def _is_stage_playbook(path: Path) -> bool:
     """Whether a file reads as a stage playbook (`playbook:` at the top, no `lifecycle:`)."""
     try:
-        doc, errors = parse_yaml(str(path), path.read_text(encoding="utf-8-sig"))
+        doc, _ = parse_yaml(str(path), path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError):
         return False
     data = doc.data
@@ -68,7 +68,7 @@ def summary(project: Project) -> str:
 
 
 def validate_one(path: Path) -> list[str]:
-    """Check one path; the lines to print (`ok ...` or errors) and whether it passed."""
+    """Check one path; the lines to print: `ok ...`, or one per error."""
     lifecycle, playbook = resolve(path)
     try:
         project = load_project(lifecycle)
@@ -89,6 +89,7 @@ def validate_command(paths: tuple[Path, ...]) -> None:
     """
     failed = False
     done: set[tuple[Path, Path | None]] = set()
+    printed: set[str] = set()
     for path in paths:
         try:
             key = resolve(path)
@@ -102,6 +103,9 @@ def validate_command(paths: tuple[Path, ...]) -> None:
         except Exception as error:  # the edge: one readable line, never a traceback
             lines = [f"{path}: internal error: {type(error).__name__}: {error}"]
         for line in lines:
+            if line in printed:
+                continue  # a folder and a playbook of the same lifecycle: say it once
+            printed.add(line)
             if line.startswith("ok "):
                 click.echo(line)
             else:

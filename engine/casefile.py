@@ -30,11 +30,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.durations import parse_duration
 from engine.errors import PlaybookLoadError, suggest
 from engine.expressions import parse_time
 from engine.loader import Document, parse_yaml
 from engine.project import Project
-from engine.scenario import ScenarioError, moment, parse_customer, parse_events
+from engine.scenario import ScenarioError, parse_customer, parse_events
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
@@ -71,10 +72,12 @@ class CaseResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the case passed."""
         return not self.failures
 
     @property
     def name(self) -> str:
+        """The case's name, or its file name when it could not be read."""
         return self.case.name if self.case else self.path.stem
 
 
@@ -96,8 +99,10 @@ def load_case(path: Path) -> Case:
     """Parse a case file; raise CaseError (located) when it is malformed."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CaseError(f"{path}:1:1: the file is not UTF-8 text") from None
     except OSError as error:
-        raise CaseError(f"{path}: cannot read: {error.strerror or error}") from None
+        raise CaseError(f"{path}:1:1: cannot read: {error.strerror or error}") from None
     doc, errors = parse_yaml(str(path), text)
     if errors:
         raise CaseError(str(errors[0]))
@@ -126,10 +131,12 @@ def load_case(path: Path) -> Case:
     events = _events(doc, data, customer["id"], error)
     until = None
     if data.get("until") is not None:
-        try:
-            until = moment(data["until"], _start(data, error), "until")
-        except ScenarioError as problem:
-            raise error(("until",), str(problem).removeprefix("until: ")) from None
+        until = parse_time(data["until"])
+        if until is None:
+            try:
+                until = _start(data, error) + parse_duration(str(data["until"]))
+            except ValueError as problem:
+                raise error(("until",), f"'until' must be a duration after start or a date: {problem}") from None
     return Case(path=path, name=data["name"].strip(), lifecycle=(path.parent / lifecycle),
                 customer=customer, events=events, expect=_expect(data["expect"], error), until=until)
 
@@ -153,9 +160,14 @@ def _events(doc: Document, data: dict[str, Any], customer_id: str,
     start = _start(data, error)
     scheduled: list[ScheduledEvent] = []
     for index, item in enumerate(items):
+        if isinstance(item, dict):
+            for name, kind in (("event", str), ("data", dict), ("customer", dict), ("key", str)):
+                if item.get(name) is not None and not isinstance(item[name], kind):
+                    what = "text" if kind is str else "a mapping"
+                    raise error(("events", index, name), f"'{name}' must be {what}")
         try:
             scheduled += parse_events({"start": start.isoformat(), "events": [item]}, customer_id, "")
-        except ScenarioError as problem:
+        except (ScenarioError, ValueError) as problem:  # pydantic's ValidationError is a ValueError
             # parse_events names the item `events[0]`; the position says which one it is.
             message = str(problem).split(": ", 2)[-1]
             raise error(("events", index), message) from None
@@ -202,6 +214,9 @@ def run_case(case: Case, load: Callable[[Path], Project]) -> CaseResult:
         result.timeline = simulate(project, case.customer, case.events, until=case.until)
     except ValueError as error:
         result.failures = [f"cannot simulate: {error}"]
+        return result
+    except Exception as error:  # an engine bug must still come out as one readable line
+        result.failures = [f"internal error while simulating: {type(error).__name__}: {error}"]
         return result
     result.failures = compare(case.expect, result.timeline)
     return result

@@ -6,12 +6,16 @@ is judged the same way whichever road it comes by.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from typing import Any
 
 from engine.durations import parse_duration
 from engine.expressions import parse_time
-from engine.model import BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
+from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
+
+# CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 class PayloadError(ValueError):
@@ -55,6 +59,10 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
         return value
     if not ok[kind]:
         raise PayloadError(f"field '{name}' must be a {kind}, got {type(value).__name__}", name)
+    if kind in ("int", "number") and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        raise PayloadError(f"field '{name}' is out of range (64-bit integers)", name)
+    if kind == "number" and isinstance(value, float) and not math.isfinite(value):
+        raise PayloadError(f"field '{name}' must be a finite number", name)
     if spec.enum is not None and value not in spec.enum:
         raise PayloadError(f"field '{name}' must be one of {', '.join(spec.enum)}", name)
     return value
@@ -79,6 +87,32 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any]) -> dict[
     return validate_payload(event, events[event], data)
 
 
+def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None
+                   ) -> dict[str, Any] | None:
+    """Validate the profile fields an event sets: built-in and declared fields, all optional.
+
+    A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
+    inside the workflow; `field` is named `customer.<field>`.
+    """
+    if profile is None:
+        return None
+    if not isinstance(profile, dict):
+        raise PayloadError("'customer' must be an object", "customer")
+    if "id" in profile and profile["id"] != customer_id:
+        raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
+    fields = {name: spec.model_copy(update={"required": False})
+              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
+    rest = {name: value for name, value in profile.items() if name != "id"}
+    try:
+        checked = validate_payload("customer", EventSpec(payload=fields), rest)
+    except PayloadError as error:
+        message = str(error)
+        if message.startswith("field '"):
+            message = "field 'customer." + message.removeprefix("field '")
+        raise PayloadError(message, f"customer.{error.field}" if error.field else "customer") from None
+    return {**({"id": customer_id} if "id" in profile else {}), **checked}
+
+
 def payload_json_schema(spec: EventSpec) -> dict[str, Any]:
     """The JSON Schema of an event's payload, for the API's OpenAPI document."""
     formats = {"date": "date", "timestamp": "date-time", "duration": "duration"}
@@ -86,6 +120,8 @@ def payload_json_schema(spec: EventSpec) -> dict[str, Any]:
     properties = {}
     for name, field in spec.payload.items():
         schema: dict[str, Any] = {"type": types.get(field.type, "string")}
+        if field.type == "int":
+            schema.update(minimum=INT_MIN, maximum=INT_MAX)
         if field.type in formats:
             schema["format"] = formats[field.type]
         if field.enum:

@@ -67,10 +67,12 @@ class Graph:
     edges: list[Edge] = field(default_factory=list)
 
     def add(self, node: Node) -> str:
+        """Add a node (the first one with an id wins); its id."""
         self.nodes.setdefault(node.id, node)
         return node.id
 
     def link(self, source: str, target: str, label: str = "", dashed: bool = False) -> None:
+        """Add an edge, once: a second goto to the same stage draws no second arrow."""
         edge = Edge(source, target, label, dashed)
         if edge not in self.edges:
             self.edges.append(edge)
@@ -131,6 +133,8 @@ def stage_graph(project: Project, stage: str) -> Graph:
 
 
 class _Flow:
+    """Builds a stage flowchart: each step links to what runs after it."""
+
     def __init__(self, project: Project, stage: str) -> None:
         self.project = project
         self.stage = stage
@@ -138,6 +142,7 @@ class _Flow:
         self.count = 0
 
     def build(self, steps: list[Any]) -> Graph:
+        """Entry node, the steps, and a 'done' node when some path runs off the end."""
         entry = self.graph.add(Node("entry", self._entry_label(), "stadium"))
         pending = self._steps(steps, [(entry, "")], "")
         if pending:

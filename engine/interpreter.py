@@ -17,9 +17,13 @@ from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, evaluate, is_true, parse_time, to_plain
 from engine.project import StageBundle
 from engine.runtime import Runtime
-from engine.state import Action, Event, LifecycleState, Pending, PromiseEntry
+from engine.state import Action, ActionResult, Event, LifecycleState, Pending, PromiseEntry
 from engine.templates import render
 from engine.walk import step_key
+
+
+# An action (None for a suppressed send) and what to record of its result.
+Effect = tuple[Action | None, Callable[[ActionResult | None], None]]
 
 
 class StageExit(Exception):
@@ -65,9 +69,29 @@ class StageRun:
     # ------------------------------------------------------------ helpers
 
     async def _steps(self, steps: list[Any], prefix: str) -> None:
+        # Consecutive sends and plain tasks happen at the same instant anyway; acting on them
+        # in one batch costs the workflow one activity instead of one per step.
+        batch: list[Effect] = []
         for index, step in enumerate(steps):
             path = f"{prefix}{index}"
-            await self._run[type(step)](step, path)
+            if isinstance(step, m.Send):
+                batch += self._prepare_send(step, path)
+            elif isinstance(step, m.Task) and not (step.on_done or step.on_overdue):
+                batch.append(self._prepare_task(step, step, path))
+            else:
+                await self._act(batch)
+                await self._run[type(step)](step, path)
+        await self._act(batch)
+
+    async def _act(self, batch: list[Effect]) -> None:
+        """Perform the prepared effects (if any) and record what came of each."""
+        if not batch:
+            return
+        actions = [action for action, _ in batch if action is not None]
+        results = iter(await self.runtime.act(actions) if actions else [])
+        for action, on_result in batch:  # records keep the order of the steps
+            on_result(next(results) if action is not None else None)
+        batch.clear()
 
     def _names(self) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, self.event, self.runtime.now())
@@ -135,15 +159,15 @@ class StageRun:
                 return channel, str(address)
         return None
 
-    async def _send(self, step: m.Send, path: str) -> None:
+    def _prepare_send(self, step: m.Send, path: str) -> list[Effect]:
+        """The message, the task replacing it, or (no action) the record of its suppression."""
         key = step_key(step, path)
         chosen = self._channel_for(step)
         if chosen is None:
             if step.otherwise is None:
-                self.record("suppressed", key, template=step.template, reason="no channel with consent")
-                return
-            await self._create_task(step.otherwise, step, path, reason=f"no consent to send '{step.template}'")
-            return
+                return [(None, lambda _: self.record("suppressed", key, template=step.template,
+                                                      reason="no channel with consent"))]
+            return [self._prepare_task(step.otherwise, step, path, reason=f"no consent to send '{step.template}'")]
         channel, address = chosen
         context = template_context(self.state, self.event, self.runtime.now())
         subject, body = render(self.bundle.templates[step.template], context)
@@ -152,13 +176,16 @@ class StageRun:
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
             category=step.category, subject=subject, body=body,
         )
-        result = await self.runtime.act(action)
-        if result.status == "done":
-            self.record("message", key, channel=channel, template=step.template, action_id=action.id)
-        else:
-            self.record("failed", key, channel=channel, template=step.template, error=result.detail)
 
-    async def _create_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Action:
+        def on_result(result: ActionResult) -> None:
+            if result.status == "done":
+                self.record("message", key, channel=channel, template=step.template, action_id=action.id)
+            else:
+                self.record("failed", key, channel=channel, template=step.template, error=result.detail)
+
+        return [(action, on_result)]
+
+    def _prepare_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
         key = step_key(step, path)
         due_at = self.runtime.now() + spec.due if spec.due else None
         action = Action(
@@ -166,20 +193,27 @@ class StageRun:
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
             guideline=spec.guideline, due_at=due_at,
         )
-        result = await self.runtime.act(action)
         detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
         if reason:
             detail["reason"] = reason
         if due_at:
             detail["due_at"] = due_at.isoformat()
-        if result.status == "done":
-            self.record("task", key, **detail)
-        else:
-            self.record("failed", key, error=result.detail, **detail)
-        return action
+
+        def on_result(result: ActionResult) -> None:
+            if result.status == "done":
+                self.record("task", key, **detail)
+            else:
+                self.record("failed", key, error=result.detail, **detail)
+
+        return action, on_result
+
+    async def _send(self, step: m.Send, path: str) -> None:
+        await self._act(self._prepare_send(step, path))
 
     async def _task(self, step: m.Task, path: str) -> None:
-        action = await self._create_task(step, step, path)
+        effect = self._prepare_task(step, step, path)
+        await self._act([effect])
+        action = effect[0]
         if not (step.on_done or step.on_overdue):
             return
         key = step_key(step, path)

@@ -39,7 +39,7 @@ RULES: dict[str, str] = {
     "preferred-without-otherwise": "a send on the preferred channel with no 'otherwise' task when no "
                                    "channel has consent",
     "template-event-field": "a template reads event.data.X but no event that can be current at its "
-                            "send has a field X",
+                            "sends has a field X",
     "unguarded-marketing": "a marketing send not inside any 'if' (e.g. a referral request to every customer)",
 }
 
@@ -143,14 +143,17 @@ class _Linter:
         return self.base.parent / str(self.lifecycle.stages[stage].playbook)
 
     def warn(self, file: Path, where: DataPath, rule: str, message: str, key: bool = False) -> None:
+        """A warning at the YAML node (or key) at data path `where` of `file`."""
         doc = self._doc(file)
         line, column = doc.position(where, key=key) if doc is not None else (1, 1)
         self.warn_at(str(file), line, column, rule, message)
 
     def warn_at(self, file: str, line: int, column: int, rule: str, message: str) -> None:
+        """A warning at a known position (templates, which are not YAML)."""
         self.warnings.append(LintWarning(file, line, column, message, rule))
 
     def run(self) -> list[LintWarning]:
+        """Every rule, then drop the warnings an ignore comment silences."""
         self._stages()
         self._events()
         for stage, playbook in self.project.playbooks.items():
@@ -269,52 +272,72 @@ class _Linter:
 
     # ------------------------------------------------------------ templates
 
-    def _entry_events(self, stage: str) -> set[str | None]:
-        """Events that can be `event` when the stage starts; None stands for a goto (no event)."""
-        lifecycle = self.lifecycle
-        names: set[str | None] = {t.on for t in lifecycle.transitions if t.to == stage}
-        if stage == lifecycle.initial_stage:
-            names |= {name for name, spec in lifecycle.events.items() if spec.starts_lifecycle}
-        if any(stage in targets for targets in self._gotos().values()):
-            names.add(None)
-        return names
+    def _entry_events(self) -> dict[str, set[str | None]]:
+        """stage → events that can be `event` when it starts (None: no event at all).
 
-    def _events_at_sends(self, steps: list[Any], events: set[str | None],
-                         found: dict[str, set[str | None]]) -> set[str | None]:
-        """Walk steps in order; record template → events possible at its sends; return events after."""
+        A transition brings its event; a `goto` carries on the event its stage was working
+        with at the goto, so entry events flow along gotos until nothing changes.
+        """
+        lifecycle = self.lifecycle
+        entry: dict[str, set[str | None]] = {stage: set() for stage in lifecycle.stages}
+        for transition in lifecycle.transitions:
+            entry[transition.to].add(transition.on)
+        entry[lifecycle.initial_stage] |= {name for name, spec in lifecycle.events.items()
+                                           if spec.starts_lifecycle}
+        changed = True
+        while changed:
+            changed = False
+            for stage, playbook in self.project.playbooks.items():
+                found: dict[tuple[str, str], set[str | None]] = {}
+                self._events_at(playbook.steps, set(entry[stage]), found)
+                for (kind, target), events in found.items():
+                    if kind == "goto" and not events <= entry[target]:
+                        entry[target] |= events
+                        changed = True
+        return entry
+
+    def _events_at(self, steps: list[Any], events: set[str | None],
+                   found: dict[tuple[str, str], set[str | None]]) -> set[str | None]:
+        """Walk steps in order, recording the events possible at each send (by template) and
+        goto (by stage); return the events possible after the steps."""
         for step in steps:
             if isinstance(step, Send):
-                found.setdefault(step.template, set()).update(events)
+                found.setdefault(("send", step.template), set()).update(events)
+            elif isinstance(step, Goto):
+                found.setdefault(("goto", step.stage), set()).update(events)
             elif isinstance(step, WaitFor):
                 after: set[str | None] = {name for name in step.events if name not in step.on}
                 for name, handler in step.on.items():
-                    after |= self._events_at_sends(handler, {name}, found)
+                    after |= self._events_at(handler, {name}, found)
                 if step.timeout is not None:
-                    after |= self._events_at_sends(step.on_timeout, events, found)
+                    after |= self._events_at(step.on_timeout, events, found)
                 events = after
             elif isinstance(step, Task) and (step.on_done or step.on_overdue):
-                done = self._events_at_sends(step.on_done, {"task.completed"}, found)
-                events = done | self._events_at_sends(step.on_overdue, events, found) | events
+                done = self._events_at(step.on_done, {"task.completed"}, found)
+                events = done | self._events_at(step.on_overdue, events, found)
             else:
-                after = set()
                 nested = list(_nested_lists(step, ()))
-                for branch, _ in nested:
-                    after |= self._events_at_sends(branch, events, found)
-                if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
-                    after |= events  # an empty branch passes the event through unchanged
-                events = after if nested else events
+                if nested:
+                    after = set()
+                    for branch, _ in nested:
+                        after |= self._events_at(branch, events, found)
+                    if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
+                        after |= events  # a missing branch passes the event through unchanged
+                    events = after
         return events
 
     def _templates(self) -> None:
         payloads = {name: set(spec.payload) for name, spec in declared_events(self.lifecycle).items()}
         possible: dict[str, set[str | None]] = {}
         users: dict[str, list[str]] = {}
+        entry = self._entry_events()
         for stage, playbook in self.project.playbooks.items():
-            found: dict[str, set[str | None]] = {}
-            self._events_at_sends(playbook.steps, self._entry_events(stage), found)
-            for template, events in found.items():
-                possible.setdefault(template, set()).update(events)
-                users.setdefault(template, []).append(stage)
+            found: dict[tuple[str, str], set[str | None]] = {}
+            self._events_at(playbook.steps, set(entry[stage]), found)
+            for (kind, template), events in found.items():
+                if kind == "send":
+                    possible.setdefault(template, set()).update(events)
+                    users.setdefault(template, []).append(stage)
         folder = self.base.parent / self.lifecycle.templates
         for template, events in sorted(possible.items()):
             source = self.project.templates.get(template)
@@ -331,10 +354,11 @@ class _Linter:
                     reason = (f"no event that can be current at its send in {stages} "
                               f"({', '.join(shown)}) has a field '{name}'")
                 else:
-                    reason = f"no event is current at its send in {stages} (the stage is entered by goto)"
+                    reason = f"no event is current at its send in {stages}"
                 self.warn_at(file, line, _column_of(source, line, name), "template-event-field",
                              f"template '{template}' reads event.data.{name}, but {reason}, "
                              f"so it is always empty")
+
 
 def _event_data_fields(source: str) -> list[tuple[str, int]]:
     """(field, line) of every `event.data.X` / `event['data']['X']` a template reads."""

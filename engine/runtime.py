@@ -26,8 +26,9 @@ class Runtime(Protocol):
         `ready` must not change state: it is evaluated again after every event.
         """
 
-    async def act(self, action: Action) -> ActionResult:
-        """Perform an effect once, keyed by `action.id`."""
+    async def act(self, actions: list[Action]) -> list[ActionResult]:
+        """Perform effects that happen at the same instant, each once (keyed by its id),
+        and return a result for each, in order."""
 
     async def stage_bundle(self, stage: str) -> StageBundle:
         """The current version of a stage's playbook and templates, to pin for this entry."""

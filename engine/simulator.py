@@ -55,9 +55,9 @@ class VirtualRuntime:
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
         return await _Suspend(WaitRequest(ready, until))
 
-    async def act(self, action: Action) -> ActionResult:
-        self.actions.append(action)
-        return ActionResult(status="done")
+    async def act(self, actions: list[Action]) -> list[ActionResult]:
+        self.actions.extend(actions)
+        return [ActionResult(status="done") for _ in actions]
 
     async def stage_bundle(self, stage: str) -> StageBundle:
         return self.project.bundle(stage)

@@ -36,7 +36,7 @@ class Harness:
                                           max_history=max_history)
         self.worker = Worker(
             client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
-            activities=[Delivery(self.settings).deliver, self.source.load_stage],
+            activities=[Delivery(self.settings).deliver_all, self.source.load_stage],
             workflow_runner=WORKFLOW_RUNNER,
         )
 

@@ -146,3 +146,15 @@ def test_bundled_lifecycle_draws(stage):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("digraph")
+
+
+def test_the_diagram_in_the_authoring_guide_is_current():
+    guide = (ROOT / "docs" / "authoring.md").read_text()
+    block = guide.split("<!-- lifecycle-graph:", 1)[1].split("<!-- /lifecycle-graph -->", 1)[0]
+    shown = block.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    current = to_mermaid(lifecycle_graph(load_project(ROOT / "playbooks" / "lifecycle.yaml")))
+    assert shown == current, (
+        "docs/authoring.md shows an old lifecycle diagram; paste the output of\n"
+        "    .venv/bin/lifecycle graph playbooks\n"
+        "between the ```mermaid fences under 'The lifecycle at a glance'"
+    )

@@ -176,6 +176,23 @@ def test_template_field_after_a_wait_for_comes_from_the_awaited_event(project_di
     assert rules(project_dir) == []
 
 
+def test_goto_carries_the_event_into_the_next_stage(project_dir):
+    edit(project_dir / "lifecycle.yaml", "  closed: {terminal: true}\n",
+         "  thanks: {playbook: thanks.yaml}\n  closed: {terminal: true}\n")
+    edit(project_dir / "check-in.yaml", "    stage: closed\n", "    stage: thanks\n")
+    (project_dir / "thanks.yaml").write_text(
+        "playbook: thanks\nsteps:\n  - {kind: send, template: thanks, channel: email}\n"
+        "  - {kind: goto, stage: closed}\n")
+    template = project_dir / "templates" / "thanks.txt"
+    # at check_in's goto, `event` is survey.answered (or order.delivered after the timeout)
+    template.write_text("You gave us {{ event.data.score }}.\n")
+    assert rules(project_dir) == []
+    template.write_text("You gave us {{ event.data.score }}.\n{{ event.data.reason }}\n")
+    warning, = lint(project_dir)
+    assert (warning.rule, warning.line) == ("template-event-field", 2)
+    assert "(order.delivered, survey.answered) has a field 'reason'" in warning.message
+
+
 def test_ignore_comment_on_the_line_or_the_line_above(project_dir):
     lifecycle = project_dir / "lifecycle.yaml"
     edit(lifecycle, "  lost: {terminal: true}\n",

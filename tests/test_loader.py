@@ -1018,3 +1018,16 @@ def test_validate_as_a_real_command(ws: Workspace) -> None:
     assert "Traceback" not in bad.stdout + bad.stderr
     good = subprocess.run([str(command), "validate", str(VALID)], capture_output=True, text=True, timeout=60)
     assert (good.returncode, good.stdout) == (0, f"ok {VALID / 'lifecycle.yaml'} (3 stages, 21 steps)\n")
+
+
+def test_validate_says_ok_once_for_a_folder_and_its_playbook(ws: Workspace) -> None:
+    result = CliRunner().invoke(validate_command, ["p", "p/lifecycle.yaml", "p/sale.yaml"])
+    assert (result.exit_code, result.stdout) == (0, "ok p/lifecycle.yaml (3 stages, 21 steps)\n")
+
+
+def test_validate_never_prints_a_traceback_for_unreadable_input(ws: Workspace) -> None:
+    (ws.root / "p" / "lifecycle.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    result = CliRunner().invoke(validate_command, ["p"])
+    assert result.exit_code == 1
+    assert result.stderr == "p/lifecycle.yaml:1:1: the file is not UTF-8 text\n"
+    assert result.exception is None or isinstance(result.exception, SystemExit)

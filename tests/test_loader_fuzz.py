@@ -23,6 +23,27 @@ VALID = HERE / "fixtures" / "valid"
 BUNDLED = HERE.parent / "playbooks"
 BASES = [VALID] + ([BUNDLED] if (BUNDLED / "lifecycle.yaml").exists() else [])
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The bundled lifecycle is several times larger than the fixture: fewer examples keep it quick.
+FEW = settings(FUZZ, max_examples=100)
+
+
+class Workspace:
+    """One copy of a lifecycle folder; each example edits one file and then restores it."""
+
+    def __init__(self, base: Path, root: Path) -> None:
+        self.base = base
+        self.folder = Path(tempfile.mkdtemp(dir=root)) / "p"
+        shutil.copytree(base, self.folder)
+
+    def read(self, name: str) -> str:
+        return (self.base / name).read_text(encoding="utf-8")
+
+    def edit_and_load(self, name: str, text: str) -> None:
+        (self.folder / name).write_text(text, encoding="utf-8")
+        try:
+            assert_loads_or_locates(self.folder)
+        finally:
+            shutil.copyfile(self.base / name, self.folder / name)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +51,14 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
 
 
-def fresh_copy(base: Path, scratch: Path) -> Path:
-    """A new copy of a lifecycle folder for one example; hypothesis runs many per test."""
-    folder = Path(tempfile.mkdtemp(dir=scratch))
-    shutil.copytree(base, folder / "p")
-    return folder / "p"
+@pytest.fixture(scope="module")
+def valid(scratch: Path) -> Workspace:
+    return Workspace(VALID, scratch)
+
+
+@pytest.fixture(scope="module", params=BASES, ids=[b.name for b in BASES])
+def base(request: pytest.FixtureRequest, scratch: Path) -> Workspace:
+    return Workspace(request.param, scratch)
 
 
 def assert_loads_or_locates(folder: Path) -> None:
@@ -84,43 +108,33 @@ documents = st.recursive(
 
 @FUZZ
 @given(text=YAMLISH)
-def test_random_text_as_the_lifecycle_file(scratch: Path, text: str) -> None:
-    folder = fresh_copy(VALID, scratch)
-    (folder / "lifecycle.yaml").write_text(text, encoding="utf-8")
-    assert_loads_or_locates(folder)
+def test_random_text_as_the_lifecycle_file(valid: Workspace, text: str) -> None:
+    valid.edit_and_load("lifecycle.yaml", text)
 
 
 @FUZZ
 @given(text=YAMLISH)
-def test_random_text_as_a_stage_playbook(scratch: Path, text: str) -> None:
-    folder = fresh_copy(VALID, scratch)
-    (folder / "sale.yaml").write_text(text, encoding="utf-8")
-    assert_loads_or_locates(folder)
+def test_random_text_as_a_stage_playbook(valid: Workspace, text: str) -> None:
+    valid.edit_and_load("sale.yaml", text)
 
 
 @FUZZ
 @given(data=documents)
-def test_random_yaml_data_as_a_stage_playbook(scratch: Path, data: Any) -> None:
-    folder = fresh_copy(VALID, scratch)
-    (folder / "delivery.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    assert_loads_or_locates(folder)
+def test_random_yaml_data_as_a_stage_playbook(valid: Workspace, data: Any) -> None:
+    valid.edit_and_load("delivery.yaml", yaml.safe_dump(data, allow_unicode=True))
 
 
 @FUZZ
 @given(steps=st.lists(st.dictionaries(keys, documents, max_size=5), min_size=1, max_size=4))
-def test_random_steps_in_a_stage_playbook(scratch: Path, steps: list[dict[str, Any]]) -> None:
-    folder = fresh_copy(VALID, scratch)
+def test_random_steps_in_a_stage_playbook(valid: Workspace, steps: list[dict[str, Any]]) -> None:
     text = yaml.safe_dump({"playbook": "delivery", "steps": steps}, allow_unicode=True)
-    (folder / "delivery.yaml").write_text(text, encoding="utf-8")
-    assert_loads_or_locates(folder)
+    valid.edit_and_load("delivery.yaml", text)
 
 
 @FUZZ
 @given(text=st.text(alphabet=st.sampled_from(list("{}%#()[]|.,'\" abcdefnrsu_\n=<>+-")), max_size=80))
-def test_random_template_text(scratch: Path, text: str) -> None:
-    folder = fresh_copy(VALID, scratch)
-    (folder / "templates" / "check_in.txt").write_text(text, encoding="utf-8")
-    assert_loads_or_locates(folder)
+def test_random_template_text(valid: Workspace, text: str) -> None:
+    valid.edit_and_load("templates/check_in.txt", text)
 
 
 EXPRESSIONS = st.text(
@@ -143,8 +157,7 @@ def test_expression_analysis_never_crashes(source: str) -> None:
 
 @FUZZ
 @given(source=EXPRESSIONS, style=st.sampled_from(["plain", "single", "double", "literal", "folded"]))
-def test_random_expression_in_a_playbook(scratch: Path, source: str, style: str) -> None:
-    folder = fresh_copy(VALID, scratch)
+def test_random_expression_in_a_playbook(valid: Workspace, source: str, style: str) -> None:
     if style == "plain":
         value = yaml.safe_dump(source, default_style=None).strip()
         if value.endswith("\n..."):
@@ -159,8 +172,7 @@ def test_random_expression_in_a_playbook(scratch: Path, source: str, style: str)
         value = f"{marker}\n{body}"
     text = (f"playbook: delivery\nsteps:\n  - kind: if\n    when: {value}\n"
             f"    then:\n      - kind: end\n")
-    (folder / "delivery.yaml").write_text(text, encoding="utf-8")
-    assert_loads_or_locates(folder)
+    valid.edit_and_load("delivery.yaml", text)
 
 
 # ---------------------------------------------------------------- mutations of real playbooks
@@ -226,29 +238,24 @@ def _yaml_files(base: Path) -> list[str]:
     return sorted(p.name for p in base.glob("*.yaml"))
 
 
-@pytest.mark.parametrize("base", BASES, ids=[b.name for b in BASES])
-@FUZZ
+@FEW
 @given(choice=st.data())
-def test_mutated_playbooks(scratch: Path, base: Path, choice: st.DataObject) -> None:
-    folder = fresh_copy(base, scratch)
-    name = choice.draw(st.sampled_from(_yaml_files(base)))
-    doc, errors = parse_yaml(name, (folder / name).read_text(encoding="utf-8"))
+def test_mutated_playbooks(base: Workspace, choice: st.DataObject) -> None:
+    name = choice.draw(st.sampled_from(_yaml_files(base.base)))
+    doc, errors = parse_yaml(name, base.read(name))
     assert not errors
     data = doc.data
     for _ in range(choice.draw(st.integers(1, 3))):
         data = mutate(data, choice)
-    (folder / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    assert_loads_or_locates(folder)
+    base.edit_and_load(name, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
 
-@pytest.mark.parametrize("base", BASES, ids=[b.name for b in BASES])
-@FUZZ
+@FEW
 @given(choice=st.data())
-def test_mutated_playbook_text(scratch: Path, base: Path, choice: st.DataObject) -> None:
+def test_mutated_playbook_text(base: Workspace, choice: st.DataObject) -> None:
     """Edits to the text itself: a deleted, duplicated or re-indented line, a stray character."""
-    folder = fresh_copy(base, scratch)
-    name = choice.draw(st.sampled_from(_yaml_files(base)))
-    lines = (folder / name).read_text(encoding="utf-8").split("\n")
+    name = choice.draw(st.sampled_from(_yaml_files(base.base)))
+    lines = base.read(name).split("\n")
     index = choice.draw(st.integers(0, len(lines) - 1))
     operation = choice.draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "insert"]))
     if operation == "delete":
@@ -263,5 +270,57 @@ def test_mutated_playbook_text(scratch: Path, base: Path, choice: st.DataObject)
         column = choice.draw(st.integers(0, len(lines[index])))
         char = choice.draw(st.sampled_from(list(":-[]{}'\"#&*!|>%@`\t")))
         lines[index] = lines[index][:column] + char + lines[index][column:]
-    (folder / name).write_text("\n".join(lines), encoding="utf-8")
-    assert_loads_or_locates(folder)
+    base.edit_and_load(name, "\n".join(lines))
+
+
+# ---------------------------------------------------------------- positions are exact
+
+def _plain_ok(source: str) -> bool:
+    """Whether `source` reads back unchanged as a plain (unquoted) YAML scalar."""
+    try:
+        return yaml.safe_load(f"k: {source}") == {"k": source}
+    except yaml.YAMLError:
+        return False
+
+
+GOOD_PARTS = ["facts.open_tickets > 0", "customer.name == 'x'", "now > timestamp('2020-01-01T00:00:00Z')",
+              "(facts.open_tickets + 1) * 2 < 10", "[1, 2].exists(n, n > facts.open_tickets)"]
+
+
+@FUZZ
+@given(
+    parts=st.lists(st.sampled_from(GOOD_PARTS), max_size=4),
+    where=st.integers(0, 4),
+    breaks=st.lists(st.booleans(), min_size=5, max_size=5),
+    style=st.sampled_from(["plain", "single", "double", "literal", "folded"]),
+)
+def test_unknown_name_is_located_on_the_name(valid: Workspace, parts: list[str], where: int,
+                                             breaks: list[bool], style: str) -> None:
+    parts = list(parts)
+    parts.insert(min(where, len(parts)), "facts.zz_nope == 1")
+    multiline = style in ("literal", "folded")
+    pieces = []
+    for index, part in enumerate(parts):
+        joiner = "" if index == 0 else ("\n && " if multiline and breaks[index % 5] else " && ")
+        pieces.append(joiner + part)
+    source = "".join(pieces)
+    if style == "plain" and _plain_ok(source):
+        value = source
+    elif style in ("plain", "single"):
+        value = "'" + source.replace("'", "''") + "'"
+    elif style == "double":
+        value = '"' + source + '"'
+    else:
+        marker = "|" if style == "literal" else ">"
+        value = marker + "\n" + "\n".join("      " + line for line in source.split("\n"))
+    text = f"playbook: delivery\nsteps:\n  - kind: set\n    var: x\n    value: {value}\n"
+    folder = valid.folder
+    (folder / "delivery.yaml").write_text(text, encoding="utf-8")
+    try:
+        with pytest.raises(PlaybookLoadError) as info:
+            load_project(folder / "lifecycle.yaml")
+    finally:
+        shutil.copyfile(valid.base / "delivery.yaml", folder / "delivery.yaml")
+    [error] = [e for e in info.value.errors if "zz_nope" in e.message]
+    line = text.split("\n")[error.line - 1]
+    assert line[error.column - 1:].startswith("zz_nope"), (error, text)

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.events import PayloadError, check_event, declared_events
+from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.lifecycle import lifecycle_id
 from engine.model import Lifecycle
 from engine.state import Event, EventReceipt
-from workflows.contract import EVENT_UPDATE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus
+from workflows.contract import (
+    CUSTOMER, EVENT_UPDATE, PLAYBOOK, STAGE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus,
+)
 
 
 class LifecycleNotFound(LookupError):
@@ -46,7 +48,10 @@ class LifecycleClient:
 
     async def send(self, event: Event) -> EventReceipt:
         """Deliver an event; raises PayloadError for a bad payload and LifecycleNotFound."""
-        event = event.model_copy(update={"data": check_event(self.lifecycle, event.name, event.data)})
+        event = event.model_copy(update={
+            "data": check_event(self.lifecycle, event.name, event.data),
+            "customer": check_customer(self.lifecycle, event.customer_id, event.customer),
+        })
         spec = declared_events(self.lifecycle)[event.name]
         workflow_id = lifecycle_id(event.customer_id)
         try:
@@ -57,6 +62,7 @@ class LifecycleClient:
                                    max_history=self.max_history),
                     id=workflow_id, task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    search_attributes=initial_search_attributes(self.lifecycle, event.customer_id),
                 )
                 return await self.client.execute_update_with_start_workflow(
                     EVENT_UPDATE, event, start_workflow_operation=start, result_type=EventReceipt,
@@ -89,25 +95,48 @@ class LifecycleClient:
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None) -> list[ListedLifecycle]:
         """Who is in which stage, from the visibility store."""
-        query = [f"WorkflowType = '{WORKFLOW_NAME}'"]
-        if running_only:
-            query.append("ExecutionStatus = 'Running'")
-        if stage:
-            query.append(f"LifecycleStage = '{_quote(stage)}'")
-        if playbook:
-            query.append(f"LifecyclePlaybook = '{_quote(playbook)}'")
-        found = []
-        async for execution in self.client.list_workflows(" AND ".join(query), limit=limit):
-            attributes = execution.typed_search_attributes
-            values = {pair.key.name: pair.value for pair in attributes}
-            found.append(ListedLifecycle(
-                customer_id=values.get("CustomerId", execution.id.removeprefix("lifecycle/")),
-                stage=values.get("LifecycleStage", ""),
-                playbook=values.get("LifecyclePlaybook", ""),
-                status=execution.status.name.lower() if execution.status else "",
-                started_at=execution.start_time,
-            ))
-        return found
+        query = _list_query(stage, playbook, running_only)
+        return [_listed(execution) async for execution in self.client.list_workflows(query, limit=limit)]
+
+    async def list_page(self, stage: str | None = None, playbook: str | None = None,
+                        running_only: bool = True, page_size: int = 100,
+                        page_token: bytes | None = None) -> tuple[list[ListedLifecycle], bytes | None]:
+        """One page of `list`, and the token of the next page (None after the last one)."""
+        pages = self.client.list_workflows(_list_query(stage, playbook, running_only),
+                                           page_size=page_size, next_page_token=page_token)
+        await pages.fetch_next_page()
+        return [_listed(execution) for execution in pages.current_page or []], pages.next_page_token
+
+
+def _list_query(stage: str | None, playbook: str | None, running_only: bool) -> str:
+    query = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+    if running_only:
+        query.append("ExecutionStatus = 'Running'")
+    if stage:
+        query.append(f"LifecycleStage = '{_quote(stage)}'")
+    if playbook:
+        query.append(f"LifecyclePlaybook = '{_quote(playbook)}'")
+    return " AND ".join(query)
+
+
+def _listed(execution: Any) -> ListedLifecycle:
+    values = {pair.key.name: pair.value for pair in execution.typed_search_attributes}
+    return ListedLifecycle(
+        customer_id=values.get("CustomerId", execution.id.removeprefix("lifecycle/")),
+        stage=values.get("LifecycleStage", ""),
+        playbook=values.get("LifecyclePlaybook", ""),
+        status=execution.status.name.lower() if execution.status else "",
+        started_at=execution.start_time,
+    )
+
+
+def initial_search_attributes(lifecycle: Lifecycle, customer_id: str) -> TypedSearchAttributes:
+    """Set at start, so a new lifecycle is listed in its stage without an extra history event."""
+    stage = lifecycle.initial_stage
+    return TypedSearchAttributes([
+        SearchAttributePair(STAGE, stage), SearchAttributePair(PLAYBOOK, stage),
+        SearchAttributePair(CUSTOMER, customer_id),
+    ])
 
 
 def _quote(value: str) -> str:

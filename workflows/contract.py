@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey
 
 from engine.model import Lifecycle
 from engine.state import LifecycleState, Pending, Record
@@ -14,6 +15,11 @@ WORKFLOW_NAME = "CustomerLifecycle"
 EVENT_UPDATE = "event"
 EVENT_SIGNAL = "event_signal"
 STATUS_QUERY = "status"
+
+# Custom search attributes: "who is in which stage" as a visibility query.
+STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
+PLAYBOOK = SearchAttributeKey.for_keyword("LifecyclePlaybook")
+CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
 
 
 class LifecycleStart(BaseModel):

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -21,13 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from engine.project import StageBundle
     from engine.state import Action, ActionResult, Event, EventReceipt
     from workflows.contract import (
-        EVENT_SIGNAL, EVENT_UPDATE, STATUS_QUERY, WORKFLOW_NAME,
+        CUSTOMER, EVENT_SIGNAL, EVENT_UPDATE, PLAYBOOK, STAGE, STATUS_QUERY, WORKFLOW_NAME,
         LifecycleResult, LifecycleStart, LifecycleStatus,
     )
 
-STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
-PLAYBOOK = SearchAttributeKey.for_keyword("LifecyclePlaybook")
-CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
 
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
 
@@ -54,20 +50,22 @@ class TemporalRuntime:
         except asyncio.TimeoutError:
             return ready()
 
-    async def act(self, action: Action) -> ActionResult:
+    async def act(self, actions: list[Action]) -> list[ActionResult]:
         try:
             return await workflow.execute_activity(
-                "deliver", action, result_type=ActionResult, summary=f"{action.kind} {action.step}",
+                "deliver_all", actions, result_type=list[ActionResult],
+                summary=", ".join(f"{action.kind} {action.step}" for action in actions),
                 **DELIVERY_OPTIONS,
             )
         except ActivityError as error:
-            # A permanent failure (bad address, 4xx) is recorded, never lost silently.
+            # Out of retries (e.g. a day of SMTP outage): recorded, never lost silently.
             cause = error.cause
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-            return ActionResult(status="failed", detail=detail)
+            return [ActionResult(status="failed", detail=detail) for _ in actions]
 
     async def stage_bundle(self, stage: str) -> StageBundle:
-        bundle = await workflow.execute_activity(
+        # A local activity: a quick read whose result is recorded as one marker in history.
+        bundle = await workflow.execute_local_activity(
             "load_stage", stage, result_type=StageBundle,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY_POLICY,
         )
@@ -107,11 +105,12 @@ class CustomerLifecycle:
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
 
     def _upsert_stage(self, stage: str, playbook: str) -> None:
-        workflow.upsert_search_attributes([
-            STAGE.value_set(stage),
-            PLAYBOOK.value_set(playbook or stage),
-            CUSTOMER.value_set(self.machine.state.customer["id"]),
-        ])
+        """Make "who is in which stage" a visibility query; one history event per real change."""
+        current = workflow.info().typed_search_attributes
+        wanted = [STAGE.value_set(stage), PLAYBOOK.value_set(playbook or stage),
+                  CUSTOMER.value_set(self.machine.state.customer["id"])]
+        if any(current.get(update.key) != update.value for update in wanted):
+            workflow.upsert_search_attributes(wanted)
 
     # ------------------------------------------------------------ events
 
