@@ -317,18 +317,42 @@ def is_template_name(name: str) -> bool:
     return bool(_TEMPLATE_NAME.match(name)) and ".." not in name
 
 
-def entry_events(lifecycle: Lifecycle, stage: str) -> set[str] | None:
-    """Events that can bring a customer into `stage`; None when it cannot be told."""
+def entry_events(lifecycle: Lifecycle, stage: str) -> set[str]:
+    """Events a transition (or the lifecycle's start) can bring a customer into `stage` with."""
     names = {t.on for t in lifecycle.transitions if t.to == stage}
     if stage == lifecycle.initial_stage:
         names |= {name for name, spec in lifecycle.events.items() if spec.starts_lifecycle}
-    return names or None
+    return names
+
+
+def stage_events(lifecycle: Lifecycle, playbooks: dict[str, Playbook]) -> dict[str, set[str] | None]:
+    """What `event` can be when each stage's playbook starts; None where it cannot be told.
+
+    A `goto` carries the event its stage was working with, so a goto target can start with
+    any event the source stage could hold at the goto: grow the sets until nothing changes.
+    """
+    entries: dict[str, set[str] | None] = {s: entry_events(lifecycle, s) for s in lifecycle.stages}
+    for _ in range(len(lifecycle.stages) + 1):
+        changed = False
+        for stage, playbook in playbooks.items():
+            probe = _PlaybookChecker(lifecycle, stage, playbook, None, None, set(), "")
+            probe.flow_from(entries.get(stage))
+            for target, events in probe.gotos:
+                if target not in entries:
+                    continue
+                merged = _union(entries[target], events)
+                if merged != entries[target]:
+                    entries[target], changed = merged, True
+        if not changed:
+            break
+    # A stage nothing leads into is entered some other way (or never): accept any event.
+    return {stage: (events or None) for stage, events in entries.items()}
 
 
 class _PlaybookChecker:
     """The checks of one stage playbook, with the flow of `event` through its steps."""
 
-    def __init__(self, lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located,
+    def __init__(self, lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located | None,
                  promises: set[str] | None, templates: set[str], templates_folder: str) -> None:
         self.lifecycle = lifecycle
         self.stage = stage
@@ -339,22 +363,28 @@ class _PlaybookChecker:
         self.templates_folder = templates_folder
         self.events = _all_events(lifecycle)
         self.errors: list[PlaybookError] = []
+        self.gotos: list[tuple[str, set[str] | None]] = []  # (target, events at the goto)
         self.vars = set(playbook.vars) | {
             step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
         }
 
-    def run(self) -> list[PlaybookError]:
+    def flow_from(self, events: set[str] | None) -> None:
+        """Follow `event` through the steps; with no document, only record the gotos."""
+        self._flow(self.playbook.steps, ("steps",), events)
+
+    def run(self, entry: set[str] | None) -> list[PlaybookError]:
         if self.playbook.playbook != self.stage:
             self.errors.append(self.doc.error(
                 ("playbook",), f"playbook '{self.playbook.playbook}' runs in stage '{self.stage}'; "
                                f"name it '{self.stage}'",
             ))
         self._duplicate_ids()
-        self._flow(self.playbook.steps, ("steps",), entry_events(self.lifecycle, self.stage))
+        self.flow_from(entry)
         return self.errors
 
     def error(self, path: DataPath, message: str, key: bool = False) -> None:
-        self.errors.append(self.doc.error(path, message, key=key))
+        if self.doc is not None:
+            self.errors.append(self.doc.error(path, message, key=key))
 
     def _duplicate_ids(self) -> None:
         first: dict[str, DataPath] = {}
@@ -368,6 +398,8 @@ class _PlaybookChecker:
                 first[step.id] = path
 
     def _expression(self, path: DataPath, source: str, events: set[str] | None) -> None:
+        if self.doc is None:
+            return
         scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises)
         self.errors += check_expression(self.lifecycle, self.doc, path, source, scope)
 
@@ -422,6 +454,7 @@ class _PlaybookChecker:
             kept = self._flow(step.on_kept, (*path, "on_kept"), events)
             return _union(kept, self._flow(step.on_broken, (*path, "on_broken"), events))
         elif isinstance(step, Goto):
+            self.gotos.append((step.stage, events))
             if step.stage not in self.lifecycle.stages:
                 self.error((*path, "stage"), f"unknown stage '{step.stage}'{suggest(step.stage, self.lifecycle.stages)}")
         return events
@@ -478,9 +511,15 @@ def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
 
 
 def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located, *,
-                   promises: set[str] | None, templates: set[str], templates_folder: str) -> list[PlaybookError]:
-    """Every cross-reference of one stage playbook; `promises` None skips the promise checks."""
-    return _PlaybookChecker(lifecycle, stage, playbook, doc, promises, templates, templates_folder).run()
+                   promises: set[str] | None, templates: set[str], templates_folder: str,
+                   entry: set[str] | None = None) -> list[PlaybookError]:
+    """Every cross-reference of one stage playbook.
+
+    `promises` None skips the promise checks (some playbook failed to load); `entry` is what
+    `event` can be when the stage starts (see `stage_events`), None for any declared event.
+    """
+    checker = _PlaybookChecker(lifecycle, stage, playbook, doc, promises, templates, templates_folder)
+    return checker.run(entry)
 
 
 # ---------------------------------------------------------------- templates

@@ -58,7 +58,8 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
     if not ok[kind]:
-        raise PayloadError(f"field '{name}' must be a {kind}, got {type(value).__name__}", name)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise PayloadError(f"field '{name}' must be {article} {kind}, got {type(value).__name__}", name)
     if kind in ("int", "number") and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
         raise PayloadError(f"field '{name}' is out of range (64-bit integers)", name)
     if kind == "number" and isinstance(value, float) and not math.isfinite(value):

@@ -128,7 +128,6 @@ class _Linter:
         self.base = Path(project.path)
         self.docs: dict[str, Document | None] = {}
         self.warnings: list[LintWarning] = []
-        self._goto_targets: dict[str, set[str]] | None = None
 
     # ------------------------------------------------------------ plumbing
 
@@ -177,20 +176,11 @@ class _Linter:
 
     # ------------------------------------------------------------ lifecycle rules
 
-    def _gotos(self) -> dict[str, set[str]]:
-        """stage → stages its playbook can goto."""
-        if self._goto_targets is None:
-            self._goto_targets = {
-                stage: {step.stage for step, _ in step_paths(playbook.steps) if isinstance(step, Goto)}
-                for stage, playbook in self.project.playbooks.items()
-            }
-        return self._goto_targets
-
     def _stages(self) -> None:
         lifecycle = self.lifecycle
-        gotos = self._gotos()
         reached = {lifecycle.initial_stage} | {t.to for t in lifecycle.transitions}
-        reached |= set().union(*gotos.values()) if gotos else set()
+        reached |= {step.stage for playbook in self.project.playbooks.values()
+                    for step, _ in step_paths(playbook.steps) if isinstance(step, Goto)}
         for stage, spec in lifecycle.stages.items():
             if stage not in reached:
                 self.warn(self.base, ("stages", stage), "unreachable-stage",

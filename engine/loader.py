@@ -287,7 +287,7 @@ class _Builder:
     def scalar(self, node: yaml.ScalarNode) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as error:
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             if node.tag == "tag:yaml.org,2002:timestamp":
                 self.at(node, f"'{node.value}' is not a valid date or time")
             elif node.tag not in self.loader.yaml_constructors:
@@ -773,11 +773,13 @@ class _ProjectLoader:
         folder = self.path.parent / lifecycle.templates
         available = _template_files(folder)
         all_loaded = len(playbooks) == sum(1 for s in lifecycle.stages.values() if s.playbook)
+        # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
+        entries = checks.stage_events(lifecycle, playbooks) if all_loaded else {}
         for stage, playbook in playbooks.items():
             self.errors += checks.check_playbook(
                 lifecycle, stage, playbook, docs[stage], promises=promises,
-                templates=available, templates_folder=_display(folder),
+                templates=available, templates_folder=_display(folder), entry=entries.get(stage),
             )
         templates = self._load_templates(lifecycle, playbooks, folder, available, promises)
         if self.errors:

@@ -27,10 +27,10 @@ class Harness:
     """A worker on its own task queue, its playbook folder and outbox, and a client."""
 
     def __init__(self, client: Client, folder: Path, state_dir: Path, max_history: int = 10_000,
-                 task_queue: str | None = None):
+                 task_queue: str | None = None, **settings: Any):
         self.folder = folder
         self.task_queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
-        self.settings = LifecycleSettings(state_dir=state_dir, task_queue=self.task_queue)
+        self.settings = LifecycleSettings(state_dir=state_dir, task_queue=self.task_queue, **settings)
         self.source = PlaybookSource(folder / "lifecycle.yaml")
         self.lifecycles = LifecycleClient(client, self.source.project().lifecycle, self.task_queue,
                                           max_history=max_history)

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from cli.devserver import DevServer
-from harness import FIXTURE, Harness, eventually, pending_step
+from harness import FIXTURE, Harness, eventually, pending_step, stage_of
 from workflows.contract import LifecycleResult
 
 BIN = Path(sys.executable).parent
@@ -46,13 +46,14 @@ async def test_killed_worker_restarts_and_every_action_happens_exactly_once(clie
             await harness.start(customer)
             await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
         for customer in customers:
-            await eventually(lambda c=customer: pending_step(harness, c, "settle"))
-        # Everyone is now in delivery check-in, on its durable timer: the worker dies.
+            await eventually(lambda c=customer: stage_of(harness, c, "delivery_check_in"), timeout=120)
+        # Everyone is in delivery check-in, most on its durable timer, maybe one mid-activity:
+        # the worker dies. (A killed attempt is retried after its start-to-close timeout.)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
         for customer in customers:
-            await eventually(lambda c=customer: pending_step(harness, c, "await_survey"), timeout=60)
+            await eventually(lambda c=customer: pending_step(harness, c, "await_survey"), timeout=150)
         worker.send_signal(signal.SIGKILL)  # and once more while they wait for an event
         worker.wait(timeout=10)
         worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)

@@ -1031,3 +1031,30 @@ def test_validate_never_prints_a_traceback_for_unreadable_input(ws: Workspace) -
     assert result.exit_code == 1
     assert result.stderr == "p/lifecycle.yaml:1:1: the file is not UTF-8 text\n"
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_goto_carries_its_event_into_the_next_stage(ws: Workspace) -> None:
+    # delivery is entered by order.delivered, or by the goto after survey.answered arrived.
+    ws.sale("""\
+      - kind: wait_for
+        events: [survey.answered]
+      - kind: goto
+        stage: delivery
+    """)
+    ws.write("delivery.yaml", """\
+        playbook: delivery
+        steps:
+          - kind: set
+            var: score
+            value: event.data.score
+          - kind: set
+            var: delivered
+            value: event.data.delivered_at
+          - kind: set
+            var: ticket
+            value: event.data.ticket_id
+    """)
+    assert ws.errors() == [
+        "p/delivery.yaml:12:23: none of the events order.delivered, survey.answered has a payload "
+        "field 'ticket_id'",
+    ]

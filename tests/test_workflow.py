@@ -168,3 +168,28 @@ async def test_event_after_the_lifecycle_ended_is_rejected(harness: Harness, cli
     await client.get_workflow_handle(f"lifecycle/{customer}").result()
     late = await harness.event(customer, "ticket.opened", ticket_id="T-9")
     assert (late.status, late.reason) == ("rejected", "the lifecycle has ended")
+
+
+async def test_email_goes_out_over_smtp_and_a_refused_address_is_recorded_not_lost(
+        client: Client, tmp_path: Path, smtp_server):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state", channels={"email": "smtp"},
+                      smtp={"host": smtp_server.host, "port": smtp_server.port})
+    good, bad = f"g-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:6]}"
+    smtp_server.refuse(f"{bad}@example.com")
+    async with harness.worker:
+        await harness.start(good)
+        await harness.start(bad)
+        await eventually(lambda: _true(len(smtp_server.messages) == 1))
+        assert smtp_server.messages[0]["To"] == f"{good}@example.com"
+        assert smtp_server.messages[0]["Subject"] == "Hello Ada"
+
+        async def failure_recorded() -> bool:
+            status = await harness.lifecycles.status(bad)
+            return any(r.kind == "failed" and r.step == "summary" for r in status.recent)
+
+        await eventually(failure_recorded)
+        # The lifecycle goes on: the customer can still be moved to the next stage.
+        moved = await harness.event(bad, "order.delivered", delivered_at="2026-03-09")
+        assert moved.transition == "delivery_check_in"

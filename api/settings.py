@@ -1,0 +1,80 @@
+"""The API's knobs, read from LIFECYCLE_API_* variables (and the worker's LIFECYCLE_* ones).
+
+    LIFECYCLE_API_TOKENS="crm:4f0c...,helpdesk:9a1e..."   # name:token pairs; required
+    LIFECYCLE_API_MAX_BODY=1048576                        # bytes per request body (413 above)
+    LIFECYCLE_API_IDEMPOTENCY_ENTRIES=100000              # keys remembered per API process
+    LIFECYCLE_API_EVENT_TIMEOUT=30                        # seconds to wait for the engine (504 after)
+    LIFECYCLE_PLAYBOOKS, LIFECYCLE_TASK_QUEUE             # as for the worker
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOKENS_VAR = "LIFECYCLE_API_TOKENS"
+MIN_TOKEN_LENGTH = 16
+MAX_BATCH = 500
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ApiSettingsError(ValueError):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+def parse_tokens(text: str) -> dict[str, str]:
+    """Parse `name:token,name2:token2` into name → token; names identify callers in logs."""
+    tokens: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, token = (piece.strip() for piece in entry.partition(":"))
+        if not sep or not name or not token:
+            # Never echo the entry: it may hold a token.
+            raise ApiSettingsError(f"{TOKENS_VAR}: entry {len(tokens) + 1} is not name:token")
+        if name in tokens:
+            raise ApiSettingsError(f"{TOKENS_VAR}: caller '{name}' is listed twice")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ApiSettingsError(
+                f"{TOKENS_VAR}: the token of '{name}' is shorter than {MIN_TOKEN_LENGTH} characters"
+            )
+        tokens[name] = token
+    return tokens
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the HTTP API needs besides a Temporal client."""
+
+    lifecycle_file: Path
+    tokens: Mapping[str, str] = field(repr=False)
+    task_queue: str = "lifecycle"
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_batch: int = MAX_BATCH
+    idempotency_entries: int = 100_000
+    event_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ApiSettings:
+        """Read the settings from the environment; `overrides` win (the CLI's options)."""
+        env = os.environ if environ is None else environ
+        playbooks = Path(env.get("LIFECYCLE_PLAYBOOKS") or "playbooks")
+        values: dict[str, object] = {
+            "lifecycle_file": playbooks / "lifecycle.yaml" if playbooks.is_dir() else playbooks,
+            "tokens": parse_tokens(env.get(TOKENS_VAR, "")),
+            "task_queue": env.get("LIFECYCLE_TASK_QUEUE") or "lifecycle",
+        }
+        numbers = {"MAX_BODY": ("max_body_bytes", int), "IDEMPOTENCY_ENTRIES": ("idempotency_entries", int),
+                   "EVENT_TIMEOUT": ("event_timeout", float)}
+        for suffix, (name, kind) in numbers.items():
+            raw = env.get(f"LIFECYCLE_API_{suffix}")
+            if raw:
+                try:
+                    number = kind(raw)
+                except ValueError:
+                    raise ApiSettingsError(f"LIFECYCLE_API_{suffix}: {raw!r} is not a number") from None
+                if number <= 0:
+                    raise ApiSettingsError(f"LIFECYCLE_API_{suffix}: must be positive")
+                values[name] = number
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)  # type: ignore[arg-type]
