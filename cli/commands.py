@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cli import dev, operate, simulate, validate, worker_cmd
+from cli import demo, dev, graph, lint, new, operate, schema, simulate, test_cmd, validate, worker_cmd
 
-ALL: list[click.Command] = []
-ALL.append(worker_cmd.command)
-ALL += [simulate.simulate_command, dev.dev_command, operate.event_command,
-        operate.status_command, operate.list_command]
-
-# The authoring toolkit: schema, lint, graph, test cases, scaffolding.
-from cli import graph as _graph, lint as _lint, new as _new, schema as _schema, test_cmd as _test  # noqa: E402
-
-ALL += [_schema.schema_command, _lint.lint_command, _graph.graph_command, _test.test_command,
-        _new.new_command]
-ALL.append(validate.validate_command)
+ALL: list[click.Command] = [
+    # authoring: check, preview and test playbooks
+    validate.validate_command, lint.lint_command, simulate.simulate_command, test_cmd.test_command,
+    graph.graph_command, schema.schema_command, new.new_command,
+    # running: the embedded server, workers, and the event contract
+    dev.dev_command, demo.demo_command, worker_cmd.command,
+    operate.event_command, operate.status_command, operate.list_command,
+]

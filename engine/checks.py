@@ -10,14 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
+from celpy.evaluation import base_functions
+from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import PlaybookError, describe_value, suggest
+from engine.expressions import FUNCTIONS, ROOTS
 from engine.model import (
     BUILTIN_CUSTOMER_FIELDS,
     BUILTIN_EVENTS,
@@ -36,11 +39,10 @@ from engine.model import (
     Wait,
     WaitFor,
 )
-from engine.references import ExpressionSyntaxError, analyse
+from engine.references import MACROS, ExpressionSyntaxError, analyse
+from engine.templates import split_subject
+from engine.yamlsource import DataPath
 
-DataPath = tuple[Any, ...]
-
-ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
 EVENT_FIELDS = ("name", "data", "occurred_at")
 PROMISE_FIELDS = ("about", "description", "expected", "state", "actual", "made_by")
 # What a message template sees (engine.context.template_context): the roots plus the stage.
@@ -52,17 +54,12 @@ _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 @lru_cache(maxsize=1)
 def _functions() -> frozenset[str]:
     """Functions and methods an expression may call: CEL's, the macros and the engine's own."""
-    from celpy.evaluation import base_functions
-
-    from engine.expressions import FUNCTIONS
-    from engine.references import MACROS
-
     names = {name for name in base_functions if name[:1].isalpha()}
     return frozenset(names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"})
 
 
 class Located(Protocol):
-    """A parsed file that can place an error at a data path (engine.loader.Document)."""
+    """A parsed file that can place an error at a data path (engine.yamlsource.Document)."""
 
     path: str
 
@@ -198,7 +195,7 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
         problem = _initial_problem(spec)
         if problem:
             errors.append(doc.error(("facts", name, "initial"), f"fact '{name}': {problem}"))
-    if lifecycle.events and not any(spec.starts_lifecycle for spec in lifecycle.events.values()):
+    if not any(spec.starts_lifecycle for spec in lifecycle.events.values()):
         errors.append(doc.error(("events",), "no event has 'starts_lifecycle: true', so no "
                                              "lifecycle can ever start", key=True))
     for name, spec in lifecycle.events.items():
@@ -537,10 +534,6 @@ def parse_template(text: str) -> jinja_nodes.Template:
 def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
                    promises: set[str] | None) -> list[PlaybookError]:
     """Names a template reads: unknown roots, customer fields, facts, vars, payload fields."""
-    from jinja2 import meta
-
-    from engine.templates import split_subject
-
     subject, body = split_subject(source)
     parts = [(body, 1)]
     if subject:

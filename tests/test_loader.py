@@ -1055,6 +1055,6 @@ def test_goto_carries_its_event_into_the_next_stage(ws: Workspace) -> None:
             value: event.data.ticket_id
     """)
     assert ws.errors() == [
-        "p/delivery.yaml:12:23: none of the events order.delivered, survey.answered has a payload "
+        "p/delivery.yaml:11:23: none of the events order.delivered, survey.answered has a payload "
         "field 'ticket_id'",
     ]

@@ -40,11 +40,12 @@ class LifecycleClient:
     """Events, status and listings for the lifecycles on one task queue."""
 
     def __init__(self, client: Client, lifecycle: Lifecycle, task_queue: str = "lifecycle",
-                 max_history: int = 10_000) -> None:
+                 max_history: int = 10_000, time_scale: float = 1.0) -> None:
         self.client = client
         self.lifecycle = lifecycle
         self.task_queue = task_queue
         self.max_history = max_history
+        self.time_scale = time_scale  # only `lifecycle demo` runs clocks faster
 
     async def send(self, event: Event) -> EventReceipt:
         """Deliver an event; raises PayloadError for a bad payload and LifecycleNotFound."""
@@ -59,7 +60,7 @@ class LifecycleClient:
                 start = WithStartWorkflowOperation(
                     WORKFLOW_NAME,
                     LifecycleStart(customer_id=event.customer_id, lifecycle=self.lifecycle,
-                                   max_history=self.max_history),
+                                   max_history=self.max_history, time_scale=self.time_scale),
                     id=workflow_id, task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     search_attributes=initial_search_attributes(self.lifecycle, event.customer_id),

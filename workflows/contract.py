@@ -29,6 +29,8 @@ class LifecycleStart(BaseModel):
     lifecycle: Lifecycle
     state: LifecycleState | None = None
     max_history: int = Field(10_000, description="Continue as new past this many history events.")
+    time_scale: float = Field(1.0, gt=0, description="Demos only: the lifecycle's clock runs this much faster.")
+    clock_origin: datetime | None = Field(None, description="Where a scaled clock started; kept across runs.")
 
 
 class LifecycleStatus(BaseModel):

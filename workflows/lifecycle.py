@@ -28,20 +28,41 @@ with workflow.unsafe.imports_passed_through():
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
 
 
+class DemoClock:
+    """Workflow time, optionally running `scale` times faster from `origin` (for demos only).
+
+    Scaling the clock, not the playbook, compresses every kind of wait alike: durations,
+    `until` times computed from facts, task due times.
+    """
+
+    def __init__(self, origin: datetime, scale: float) -> None:
+        self.origin = origin
+        self.scale = scale
+
+    def now(self) -> datetime:
+        if self.scale == 1:
+            return workflow.now()
+        return self.origin + (workflow.now() - self.origin) * self.scale
+
+    def real_seconds(self, virtual: timedelta) -> float:
+        return virtual.total_seconds() / self.scale
+
+
 class TemporalRuntime:
     """The interpreter's Runtime on Temporal: durable timers, activities, pinned playbooks."""
 
-    def __init__(self, on_stage: Callable[[str, str], None]) -> None:
+    def __init__(self, on_stage: Callable[[str, str], None], clock: DemoClock) -> None:
         self._on_stage = on_stage
+        self._clock = clock
 
     def now(self) -> datetime:
-        return workflow.now()
+        return self._clock.now()
 
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
         if until is None:
             await workflow.wait_condition(ready)
             return True
-        remaining = (until - workflow.now()).total_seconds()
+        remaining = self._clock.real_seconds(until - self.now())
         if remaining <= 0:
             return ready()
         try:
@@ -85,16 +106,18 @@ class CustomerLifecycle:
             )
         self.started = start.state is not None
         self.max_history = start.max_history
+        self.clock = DemoClock(start.clock_origin or workflow.now(), start.time_scale)
 
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
-        runtime = TemporalRuntime(self._upsert_stage)
+        runtime = TemporalRuntime(self._upsert_stage, self.clock)
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new)
         if outcome is None:
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(start.model_copy(update={
                 "lifecycle": self.machine.lifecycle, "state": self.machine.state,
+                "clock_origin": self.clock.origin,
             }))
         self._upsert_stage(self.machine.state.stage, "")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -117,7 +140,7 @@ class CustomerLifecycle:
     @workflow.update(name=EVENT_UPDATE)
     def event(self, event: Event) -> EventReceipt:
         """Take an event and answer accepted, duplicate or rejected, with the reason."""
-        now = workflow.now()
+        now = self.clock.now()
         if not self.started:
             receipt = self.machine.start(event, now)
             self.started = receipt.status == "accepted"
@@ -142,7 +165,7 @@ class CustomerLifecycle:
         """Fire-and-forget road to the same handler; a rejection is kept on the timeline."""
         receipt = self.event(event)
         if receipt.status == "rejected":
-            self.machine.record("failed", None, at=workflow.now(), event=event.name, error=receipt.reason)
+            self.machine.record("failed", None, at=self.clock.now(), event=event.name, error=receipt.reason)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> LifecycleStatus:

@@ -1,0 +1,136 @@
+"""Events in: envelope checks, idempotency, `LifecycleClient.send`, and the status code it earns.
+
+| outcome                                         | status | code                     |
+| ----------------------------------------------- | ------ | ------------------------ |
+| accepted                                        | 202    |                          |
+| duplicate (same key, same body)                 | 200    |                          |
+| same key, different body                        | 409    | idempotency_key_reused   |
+| unknown event, payload not matching its schema  | 422    | invalid_payload (field)  |
+| no lifecycle, and the event does not start one  | 404    | customer_not_found       |
+| the current stage cannot take the event         | 409    | stage_cannot_take_event  |
+| the lifecycle has ended                         | 410    | lifecycle_ended          |
+| Temporal unreachable / too slow                 | 503/504| temporal_unavailable/... |
+
+The CLI's `lifecycle event` sends through the same `LifecycleClient.send`, so both roads
+validate payloads and honour idempotency keys identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError
+
+from api.errors import ApiError, validation_error
+from api.idempotency import Answer, IdempotencyRecord, fingerprint
+from api.models import EventAnswer, EventIn
+from engine.events import PayloadError
+from engine.model import Lifecycle
+from engine.state import Event, EventReceipt
+from workflows.client import LifecycleClient, LifecycleNotFound
+
+BATCH_CONCURRENCY = 32  # customers of one batch handled at once
+
+_CANNOT_TAKE = re.compile(r"^stage '(?P<stage>[^']+)' cannot take")
+
+
+def rejection(receipt: EventReceipt) -> ApiError:
+    """The error for a receipt the engine rejected, classified by the engine's reason."""
+    reason = receipt.reason
+    if reason.startswith("the lifecycle has ended"):
+        return ApiError(410, "lifecycle_ended", reason, stage=receipt.stage)
+    cannot = _CANNOT_TAKE.match(reason)
+    if cannot:
+        return ApiError(409, "stage_cannot_take_event", reason, stage=cannot["stage"])
+    if "does not start a lifecycle" in reason:
+        return ApiError(404, "customer_not_found", reason)
+    return ApiError(409, "event_rejected", reason, stage=receipt.stage)
+
+
+class EventDesk:
+    """Takes events for the API: one at a time or in batches."""
+
+    def __init__(self, lifecycles: LifecycleClient, record: IdempotencyRecord, timeout: float,
+                 current: Callable[[], Lifecycle] | None = None) -> None:
+        self.lifecycles = lifecycles
+        self.record = record
+        self.timeout = timeout
+        self.current = current or (lambda: lifecycles.lifecycle)
+
+    def parse(self, raw: Any, header_key: str | None = None) -> EventIn:
+        """The envelope of one event, or a 422 naming the field."""
+        if not isinstance(raw, dict):
+            raise ApiError(422, "invalid_request", "an event must be a JSON object")
+        try:
+            event = EventIn.model_validate(raw)
+        except ValidationError as error:
+            raise validation_error(error) from None
+        if header_key is not None:
+            if event.idempotency_key not in (None, header_key):
+                raise ApiError(422, "invalid_request", "the Idempotency-Key header and idempotency_key differ",
+                               field="idempotency_key")
+            event = event.model_copy(update={"idempotency_key": header_key})
+        return event
+
+    async def take(self, raw: Any, header_key: str | None = None) -> Answer:
+        """Status code and body for one event; raises ApiError for every failure."""
+        event = self.parse(raw, header_key)
+        if event.idempotency_key is None:
+            return await self._send(event)
+        body = event.model_dump(mode="json", exclude={"idempotency_key"})
+        return await self.record.once((event.customer_id, event.idempotency_key), fingerprint(body),
+                                      lambda: self._send(event))
+
+    async def take_all(self, raws: list[Any]) -> list[Answer]:
+        """Answers for a batch, in order: one customer's events one after another, in the
+        order given (they may depend on each other); different customers concurrently."""
+        answers: list[Answer | None] = [None] * len(raws)
+        by_customer: dict[str, list[int]] = defaultdict(list)
+        for index, raw in enumerate(raws):
+            customer = raw.get("customer_id") if isinstance(raw, dict) else None
+            by_customer[customer if isinstance(customer, str) else f"\0{index}"].append(index)
+        gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def customer_events(indexes: list[int]) -> None:
+            async with gate:
+                for index in indexes:
+                    try:
+                        answers[index] = await self.take(raws[index])
+                    except ApiError as error:
+                        answers[index] = (error.status, error.body())
+
+        await asyncio.gather(*(customer_events(indexes) for indexes in by_customer.values()))
+        return [answer for answer in answers if answer is not None]
+
+    async def _send(self, event_in: EventIn) -> Answer:
+        event = Event(customer_id=event_in.customer_id, name=event_in.event, data=event_in.data,
+                      idempotency_key=event_in.idempotency_key, occurred_at=event_in.occurred_at,
+                      customer=event_in.customer)
+        self.lifecycles.lifecycle = self.current()  # new lifecycles start with the current file
+        try:
+            receipt = await asyncio.wait_for(self.lifecycles.send(event), self.timeout)
+        except PayloadError as error:
+            raise ApiError(422, "invalid_payload", str(error), field=error.field) from None
+        except LifecycleNotFound as error:
+            raise ApiError(404, "customer_not_found", str(error)) from None
+        except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
+            raise ApiError(504, "temporal_timeout",
+                           f"the engine did not answer within {self.timeout:g}s; send the event again "
+                           "(with an idempotency key it is acted on once)") from None
+        except RPCError as error:
+            raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
+        except TemporalError as error:
+            raise ApiError(503, "temporal_error", f"Temporal: {error}") from None
+        if receipt.status == "rejected":
+            raise rejection(receipt)
+        answer = EventAnswer(status=receipt.status, customer_id=event.customer_id, event=event.name,
+                             idempotency_key=event.idempotency_key, stage=receipt.stage,
+                             transition=receipt.transition)
+        return (202 if receipt.status == "accepted" else 200), answer.model_dump(mode="json")

@@ -1,0 +1,182 @@
+"""The /v1 endpoints: events in, one customer's status, listings, the lifecycle's contract."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import require_caller
+from api.errors import ApiError
+from api.events import EventDesk
+from api.limits import ID_PATTERN, KEY_PATTERN, parse_json
+from api.models import (
+    BatchAnswer, BatchResult, CustomerPage, ErrorAnswer, EventAnswer, EventDescription, ListedCustomer,
+    PlaybooksAnswer, StageDescription, TransitionDescription,
+)
+from api.openapi import BATCH_REQUEST, EVENT_REQUEST, request_body
+from api.settings import ApiSettings
+from api.view import LifecycleView
+from engine.events import declared_events, payload_json_schema
+from engine.model import BUILTIN_EVENTS
+from workflows.client import LifecycleClient, LifecycleNotFound
+from workflows.contract import LifecycleStatus
+
+_DESCRIPTIONS = {
+    400: "The body is not JSON.", 401: "No valid bearer token.", 404: "Not found.",
+    409: "Conflict.", 410: "The lifecycle has ended.", 413: "The body is too large.",
+    422: "A field is invalid; `error.field` names it.", 503: "Temporal is unreachable.",
+    504: "The engine did not answer in time; send again with the same idempotency key.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error codes, all with the error body."""
+    return {code: {"model": ErrorAnswer, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+@dataclass
+class ApiState:
+    """What the routes share, kept on `app.state.api`."""
+
+    settings: ApiSettings
+    view: LifecycleView
+    lifecycles: LifecycleClient
+    desk: EventDesk
+
+
+def state(request: Request) -> ApiState:
+    """FastAPI dependency: the shared state."""
+    return request.app.state.api
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_caller)],
+                   responses=errors(401, 413, 503))
+
+
+async def _json_body(request: Request) -> Any:
+    return parse_json(await request.body())
+
+
+@router.post(
+    "/events", status_code=202, response_model=EventAnswer, tags=["events"],
+    summary="Send an event about one customer",
+    responses={200: {"model": EventAnswer, "description": "Duplicate: this idempotency key was taken before; "
+                     "the body is the first answer."}, **errors(400, 404, 409, 410, 422, 504)},
+    openapi_extra=request_body(EVENT_REQUEST),
+)
+async def post_event(
+    request: Request,
+    api: ApiState = Depends(state),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", pattern=KEY_PATTERN, max_length=200,
+                                         description="Alternative to `idempotency_key` in the body."),
+) -> JSONResponse:
+    """Deliver an event: 202 accepted, 200 duplicate, or an error naming why."""
+    status, body = await api.desk.take(await _json_body(request), idempotency_key)
+    return JSONResponse(body, status_code=status)
+
+
+@router.post(
+    "/events:batch", response_model=BatchAnswer, tags=["events"], summary="Send up to 500 events",
+    responses=errors(400, 422, 504), openapi_extra=request_body(BATCH_REQUEST),
+)
+async def post_events_batch(request: Request, api: ApiState = Depends(state)) -> BatchAnswer:
+    """Deliver many events; each gets the status code and body it would have had alone.
+
+    Events of one customer are taken one after another, in the order given."""
+    raw = await _json_body(request)
+    if not isinstance(raw, dict) or set(raw) != {"events"} or not isinstance(raw["events"], list):
+        raise ApiError(422, "invalid_request", 'the body must be {"events": [...]}', field="events")
+    if len(raw["events"]) > api.settings.max_batch:
+        raise ApiError(422, "invalid_request", f"at most {api.settings.max_batch} events in one batch",
+                       field="events")
+    answers = await api.desk.take_all(raw["events"])
+    return BatchAnswer(results=[BatchResult(status=status, body=body) for status, body in answers])
+
+
+@router.get("/customers/{customer_id}", response_model=LifecycleStatus, tags=["customers"],
+            summary="One customer's lifecycle", responses=errors(404, 422, 504))
+async def get_customer(
+    customer_id: str = Path(pattern=ID_PATTERN, max_length=200), api: ApiState = Depends(state),
+) -> LifecycleStatus:
+    """Stage, facts, promise ledger, what the stage waits for, and recent timeline."""
+    try:
+        return await asyncio.wait_for(api.lifecycles.status(customer_id), api.settings.event_timeout)
+    except LifecycleNotFound as error:
+        raise ApiError(404, "customer_not_found", str(error)) from None
+    except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
+        raise ApiError(504, "temporal_timeout", "the lifecycle did not answer in time") from None
+    except TemporalError as error:
+        raise ApiError(503, "temporal_unavailable", f"Temporal: {error}") from None
+
+
+def _page_token(text: str | None) -> bytes | None:
+    if not text:
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "invalid_request", "page_token is not a token this API gave out",
+                       field="page_token") from None
+
+
+@router.get("/customers", response_model=CustomerPage, tags=["customers"],
+            summary="Who is in which stage", responses=errors(422))
+async def list_customers(
+    api: ApiState = Depends(state),
+    stage: str | None = Query(None, pattern=ID_PATTERN, max_length=200, description="Only this stage."),
+    playbook: str | None = Query(None, pattern=ID_PATTERN, max_length=200, description="Only this playbook."),
+    include_ended: bool = Query(False, description="Also lifecycles that have ended."),
+    page_size: int = Query(100, ge=1, le=1000),
+    page_token: str | None = Query(None, max_length=4096, description="`next_page_token` of the previous page."),
+) -> CustomerPage:
+    """Lifecycles from Temporal's visibility store (eventually consistent: a second or so behind)."""
+    if stage is not None and stage not in api.view.project().lifecycle.stages:
+        raise ApiError(422, "invalid_request", f"unknown stage '{stage}'", field="stage")
+    try:
+        found, token = await asyncio.wait_for(api.lifecycles.list_page(
+            stage=stage, playbook=playbook, running_only=not include_ended, page_size=page_size,
+            page_token=_page_token(page_token)), api.settings.event_timeout)
+    except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT and page_token:
+            raise ApiError(422, "invalid_request", "page_token is not a token this API gave out",
+                           field="page_token") from None
+        raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
+    except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
+        raise ApiError(504, "temporal_timeout", "the visibility store did not answer in time") from None
+    return CustomerPage(
+        customers=[ListedCustomer(customer_id=item.customer_id, stage=item.stage, playbook=item.playbook,
+                                  status=item.status, started_at=item.started_at) for item in found],
+        next_page_token=base64.urlsafe_b64encode(token).decode().rstrip("=") if token else None,
+    )
+
+
+@router.get("/playbooks", response_model=PlaybooksAnswer, tags=["playbooks"],
+            summary="The lifecycle: stages, transitions, events and their JSON Schemas")
+async def get_playbooks(api: ApiState = Depends(state)) -> PlaybooksAnswer:
+    """What other systems need to know to send events: names, payload schemas, versions."""
+    project = api.view.project()
+    lifecycle = project.lifecycle
+    versions = "".join(f"{stage}={version};" for stage, version in sorted(project.versions.items()))
+    return PlaybooksAnswer(
+        lifecycle=lifecycle.lifecycle, description=lifecycle.description, initial_stage=lifecycle.initial_stage,
+        version=hashlib.sha256(versions.encode()).hexdigest()[:16],
+        stages=[StageDescription(name=name, description=spec.description, playbook=spec.playbook,
+                                 terminal=spec.terminal, version=project.versions.get(name, ""))
+                for name, spec in lifecycle.stages.items()],
+        transitions=[TransitionDescription(from_=t.from_, on=t.on, to=t.to, when=t.when)
+                     for t in lifecycle.transitions],
+        events=[EventDescription(name=name, description=spec.description, starts_lifecycle=spec.starts_lifecycle,
+                                 builtin=name in BUILTIN_EVENTS and name not in lifecycle.events,
+                                 updates=sorted(spec.updates), schema_=payload_json_schema(spec))
+                for name, spec in declared_events(lifecycle).items()],
+    )

@@ -1,0 +1,61 @@
+"""Serve the API with uvicorn: on its own (`lifecycle api`) or beside a worker (`lifecycle dev`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class ApiServerError(RuntimeError):
+    """The API cannot listen; the message is one line."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so a taken port is one readable error, not uvicorn's exit."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ApiServerError(f"cannot resolve {host}: {error}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise ApiServerError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _QuietSignals(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host (`lifecycle dev` handles Ctrl-C)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = None,
+                access_log: bool = True) -> None:
+    """Serve `app` on `sock` until `stop` is set, or until SIGINT/SIGTERM when no `stop` is given."""
+    config = uvicorn.Config(app, log_level="info", access_log=access_log, lifespan="off",
+                            timeout_graceful_shutdown=10)
+    server = (_QuietSignals if stop is not None else uvicorn.Server)(config)
+    if stop is None:
+        await server.serve(sockets=[sock])
+        return
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
+    finally:
+        stopping.cancel()
