@@ -14,3 +14,8 @@ ALL: list[click.Command] = [
     dev.dev_command, demo.demo_command, worker_cmd.command,
     operate.event_command, operate.status_command, operate.list_command,
 ]
+
+# The HTTP API for other systems (docs/events.md).
+from cli import api_cmd  # noqa: E402
+
+ALL.append(api_cmd.api_command)
