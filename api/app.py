@@ -15,6 +15,7 @@ from api.idempotency import IdempotencyRecord
 from api.limits import BodyLimit, BodyTooLarge, too_large
 from api.models import Health
 from api.openapi import install_openapi
+from api.paging import PageTokens
 from api.routes import ApiState, errors, router
 from api.settings import ApiSettings
 from api.view import LifecycleView
@@ -35,7 +36,8 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
                      current=lambda: view.project().lifecycle)
     app = FastAPI(title="lifecycle-playbooks API", version="1", description=DESCRIPTION,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.api = ApiState(settings=settings, view=view, lifecycles=lifecycles, desk=desk)
+    app.state.api = ApiState(settings=settings, view=view, lifecycles=lifecycles, desk=desk,
+                             pages=PageTokens(settings.tokens))
     app.state.callers = Callers(settings.tokens)
     install_error_handlers(app)
 

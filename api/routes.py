@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.exceptions import TemporalError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.auth import require_caller
 from api.errors import ApiError
@@ -24,6 +22,7 @@ from api.models import (
     PlaybooksAnswer, StageDescription, TransitionDescription,
 )
 from api.openapi import BATCH_REQUEST, EVENT_REQUEST, request_body
+from api.paging import PageTokens
 from api.settings import ApiSettings
 from api.view import LifecycleView
 from engine.events import declared_events, payload_json_schema
@@ -52,6 +51,7 @@ class ApiState:
     view: LifecycleView
     lifecycles: LifecycleClient
     desk: EventDesk
+    pages: PageTokens
 
 
 def state(request: Request) -> ApiState:
@@ -119,16 +119,6 @@ async def get_customer(
         raise ApiError(503, "temporal_unavailable", f"Temporal: {error}") from None
 
 
-def _page_token(text: str | None) -> bytes | None:
-    if not text:
-        return None
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise ApiError(422, "invalid_request", "page_token is not a token this API gave out",
-                       field="page_token") from None
-
-
 @router.get("/customers", response_model=CustomerPage, tags=["customers"],
             summary="Who is in which stage", responses=errors(422))
 async def list_customers(
@@ -142,21 +132,19 @@ async def list_customers(
     """Lifecycles from Temporal's visibility store (eventually consistent: a second or so behind)."""
     if stage is not None and stage not in api.view.project().lifecycle.stages:
         raise ApiError(422, "invalid_request", f"unknown stage '{stage}'", field="stage")
+    scope = f"{stage or ''}|{playbook or ''}|{include_ended}"
     try:
         found, token = await asyncio.wait_for(api.lifecycles.list_page(
             stage=stage, playbook=playbook, running_only=not include_ended, page_size=page_size,
-            page_token=_page_token(page_token)), api.settings.event_timeout)
+            page_token=api.pages.open(scope, page_token)), api.settings.event_timeout)
     except RPCError as error:
-        if error.status == RPCStatusCode.INVALID_ARGUMENT and page_token:
-            raise ApiError(422, "invalid_request", "page_token is not a token this API gave out",
-                           field="page_token") from None
         raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
         raise ApiError(504, "temporal_timeout", "the visibility store did not answer in time") from None
     return CustomerPage(
         customers=[ListedCustomer(customer_id=item.customer_id, stage=item.stage, playbook=item.playbook,
                                   status=item.status, started_at=item.started_at) for item in found],
-        next_page_token=base64.urlsafe_b64encode(token).decode().rstrip("=") if token else None,
+        next_page_token=api.pages.seal(scope, token),
     )
 
 

@@ -169,8 +169,12 @@ def _check_payload_field(events: dict[str, EventSpec], possible: set[str] | None
 # ---------------------------------------------------------------- the lifecycle file
 
 
-def check_lifecycle(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
-    """Stages, events, channels, facts and transitions of the lifecycle file."""
+def check_lifecycle(lifecycle: Lifecycle, doc: Located,
+                    promises: set[str] | None = None) -> list[PlaybookError]:
+    """Stages, events, channels, facts and transitions of the lifecycle file.
+
+    `promises`: the names the stage playbooks record, to check `promises.X`; None skips that.
+    """
     errors: list[PlaybookError] = []
     stages = lifecycle.stages
     events = _all_events(lifecycle)
@@ -184,6 +188,10 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
     elif stages[lifecycle.initial_stage].terminal:
         errors.append(doc.error(("initial_stage",), f"the initial stage '{lifecycle.initial_stage}' "
                                                     f"is terminal: the lifecycle would end at once"))
+    for name, spec in stages.items():
+        if spec.terminal and spec.playbook:
+            errors.append(doc.error(("stages", name, "playbook"),
+                                    f"stage '{name}' is terminal: its playbook would never run"))
     for name, channel in lifecycle.channels.items():
         if channel.contact not in customer:
             errors.append(doc.error(
@@ -203,9 +211,10 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
             path = ("events", name, "updates", fact)
             if fact not in lifecycle.facts:
                 errors.append(doc.error(path, f"unknown fact '{fact}'{suggest(fact, lifecycle.facts)}", key=True))
-            scope = Scope(where="an event's 'updates'", roots=_without_vars(), events={name})
+            scope = Scope(where="an event's 'updates'", roots=_without_vars(), events={name},
+                          promises=promises)
             errors += check_expression(lifecycle, doc, path, source, scope)
-    errors += _check_transitions(lifecycle, doc, events, unknown_stage)
+    errors += _check_transitions(lifecycle, doc, events, unknown_stage, promises)
     return errors
 
 
@@ -214,7 +223,7 @@ def _without_vars() -> tuple[str, ...]:
 
 
 def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, EventSpec],
-                       unknown_stage: Any) -> list[PlaybookError]:
+                       unknown_stage: Any, promises: set[str] | None) -> list[PlaybookError]:
     errors: list[PlaybookError] = []
     stages = lifecycle.stages
     live = [name for name, spec in stages.items() if not spec.terminal]
@@ -240,7 +249,8 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.to not in stages:
             errors.append(doc.error((*base, "to"), unknown_stage(transition.to)))
         if transition.when is not None:
-            scope = Scope(where="a transition's 'when'", roots=_without_vars(), events={transition.on})
+            scope = Scope(where="a transition's 'when'", roots=_without_vars(), events={transition.on},
+                          promises=promises)
             errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
         # The first matching transition wins: one after an unconditional twin never fires.
         sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]

@@ -62,13 +62,17 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
     """Evaluate `source` over CEL-typed `names`; return a plain Python value."""
     try:
         result = compile_expression(source).evaluate(names)
-    except celpy.CELEvalError as error:
-        raise ExpressionError(f"{source!r}: {error.args[0] if error.args else error}") from None
     except Exception as error:  # cel-python raises plain errors for some type mismatches
-        raise ExpressionError(f"{source!r}: {error}") from None
+        raise ExpressionError(f"{source!r}: {_reason(error)}") from None
     if isinstance(result, celpy.CELEvalError):
-        raise ExpressionError(f"{source!r}: {result.args[0] if result.args else result}")
+        raise ExpressionError(f"{source!r}: {_reason(result)}")
     return from_cel(result)
+
+
+def _reason(error: Exception) -> str:
+    # cel-python can put the whole activation in a message; a timeline line needs the gist.
+    text = str(error.args[0] if error.args else error)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def is_true(source: str, names: dict[str, Any]) -> bool:

@@ -86,15 +86,15 @@ class LifecycleMachine:
         return names
 
     def check(self, event: Event) -> str | None:
-        """Why `event` would be rejected, or None. Changes nothing: fit for an update validator."""
+        """Why `event` would be rejected, or None. Changes nothing: fit for an update validator.
+
+        Callers ask `is_duplicate` first: a duplicate is acknowledged, never rejected."""
         if self.state.ended:
             return f"the lifecycle has ended ({self.state.ended})"
         try:
             check_event(self.lifecycle, event.name, event.data)
         except PayloadError as error:
             return str(error)
-        if event.idempotency_key and event.idempotency_key in self.state.seen_keys:
-            return None
         if event.name not in self.accepts():
             return f"stage '{self.state.stage}' cannot take '{event.name}'"
         return None
@@ -124,7 +124,8 @@ class LifecycleMachine:
             self.state.next_event = admitted
             self.state.inbox.clear()  # events before the transition belong to the old stage
             return EventReceipt(status="accepted", stage=self.state.stage, transition=target)
-        self.state.inbox.append(admitted)
+        if self.playbook is None or admitted.name in events_waited_for(self.playbook):
+            self.state.inbox.append(admitted)  # others (fact updates only) need not be kept
         return EventReceipt(status="accepted", stage=self.state.stage)
 
     def _admit(self, event: Event, now: datetime) -> Event | EventReceipt:

@@ -171,13 +171,13 @@ class _ProjectLoader:
             self._check_named_playbooks(doc)
             raise PlaybookLoadError(self._sorted())
 
-        self.errors += checks.check_lifecycle(lifecycle, doc)
         playbooks, sources, docs = self._load_playbooks(lifecycle, doc)
         folder = self.path.parent / lifecycle.templates
         available = _template_files(folder)
         all_loaded = len(playbooks) == sum(1 for s in lifecycle.stages.values() if s.playbook)
         # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
+        self.errors += checks.check_lifecycle(lifecycle, doc, promises)
         entries = checks.stage_events(lifecycle, playbooks) if all_loaded else {}
         for stage, playbook in playbooks.items():
             self.errors += checks.check_playbook(

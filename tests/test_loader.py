@@ -1058,3 +1058,23 @@ def test_goto_carries_its_event_into_the_next_stage(ws: Workspace) -> None:
         "p/delivery.yaml:11:23: none of the events order.delivered, survey.answered has a payload "
         "field 'ticket_id'",
     ]
+
+
+def test_promise_names_are_checked_in_transitions_too(ws: Workspace) -> None:
+    ws.lifecycle("    when: facts.open_tickets >= 3", "    when: promises.delivery.state == 'broken'")
+    assert ws.errors() == [
+        "p/lifecycle.yaml:58:20: unknown promise 'delivery' (did you mean 'delivery_date'?); "
+        "no 'promise' step records it",
+    ]
+
+
+def test_a_terminal_stage_with_a_playbook_is_an_error(tmp_path):
+    folder = tmp_path / "fast"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "fast", folder)
+    lifecycle = folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text().replace(
+        "  closed: {terminal: true}", "  closed: {terminal: true, playbook: referral-request.yaml}"))
+    with pytest.raises(PlaybookLoadError) as raised:
+        load_project(lifecycle)
+    messages = [str(error) for error in raised.value.errors]
+    assert any(m.endswith("stage 'closed' is terminal: its playbook would never run") for m in messages)

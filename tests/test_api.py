@@ -1,0 +1,665 @@
+"""The HTTP API on a real uvicorn server (`lifecycle api`, a subprocess on loopback), the real
+dev server and an in-process worker: status codes, auth, limits, batches, listings, the
+OpenAPI document, the CLI and plain-Temporal roads, and 1,000 concurrent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from api.errors import install_error_handlers
+from api.health import check_ready
+from api.errors import ApiError
+from api.server import listen, serve
+from cli.devserver import free_port, temporal_binary
+from harness import FIXTURE, Harness
+
+BIN = Path(sys.executable).parent
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+TOKEN = f"tok-{uuid.uuid4().hex}"
+OTHER_TOKEN = f"tok-{uuid.uuid4().hex}"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# The fixture lifecycle, with the help desk's events as the bundled lifecycle has them.
+TICKET_CLOSED = """\
+  ticket.closed:
+    payload:
+      ticket_id: string!
+      resolved: bool
+    updates:
+      open_tickets: "facts.open_tickets > 0 ? facts.open_tickets - 1 : 0"
+"""
+
+
+# --- a `lifecycle api` process ---------------------------------------------------------
+
+
+@dataclass
+class ApiProcess:
+    """`lifecycle api` in a subprocess on a free loopback port."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        """What the server printed and logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not stop in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def temporal_environ(env: WorkflowEnvironment, **extra: str) -> dict[str, str]:
+    """The environment of a `lifecycle` subprocess talking to the session's dev server."""
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith(("TEMPORAL_", "LIFECYCLE_"))}
+    environ.update(TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
+                   TEMPORAL_NAMESPACE=env.client.namespace, PYTHONUNBUFFERED="1", **extra)
+    return environ
+
+
+def start_api(env: WorkflowEnvironment, folder: Path, task_queue: str, log: Path,
+              tokens: str = f"tests:{TOKEN},other:{OTHER_TOKEN}") -> ApiProcess:
+    """Start `lifecycle api` and wait (with a deadline) until /healthz answers."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "lifecycle"), "api", "--host", "127.0.0.1", "--port", str(port),
+             "--playbooks", str(folder), "--task-queue", task_queue],
+            env=temporal_environ(env, LIFECYCLE_API_TOKENS=tokens), stdout=out, stderr=subprocess.STDOUT,
+        )
+    api = ApiProcess(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"lifecycle api exited with {process.returncode}:\n{api.output()}")
+        try:
+            if httpx.get(f"{api.url}/healthz", timeout=1).status_code == 200:
+                return api
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            api.stop()
+            raise AssertionError(f"lifecycle api did not come up:\n{api.output()}")
+        time.sleep(0.1)
+
+
+def playbook_folder(root: Path) -> Path:
+    """A copy of the fast fixture with `ticket.closed` added."""
+    folder = root / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    lifecycle = folder / "lifecycle.yaml"
+    text = lifecycle.read_text().replace("  referral.made:\n", TICKET_CLOSED + "  referral.made:\n")
+    text = text.replace("      ticket_id: string!\n    updates:\n      open_tickets: facts.open_tickets + 1",
+                        "      ticket_id: string!\n      subject: string\n    updates:\n"
+                        "      open_tickets: facts.open_tickets + 1")
+    assert "subject: string" in text and "ticket.closed" in text
+    lifecycle.write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+async def harness(client: Client, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+    root = tmp_path_factory.mktemp("api")
+    harness = Harness(client, playbook_folder(root), root / "state")
+    async with harness.worker:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def api(harness: Harness, temporal_env: WorkflowEnvironment,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
+    process = start_api(temporal_env, harness.folder, harness.task_queue,
+                        tmp_path_factory.mktemp("api-log") / "api.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def http(api: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=60) as client:
+        yield client
+
+
+def customer_id(prefix: str = "c") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def placed(customer: str, key: str | None = None, **extra: Any) -> dict[str, Any]:
+    body = {"customer_id": customer, "event": "order.placed",
+            "data": {"order_id": "A-1", "promised_delivery": "2026-03-10", "price": 100},
+            "customer": {"name": "Ada", "email": f"{customer}@example.com", "consent": {"email": True}}}
+    if key:
+        body["idempotency_key"] = key
+    return {**body, **extra}
+
+
+def event(customer: str, name: str, key: str | None = None, **data: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"customer_id": customer, "event": name, "data": data}
+    if key:
+        body["idempotency_key"] = key
+    return body
+
+
+async def started(http: httpx.AsyncClient, prefix: str = "c") -> str:
+    customer = customer_id(prefix)
+    response = await http.post("/v1/events", json=placed(customer))
+    assert response.status_code == 202, response.text
+    return customer
+
+
+async def eventually(check, timeout: float = 30.0) -> Any:
+    """Poll `check` (an async callable) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+def assert_error(response: httpx.Response, status: int, code: str, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    if field is not None:
+        assert error.get("field") == field, error
+    return error
+
+
+# --- auth --------------------------------------------------------------------------------
+
+
+async def test_healthz_is_open_and_everything_else_needs_a_valid_token(api: ApiProcess):
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as anonymous:
+        assert (await anonymous.get("/healthz")).json() == {"status": "ok", "task_queue": None, "pollers": None}
+        for method, path in [("GET", "/readyz"), ("GET", "/v1/playbooks"), ("POST", "/v1/events"),
+                             ("POST", "/v1/events:batch"), ("GET", "/v1/customers"),
+                             ("GET", "/v1/customers/c-1"), ("GET", "/openapi.json"), ("GET", "/docs")]:
+            for headers in [{}, {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer"},
+                            {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}]:
+                response = await anonymous.request(method, path, headers=headers, json={})
+                assert_error(response, 401, "unauthorized")
+                assert "WWW-Authenticate" in response.headers
+        other = await anonymous.get("/v1/playbooks", headers={"Authorization": f"Bearer {OTHER_TOKEN}"})
+        assert other.status_code == 200  # every listed caller gets in
+
+
+async def test_docs_take_basic_auth_with_the_token_as_password_so_a_browser_can_open_them(api: ApiProcess):
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as browser:
+        challenge = await browser.get("/docs")
+        assert challenge.headers["WWW-Authenticate"].startswith("Basic")
+        page = await browser.get("/docs", auth=("anyone", TOKEN))
+        assert page.status_code == 200 and "swagger" in page.text.lower()
+        assert (await browser.get("/openapi.json", auth=("anyone", TOKEN))).status_code == 200
+        # Basic is for the docs only.
+        assert (await browser.get("/v1/playbooks", auth=("anyone", TOKEN))).status_code == 401
+
+
+async def test_readyz_is_ready_when_a_worker_polls_the_task_queue(http: httpx.AsyncClient, harness: Harness):
+    response = await http.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ready" and response.json()["pollers"] >= 1
+    assert response.json()["task_queue"] == harness.task_queue
+
+
+async def test_readiness_fails_when_no_worker_polls_the_task_queue(client: Client):
+    with pytest.raises(ApiError) as raised:
+        await check_ready(client, f"nobody-{uuid.uuid4().hex[:6]}")
+    assert (raised.value.status, raised.value.code) == (503, "no_worker")
+
+
+# --- POST /v1/events ----------------------------------------------------------------------
+
+
+async def test_a_start_event_is_accepted_and_the_customer_shows_up(http: httpx.AsyncClient, harness: Harness):
+    customer = customer_id()
+    response = await http.post("/v1/events", json=placed(customer, key="order-A-1"))
+    assert response.status_code == 202
+    assert response.json() == {"status": "accepted", "customer_id": customer, "event": "order.placed",
+                               "idempotency_key": "order-A-1", "stage": "set_expectations", "transition": None}
+    status = (await http.get(f"/v1/customers/{customer}")).json()
+    assert status["stage"] == "set_expectations"
+    assert status["customer"]["email"] == f"{customer}@example.com"
+    assert status["facts"]["open_tickets"] == 0
+
+
+async def test_same_key_and_body_is_a_duplicate_answered_with_the_first_answer(http: httpx.AsyncClient):
+    customer = await started(http)
+    body = event(customer, "order.delivered", key="delivery-1", delivered_at="2026-03-09")
+    first = await http.post("/v1/events", json=body)
+    again = await http.post("/v1/events", json=body)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["transition"] == "delivery_check_in"
+    assert again.json() == {**first.json(), "status": "duplicate"}
+
+
+async def test_the_key_may_come_as_an_idempotency_key_header(http: httpx.AsyncClient):
+    customer = await started(http)
+    body = event(customer, "ticket.opened", ticket_id="T-1")
+    first = await http.post("/v1/events", json=body, headers={"Idempotency-Key": "ticket-T-1"})
+    again = await http.post("/v1/events", json={**body, "idempotency_key": "ticket-T-1"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["idempotency_key"] == "ticket-T-1"
+    facts = (await http.get(f"/v1/customers/{customer}")).json()["facts"]
+    assert facts["open_tickets"] == 1
+    differing = await http.post("/v1/events", json={**body, "idempotency_key": "a"}, headers={"Idempotency-Key": "b"})
+    assert_error(differing, 422, "invalid_request", "idempotency_key")
+
+
+async def test_same_key_with_a_different_body_is_a_conflict_and_is_not_acted_on(http: httpx.AsyncClient):
+    customer = await started(http)
+    assert (await http.post("/v1/events", json=event(customer, "ticket.opened", "k-1", ticket_id="T-1"))
+            ).status_code == 202
+    conflict = await http.post("/v1/events", json=event(customer, "ticket.opened", "k-1", ticket_id="T-2"))
+    assert_error(conflict, 409, "idempotency_key_reused", "idempotency_key")
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+    # Keys are per customer: another customer may use the same key.
+    other = await started(http)
+    assert (await http.post("/v1/events", json=event(other, "ticket.opened", "k-1", ticket_id="T-2"))
+            ).status_code == 202
+
+
+async def test_an_event_for_a_customer_without_lifecycle_is_not_found_unless_it_starts_one(
+        http: httpx.AsyncClient):
+    nobody = customer_id("nobody")
+    assert_error(await http.post("/v1/events", json=event(nobody, "ticket.opened", ticket_id="T")),
+                 404, "customer_not_found")
+    assert_error(await http.get(f"/v1/customers/{nobody}"), 404, "customer_not_found")
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"event": "order.delivered", "data": {"delivered_at": "tomorrow-ish"}}, "delivered_at"),
+    ({"event": "order.delivered", "data": {}}, "delivered_at"),
+    ({"event": "order.delivered", "data": {"delivered_at": "2026-03-09", "colour": "red"}}, "colour"),
+    ({"event": "survey.answered", "data": {"score": "ten"}}, "score"),
+    ({"event": "survey.answered", "data": {"score": 2**64}}, "score"),
+    ({"event": "order.teleported", "data": {}}, "event"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"consent": ["email"]}}, "customer.consent"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"shoe_size": 9}}, "customer.shoe_size"),
+])
+async def test_a_payload_that_does_not_match_the_event_schema_is_422_naming_the_field(
+        http: httpx.AsyncClient, body: dict, field: str):
+    customer = await started(http)
+    assert_error(await http.post("/v1/events", json={"customer_id": customer, **body}), 422, "invalid_payload", field)
+    assert (await http.get(f"/v1/customers/{customer}")).json()["stage"] == "set_expectations"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"data": {"ticket_id": "T"}}, "event"),
+    ({"event": "ticket.opened", "data": "T-1"}, "data"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "sent_by": "crm"}, "sent_by"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "occurred_at": "2026-03-09T10:00:00"}, "occurred_at"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "idempotency_key": "has space"}, "idempotency_key"),
+])
+async def test_an_envelope_that_does_not_fit_is_422_naming_the_field(http: httpx.AsyncClient, body: dict, field: str):
+    assert_error(await http.post("/v1/events", json={"customer_id": "c-1", **body}), 422, "invalid_request", field)
+
+
+async def test_an_event_the_current_stage_cannot_take_is_409_with_the_stage(http: httpx.AsyncClient):
+    customer = await started(http)
+    error = assert_error(await http.post("/v1/events", json=event(customer, "referral.made", referred_name="Bo")),
+                         409, "stage_cannot_take_event")
+    assert error["stage"] == "set_expectations"
+    assert "referral.made" in error["message"]
+
+
+async def test_an_event_after_the_lifecycle_ended_is_410(http: httpx.AsyncClient):
+    customer = await started(http)
+    await http.post("/v1/events", json=event(customer, "order.delivered", delivered_at="2026-03-09"))
+
+    async def waiting_for_the_survey() -> bool:
+        pending = (await http.get(f"/v1/customers/{customer}")).json()["pending"]
+        return pending is not None and pending["step"] == "await_survey"
+
+    await eventually(waiting_for_the_survey)
+    assert (await http.post("/v1/events", json=event(customer, "survey.answered", score=3))).status_code == 202
+
+    async def ended() -> bool:
+        return (await http.get(f"/v1/customers/{customer}")).json()["ended"] is not None
+
+    await eventually(ended)
+    late = await http.post("/v1/events", json=event(customer, "ticket.opened", ticket_id="T-9"))
+    assert_error(late, 410, "lifecycle_ended")
+
+
+# --- limits and ids -------------------------------------------------------------------------
+
+
+async def test_a_body_over_one_mebibyte_is_413_declared_or_streamed(http: httpx.AsyncClient):
+    big = json.dumps(event("c-1", "ticket.opened", ticket_id="x" * (1024 * 1024))).encode()
+    assert_error(await http.post("/v1/events", content=big), 413, "body_too_large")
+
+    async def chunks():  # no Content-Length: the limit is counted while reading
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start:start + 64 * 1024]
+
+    assert_error(await http.post("/v1/events", content=chunks()), 413, "body_too_large")
+
+
+@pytest.mark.parametrize("customer", ["has/slash", "has space", "x" * 201, "", "ünïcode", "a'b"])
+async def test_customer_ids_outside_the_id_syntax_never_reach_temporal(http: httpx.AsyncClient, customer: str):
+    assert_error(await http.post("/v1/events", json=placed(customer)), 422, "invalid_request", "customer_id")
+
+
+async def test_ids_in_paths_and_queries_and_event_names_are_checked_too(http: httpx.AsyncClient):
+    assert_error(await http.get("/v1/customers/has%20space"), 422, "invalid_request", "customer_id")
+    assert_error(await http.get("/v1/customers/" + "x" * 201), 422, "invalid_request", "customer_id")
+    assert_error(await http.get("/v1/customers", params={"stage": "a' OR '1'='1"}), 422, "invalid_request", "stage")
+    assert_error(await http.get("/v1/customers", params={"stage": "nowhere"}), 422, "invalid_request", "stage")
+    assert_error(await http.post("/v1/events", json={**placed("c-1"), "event": "order placed!"}),
+                 422, "invalid_request", "event")
+
+
+async def test_ids_with_every_allowed_character_work(http: httpx.AsyncClient):
+    customer = f"Crm:{uuid.uuid4().hex[:6]}.x_y-z@acme"
+    assert (await http.post("/v1/events", json=placed(customer))).status_code == 202
+    assert (await http.get(f"/v1/customers/{customer}")).json()["customer_id"] == customer
+
+
+# --- errors are JSON ------------------------------------------------------------------------
+
+
+async def test_routing_and_parsing_errors_are_json_too(http: httpx.AsyncClient):
+    assert_error(await http.get("/v1/nothing-here"), 404, "not_found")
+    assert_error(await http.get("/v1/events"), 405, "method_not_allowed")
+    assert_error(await http.post("/v1/events", content=b"{not json"), 400, "invalid_json")
+    assert_error(await http.post("/v1/events", content=b'{"price": NaN}'), 400, "invalid_json")
+    assert_error(await http.post("/v1/events", content=b"[" * 100_000), 400, "invalid_json")
+    assert_error(await http.post("/v1/events", json=[1, 2]), 422, "invalid_request")
+    assert_error(await http.get("/v1/customers", params={"page_size": 0}), 422, "invalid_request", "page_size")
+
+
+async def test_an_unexpected_exception_is_a_json_500_without_a_stack_trace():
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals at /srv/app.py line 42")
+
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    serving = asyncio.create_task(serve(app, sock, stop, access_log=False))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            response = await eventually(lambda: _get_or_none(http, "/boom"))
+        assert_error(response, 500, "internal")
+        assert "secret" not in response.text and "Traceback" not in response.text
+    finally:
+        stop.set()
+        await serving
+
+
+async def _get_or_none(http: httpx.AsyncClient, path: str) -> httpx.Response | None:
+    try:
+        return await http.get(path)
+    except httpx.TransportError:
+        return None
+
+
+# --- batch ------------------------------------------------------------------------------------
+
+
+async def test_a_batch_answers_each_event_as_alone_and_keeps_one_customers_order(http: httpx.AsyncClient):
+    customer = customer_id("batch")
+    events = [
+        placed(customer, key="b-start"),
+        event(customer, "ticket.opened", "b-t1", ticket_id="T-1"),   # needs the lifecycle started first
+        event(customer, "ticket.opened", "b-t1", ticket_id="T-1"),   # duplicate
+        event(customer, "ticket.opened", "b-t1", ticket_id="T-9"),   # same key, other body
+        event(customer, "referral.made", referred_name="Bo"),        # wrong stage
+        event(customer, "order.delivered", delivered_at="soon"),     # bad payload
+        event(customer_id("nobody"), "ticket.opened", ticket_id="T"),  # no lifecycle
+        {"customer_id": "bad id", "event": "ticket.opened"},          # bad envelope
+        "not an object",
+    ]
+    response = await http.post("/v1/events:batch", json={"events": events})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [202, 202, 200, 409, 409, 422, 404, 422, 422]
+    assert results[2]["body"]["status"] == "duplicate"
+    assert [r["body"]["error"]["code"] for r in results[3:]] == [
+        "idempotency_key_reused", "stage_cannot_take_event", "invalid_payload", "customer_not_found",
+        "invalid_request", "invalid_request"]
+    assert results[5]["body"]["error"]["field"] == "delivered_at"
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+
+
+async def test_a_batch_takes_at_most_500_events(http: httpx.AsyncClient):
+    too_many = [event("c-1", "ticket.opened", ticket_id=f"T-{n}") for n in range(501)]
+    assert_error(await http.post("/v1/events:batch", json={"events": too_many}), 422, "invalid_request", "events")
+    assert_error(await http.post("/v1/events:batch", json=too_many), 422, "invalid_request", "events")
+    empty = await http.post("/v1/events:batch", json={"events": []})
+    assert (empty.status_code, empty.json()) == (200, {"results": []})
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def test_customers_are_listed_page_by_page_and_by_stage(http: httpx.AsyncClient):
+    mine = {await started(http, "page") for _ in range(5)}
+
+    async def every_page() -> set[str]:
+        seen: list[str] = []
+        token = None
+        while True:
+            params = {"stage": "set_expectations", "page_size": 2, **({"page_token": token} if token else {})}
+            page = (await http.get("/v1/customers", params=params)).json()
+            assert len(page["customers"]) <= 2
+            assert all(item["stage"] == "set_expectations" for item in page["customers"])
+            seen += [item["customer_id"] for item in page["customers"]]
+            token = page["next_page_token"]
+            if not token:
+                break
+        assert len(seen) == len(set(seen))  # no customer on two pages
+        return mine <= set(seen)
+
+    await eventually(every_page)
+    elsewhere = (await http.get("/v1/customers", params={"stage": "referral_request"})).json()["customers"]
+    assert not mine & {item["customer_id"] for item in elsewhere}
+    assert_error(await http.get("/v1/customers", params={"page_token": "bm90IGEgdG9rZW4"}),
+                 422, "invalid_request", "page_token")
+
+
+async def test_playbooks_describe_stages_events_schemas_and_versions(http: httpx.AsyncClient):
+    contract = (await http.get("/v1/playbooks")).json()
+    assert contract["lifecycle"] == "fast" and contract["initial_stage"] == "set_expectations"
+    stages = {stage["name"]: stage for stage in contract["stages"]}
+    assert stages["closed"]["terminal"] and stages["set_expectations"]["version"]
+    events = {item["name"]: item for item in contract["events"]}
+    assert events["order.placed"]["starts_lifecycle"]
+    assert events["order.placed"]["schema"]["required"] == ["order_id", "promised_delivery", "price"]
+    assert events["order.delivered"]["schema"]["properties"]["delivered_at"] == {"type": "string", "format": "date"}
+    assert events["task.completed"]["builtin"] and events["ticket.closed"]["updates"] == ["open_tickets"]
+    assert contract["transitions"][0] == {"from": ["set_expectations"], "on": "order.delivered",
+                                          "to": "delivery_check_in", "when": None}
+
+
+async def test_openapi_has_one_request_variant_per_event_discriminated_by_name(http: httpx.AsyncClient):
+    document = (await http.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    union = schemas["EventRequest"]
+    assert union["discriminator"]["propertyName"] == "event"
+    assert set(union["discriminator"]["mapping"]) == {
+        "order.placed", "order.delivered", "survey.answered", "ticket.opened", "ticket.closed",
+        "referral.made", "task.completed"}
+    survey = schemas["Event-survey.answered"]
+    assert survey["properties"]["data"]["properties"]["score"]["type"] == "integer"
+    assert survey["required"] == ["customer_id", "event", "data"]
+    body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/EventRequest"}
+    responses = document["paths"]["/v1/events"]["post"]["responses"]
+    assert {"200", "202", "401", "404", "409", "410", "413", "422"} <= set(responses)
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+# --- the other roads share validation and idempotency ------------------------------------------
+
+
+async def test_the_cli_and_the_api_share_idempotency_keys(http: httpx.AsyncClient, harness: Harness,
+                                                         temporal_env: WorkflowEnvironment):
+    customer = await started(http)
+    assert (await http.post("/v1/events", json=event(customer, "ticket.opened", "shared-1", ticket_id="T-1"))
+            ).status_code == 202
+    cli = await asyncio.create_subprocess_exec(
+        str(BIN / "lifecycle"), "event", customer, "ticket.opened", "--key", "shared-1",
+        "--data", '{"ticket_id": "T-1"}', "--playbooks", str(harness.folder), "--task-queue", harness.task_queue,
+        env=temporal_environ(temporal_env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await cli.communicate()
+    assert cli.returncode == 0, err.decode()
+    assert out.decode().startswith("duplicate")
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+
+
+async def test_plain_temporal_clients_send_events_with_the_temporal_cli(http: httpx.AsyncClient,
+                                                                       temporal_env: WorkflowEnvironment):
+    """The road in docs/events.md: `temporal workflow update execute` and `signal`."""
+    customer = await started(http)
+    address = temporal_env.client.service_client.config.target_host
+    update = {"customer_id": customer, "name": "ticket.opened", "data": {"ticket_id": "T-7"},
+              "idempotency_key": "plain-1"}
+    run = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "update", "execute", "--address", address,
+        "--workflow-id", f"lifecycle/{customer}", "--name", "event", "--input", json.dumps(update),
+        "--output", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await run.communicate()
+    assert run.returncode == 0, err.decode()
+    assert json.loads(out)["result"]["status"] == "accepted"
+    signal_ = {**update, "idempotency_key": "plain-2", "data": {"ticket_id": "T-8"}}
+    run = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "signal", "--address", address,
+        "--workflow-id", f"lifecycle/{customer}", "--name", "event_signal", "--input", json.dumps(signal_),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert (await run.wait()) == 0, (await run.stderr.read()).decode()
+
+    async def both_counted() -> bool:
+        return (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 2
+
+    await eventually(both_counted)
+    # The same key through HTTP is then a duplicate: one contract, three roads.
+    again = await http.post("/v1/events", json=event(customer, "ticket.opened", "plain-1", ticket_id="T-7"))
+    assert again.json()["status"] == "duplicate"
+
+
+async def test_the_helpdesk_webhook_example_forwards_tickets(http: httpx.AsyncClient, api: ApiProcess):
+    customer = await started(http)
+    port = free_port()
+    environ = {**os.environ, "LIFECYCLE_API_URL": api.url, "LIFECYCLE_API_TOKEN": TOKEN,
+               "HELPDESK_SECRET": "s3cret", "PORT": str(port)}
+    receiver = subprocess.Popen([sys.executable, str(EXAMPLES / "helpdesk_webhook.py")], env=environ,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as helpdesk:
+            opened = {"type": "ticket.opened", "ticket": {"id": "HD-1", "subject": "Leaking tap",
+                                                          "requester": {"external_id": customer}}}
+
+            async def forwarded() -> httpx.Response | None:
+                try:
+                    return await helpdesk.post("/helpdesk", json=opened, headers={"X-Helpdesk-Secret": "s3cret"})
+                except httpx.TransportError:
+                    return None  # still starting
+
+            first = await eventually(forwarded)
+            assert first.status_code == 202, first.text
+            assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+            closed = {"type": "ticket.closed", "ticket": {"id": "HD-1", "requester": {"external_id": customer}}}
+            response = await helpdesk.post("/helpdesk", json=closed, headers={"X-Helpdesk-Secret": "s3cret"})
+            assert response.status_code == 202, response.text
+            assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 0
+            # The help desk retries deliveries: the ticket id makes the key, so a retry is a duplicate.
+            retried = await helpdesk.post("/helpdesk", json=closed, headers={"X-Helpdesk-Secret": "s3cret"})
+            assert retried.status_code == 200
+            assert (await helpdesk.post("/helpdesk", json=closed)).status_code == 401
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+async def test_a_thousand_concurrent_events_with_duplicates_are_each_acted_on_once(
+        api: ApiProcess, harness: Harness):
+    run = uuid.uuid4().hex[:6]
+    customers = [f"load-{run}-{n}" for n in range(100)]
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=120, limits=limits) as http:
+
+        async def send_all(bodies: list[dict]) -> list[httpx.Response]:
+            return await asyncio.gather(*(http.post("/v1/events", json=body) for body in bodies))
+
+        # Every lifecycle starts once, though 20% of the start events come twice.
+        starts = [placed(customer, key=f"start-{customer}") for customer in customers]
+        starts += rng.sample(starts, 20)
+        rng.shuffle(starts)
+        answers = await send_all(starts)
+        assert Counter(r.status_code for r in answers) == {202: 100, 200: 20}, [r.text for r in answers if r.status_code >= 300][:3]
+        # 800 tickets, 8 per customer, and 200 of them sent twice: 1,000 events at once.
+        tickets = [event(customer, "ticket.opened", f"{customer}-T{n}", ticket_id=f"T{n}")
+                   for customer in customers for n in range(8)]
+        bodies = tickets + rng.sample(tickets, 200)
+        rng.shuffle(bodies)
+        began = time.monotonic()
+        answers = await send_all(bodies)
+        elapsed = time.monotonic() - began
+        by_key: dict[str, list[httpx.Response]] = defaultdict(list)
+        for body, answer in zip(bodies, answers):
+            by_key[body["idempotency_key"]].append(answer)
+        for key, replies in by_key.items():
+            codes = sorted(r.status_code for r in replies)
+            assert codes in ([202], [200, 202]), (key, [r.text for r in replies])
+            assert [r.json()["status"] for r in replies if r.status_code == 200] in ([], ["duplicate"])
+        print(f"1,000 events in {elapsed:.1f}s ({1000 / elapsed:.0f}/s)")
+
+        # Acted on once: each customer counts exactly its 8 tickets, and got one summary.
+        for customer in customers:
+            status = (await http.get(f"/v1/customers/{customer}")).json()
+            assert (status["stage"], status["facts"]["open_tickets"]) == ("set_expectations", 8), status
+
+        async def one_summary_each() -> bool:
+            sent = Counter(entry["customer_id"] for entry in harness.outbox() if entry["step"] == "summary")
+            return all(sent[customer] == 1 for customer in customers)
+
+        await eventually(one_summary_each, timeout=60)
+        assert Counter(entry["customer_id"] for entry in harness.outbox()
+                       if entry["customer_id"] in set(customers)) == {customer: 1 for customer in customers}
+
+
+async def test_tokens_never_reach_the_server_log(api: ApiProcess):
+    output = api.output()
+    assert "POST /v1/events" in output  # the access log is on
+    assert TOKEN not in output and OTHER_TOKEN not in output
