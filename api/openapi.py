@@ -36,11 +36,11 @@ def profile_schema(lifecycle: Lifecycle) -> dict[str, Any]:
     """The `customer` object: the built-in and declared customer fields, all optional."""
     from engine.model import EventSpec
 
+    # `id` is left out: it is `customer_id` (the API accepts it when equal).
     fields = {name: spec.model_copy(update={"required": False})
-              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items()}
+              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
     schema = payload_json_schema(EventSpec(payload=fields))
     schema.pop("required", None)
-    schema["properties"]["id"]["description"] = "The customer id; when given, equal to customer_id."
     schema["properties"]["consent"]["additionalProperties"] = {"type": "boolean"}
     schema["description"] = "Profile fields to set on the customer before the event is handled."
     return schema
@@ -93,6 +93,13 @@ def request_body(component: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": _ref(component)}}}}
 
 
+def _enumerate_stages(document: dict[str, Any], stages: list[str]) -> None:
+    # The route checks `stage` against the lifecycle it has now; the document says which.
+    for parameter in document["paths"]["/v1/customers"]["get"].get("parameters", []):
+        if parameter["name"] == "stage":
+            parameter["schema"] = {"type": "string", "enum": stages}
+
+
 def install_openapi(app: FastAPI, project: Callable[[], Project], max_batch: int) -> None:
     """Make `app.openapi()` add the current lifecycle's event schemas, rebuilding on change."""
     generate = app.openapi
@@ -105,6 +112,7 @@ def install_openapi(app: FastAPI, project: Callable[[], Project], max_batch: int
             document = copy.deepcopy(generate())
             document.setdefault("components", {}).setdefault("schemas", {}).update(
                 event_components(current.lifecycle, max_batch))
+            _enumerate_stages(document, list(current.lifecycle.stages))
             built.update(project=current, document=document)
         return built["document"]
 

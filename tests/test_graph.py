@@ -148,13 +148,14 @@ def test_bundled_lifecycle_draws(stage):
     assert result.output.startswith("digraph")
 
 
-def test_the_diagram_in_the_authoring_guide_is_current():
-    guide = (ROOT / "docs" / "authoring.md").read_text()
-    block = guide.split("<!-- lifecycle-graph:", 1)[1].split("<!-- /lifecycle-graph -->", 1)[0]
+@pytest.mark.parametrize("page", ["docs/authoring.md", "README.md"])
+def test_the_diagrams_of_the_bundled_lifecycle_are_current(page):
+    text = (ROOT / page).read_text()
+    block = text.split("<!-- lifecycle-graph:", 1)[1].split("<!-- /lifecycle-graph -->", 1)[0]
     shown = block.split("```mermaid\n", 1)[1].split("```", 1)[0]
     current = to_mermaid(lifecycle_graph(load_project(ROOT / "playbooks" / "lifecycle.yaml")))
     assert shown == current, (
-        "docs/authoring.md shows an old lifecycle diagram; paste the output of\n"
+        f"{page} shows an old lifecycle diagram; paste the output of\n"
         "    .venv/bin/lifecycle graph playbooks\n"
-        "between the ```mermaid fences under 'The lifecycle at a glance'"
+        "between the ```mermaid fences of its lifecycle-graph block"
     )

@@ -193,3 +193,20 @@ async def test_email_goes_out_over_smtp_and_a_refused_address_is_recorded_not_lo
         # The lifecycle goes on: the customer can still be moved to the next stage.
         moved = await harness.event(bad, "order.delivered", delivered_at="2026-03-09")
         assert moved.transition == "delivery_check_in"
+
+
+async def test_a_scaled_clock_compresses_waits_for_demos(client: Client, tmp_path: Path):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state")
+    harness.lifecycles.time_scale = 60  # the survey's 30 s timeout passes in half a second
+    async with harness.worker:
+        customer = f"c-{uuid.uuid4().hex[:6]}"
+        await harness.start(customer)
+        await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+        # Without the scale this would take more than the 30 s the timeout is worth.
+        await eventually(lambda: _true("call_customer" in harness.steps(customer)), timeout=20)
+        status = await harness.lifecycles.status(customer)
+        timeout = next(r for r in status.recent if r.kind == "timeout")
+        surveyed = next(r for r in status.recent if r.step == "survey")
+        assert (timeout.at - surveyed.at).total_seconds() >= 30  # in the lifecycle's own time
