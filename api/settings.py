@@ -78,3 +78,20 @@ class ApiSettings:
                 values[name] = number
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+DEV_TOKEN_FILE = "api-token"
+
+
+def dev_token(state_dir: Path) -> Path:
+    """The file holding the token `lifecycle dev` gives its API, created (0600) on first use."""
+    import secrets
+
+    path = state_dir / DEV_TOKEN_FILE
+    if not path.is_file() or len(path.read_text().strip()) < MIN_TOKEN_LENGTH:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    os.chmod(path, 0o600)
+    return path

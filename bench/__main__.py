@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import simulator, temporal
+from bench import api, simulator, temporal
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--lifecycles", type=int, default=500, help="Lifecycles per Temporal variant.")
     parser.add_argument("--customers", type=int, default=200, help="Simulated customers.")
-    parser.add_argument("--only", choices=["simulator", "temporal"], help="Run one benchmark.")
+    parser.add_argument("--only", choices=["simulator", "temporal", "api"], help="Run one benchmark.")
+    parser.add_argument("--events", type=int, default=1000, help="Events per API variant.")
     args = parser.parse_args()
     if args.only in (None, "simulator"):
         simulator.run(args.customers)
     if args.only in (None, "temporal"):
         asyncio.run(temporal.run(args.lifecycles))
+    if args.only in (None, "api"):
+        asyncio.run(api.run(args.events))
 
 
 if __name__ == "__main__":

@@ -64,3 +64,34 @@ async def _serve(settings, profile: str | None, sock: socket.socket) -> None:
     click.echo(f"Playbooks  {settings.lifecycle_file}")
     click.echo(f"Callers    {', '.join(sorted(settings.tokens))}")
     await serve(create_app(settings, client), sock)
+
+
+class DevApi:
+    """The API of `lifecycle dev`, prepared before anything starts so mistakes fail early."""
+
+    def __init__(self, state_dir: Path, lifecycle_file: Path, port: int) -> None:
+        from api.server import ApiServerError, listen
+        from api.settings import TOKENS_VAR, ApiSettings, ApiSettingsError, dev_token
+
+        self.token_file = dev_token(state_dir)
+        tokens = f"dev:{self.token_file.read_text().strip()}"
+        if os.environ.get(TOKENS_VAR):
+            tokens = f"{os.environ[TOKENS_VAR]},{tokens}"
+        try:
+            self.settings = ApiSettings.from_env({**os.environ, TOKENS_VAR: tokens}, lifecycle_file=lifecycle_file)
+            self.sock = listen("127.0.0.1", port)
+        except (ApiSettingsError, ApiServerError) as error:
+            fail(str(error))
+
+    async def serve(self, client, stop: asyncio.Event) -> None:
+        """Print how to call it, then serve until `stop` is set."""
+        from api import create_app
+        from api.server import serve
+        from api.settings import TOKENS_VAR
+
+        host, port = self.sock.getsockname()[:2]
+        url = f"http://{host}:{port}"
+        click.echo(f"API        {url} (docs {url}/docs: any user name, the token as password)")
+        click.echo(f"Token      {self.token_file} (caller 'dev'; add callers with {TOKENS_VAR})")
+        click.echo(f"Try        curl -H \"Authorization: Bearer $(cat {self.token_file})\" {url}/v1/playbooks")
+        await serve(create_app(self.settings, client), self.sock, stop)

@@ -40,7 +40,7 @@ from engine.model import (
     WaitFor,
 )
 from engine.references import MACROS, ExpressionSyntaxError, analyse
-from engine.templates import split_subject
+from engine.templates import attribute_name, split_subject
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -576,12 +576,12 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
                          f"a template can use {', '.join(TEMPLATE_ROOTS)}")
         for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):
             target = node.node
-            name = _attribute(node)
+            name = attribute_name(node)
             if not isinstance(target, jinja_nodes.Name) or target.name not in undeclared or name is None:
                 if isinstance(target, (jinja_nodes.Getattr, jinja_nodes.Getitem)) and name is not None:
                     inner = target.node
                     if (isinstance(inner, jinja_nodes.Name) and inner.name == "event"
-                            and "event" in undeclared and _attribute(target) == "data"
+                            and "event" in undeclared and attribute_name(target) == "data"
                             and name not in payload):
                         at(node, f"no event has a payload field '{name}'{suggest(name, payload)}")
                 continue
@@ -598,12 +598,3 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
             elif root == "promises" and promises is not None and name not in promises:
                 at(node, f"unknown promise '{name}'{suggest(name, promises)}")
     return errors
-
-
-def _attribute(node: jinja_nodes.Node) -> str | None:
-    if isinstance(node, jinja_nodes.Getattr):
-        return node.attr
-    if isinstance(node, jinja_nodes.Getitem) and isinstance(node.arg, jinja_nodes.Const) \
-            and isinstance(node.arg.value, str):
-        return node.arg.value
-    return None

@@ -24,6 +24,7 @@ from engine.events import declared_events
 from engine.loader import Document, load_document
 from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
+from engine.templates import attribute_name
 
 DataPath = tuple[Any, ...]
 
@@ -361,22 +362,15 @@ def _event_data_fields(source: str) -> list[tuple[str, int]]:
     out = []
     for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):
         data = node.node
-        name = _attribute(node)
+        name = attribute_name(node)
         if name is None or not isinstance(data, (jinja_nodes.Getattr, jinja_nodes.Getitem)):
             continue
         root = data.node
-        if isinstance(root, jinja_nodes.Name) and root.name == "event" and _attribute(data) == "data":
+        if isinstance(root, jinja_nodes.Name) and root.name == "event" and attribute_name(data) == "data":
             out.append((name, node.lineno or 1))
     return sorted(set(out), key=lambda item: (item[1], item[0]))
 
 
-def _attribute(node: jinja_nodes.Node) -> str | None:
-    if isinstance(node, jinja_nodes.Getattr):
-        return node.attr
-    if isinstance(node, jinja_nodes.Getitem) and isinstance(node.arg, jinja_nodes.Const) \
-            and isinstance(node.arg.value, str):
-        return node.arg.value
-    return None
 
 
 def _column_of(source: str, line: int, name: str) -> int:

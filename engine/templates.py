@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined
+from jinja2 import nodes as jinja_nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 # Chainable: a missing value renders empty instead of failing a send at run time;
@@ -33,3 +34,13 @@ def render(source: str, context: dict[str, Any]) -> tuple[str, str]:
     """Render a template file's text into (subject, body)."""
     subject, body = split_subject(source)
     return _compile(subject).render(context).strip(), _compile(body).render(context).strip()
+
+
+def attribute_name(node: jinja_nodes.Node) -> str | None:
+    """The name read by `x.name` or `x['name']` in a template's syntax tree, else None."""
+    if isinstance(node, jinja_nodes.Getattr):
+        return node.attr
+    if isinstance(node, jinja_nodes.Getitem) and isinstance(node.arg, jinja_nodes.Const) \
+            and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None

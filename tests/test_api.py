@@ -26,9 +26,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.errors import install_error_handlers
+from api.errors import ApiError, install_error_handlers
 from api.health import check_ready
-from api.errors import ApiError
 from api.server import listen, serve
 from cli.devserver import free_port, temporal_binary
 from harness import FIXTURE, Harness
