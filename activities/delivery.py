@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.config import LifecycleSettings
 from activities.outbox import send_to_outbox
+from activities.policy import HEARTBEAT_TIMEOUT
 from activities.smtp import send_email
 from activities.webhook import post_action
 from engine.state import Action, ActionResult
@@ -46,8 +49,17 @@ class Delivery:
         fails the attempt, and the retry skips what the heartbeat says was already done
         (each action is idempotent by its id in any case).
         """
-        details = activity.info().heartbeat_details if activity.in_activity() else []
+        if not activity.in_activity():
+            return await self._deliver_in_order(actions, [])
+        details = activity.info().heartbeat_details
         done = [ActionResult.model_validate(result) for result in details[0]] if details else []
+        alive = asyncio.create_task(_keep_alive(done))
+        try:
+            return await self._deliver_in_order(actions, done)
+        finally:
+            alive.cancel()
+
+    async def _deliver_in_order(self, actions: list[Action], done: list[ActionResult]) -> list[ActionResult]:
         for action in actions[len(done):]:
             try:
                 result = await self.deliver(action)
@@ -59,6 +71,13 @@ class Delivery:
             if activity.in_activity():
                 activity.heartbeat([r.model_dump() for r in done])
         return done
+
+
+async def _keep_alive(done: list[ActionResult]) -> None:
+    """Heartbeat while a slow send is under way, so only a dead worker misses the timeout."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_TIMEOUT.total_seconds() / 3)
+        activity.heartbeat([r.model_dump() for r in done])
 
 
 @activity.defn(name="deliver")

@@ -24,8 +24,12 @@ START_TO_CLOSE = timedelta(seconds=60)
 SCHEDULE_TO_CLOSE = timedelta(days=1)
 """All attempts: a message a day late is still worth sending; after that it is recorded as failed."""
 
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+"""A worker that dies mid-delivery is noticed after this long, not after START_TO_CLOSE."""
+
 DELIVERY_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": START_TO_CLOSE,
+    "heartbeat_timeout": HEARTBEAT_TIMEOUT,
     "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
     "retry_policy": RETRY_POLICY,
 }

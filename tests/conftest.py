@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -131,6 +132,13 @@ class HttpReceiver:
     default_status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holds: list[float] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    def hold(self, *seconds: float) -> None:
+        """Keep the next requests waiting this long before answering (a slow receiver)."""
+        with self.lock:
+            self.holds.extend(seconds)
 
     def respond(self, *statuses: int, headers: dict[str, str] | None = None) -> None:
         """Answer the next requests with these statuses, in order, then `default_status`."""
@@ -151,6 +159,10 @@ def _handler_for(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             receiver.requests.append(
                 ReceivedRequest(self.command, self.path, dict(self.headers.items()), body)
             )
+            receiver.arrived.set()
+            with receiver.lock:
+                hold = receiver.holds.pop(0) if receiver.holds else 0.0
+            time.sleep(hold)
             status = receiver._next_status()
             payload = json.dumps({"status": status}).encode()
             self.send_response(status)

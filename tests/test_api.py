@@ -26,8 +26,8 @@ from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.errors import ApiError, install_error_handlers
-from api.health import check_ready
+from api import ApiSettings, create_app
+from api.errors import install_error_handlers
 from api.server import listen, serve
 from cli.devserver import free_port, temporal_binary
 from harness import FIXTURE, Harness
@@ -233,10 +233,23 @@ async def test_readyz_is_ready_when_a_worker_polls_the_task_queue(http: httpx.As
     assert response.json()["task_queue"] == harness.task_queue
 
 
-async def test_readiness_fails_when_no_worker_polls_the_task_queue(client: Client):
-    with pytest.raises(ApiError) as raised:
-        await check_ready(client, f"nobody-{uuid.uuid4().hex[:6]}")
-    assert (raised.value.status, raised.value.code) == (503, "no_worker")
+async def test_without_a_worker_readyz_is_503_and_events_time_out_with_504(client: Client, harness: Harness):
+    # An API in this process, on a task queue no worker polls, with a short engine timeout.
+    settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
+                           task_queue=f"nobody-{uuid.uuid4().hex[:6]}", event_timeout=1.0)
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+            assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 503, "no_worker")
+            late = await http.post("/v1/events", json=placed(customer_id("late"), key="late-1"))
+            assert_error(late, 504, "temporal_timeout")
+            assert "same key" in late.json()["error"]["message"] or "idempotency key" in late.json()["error"]["message"]
+    finally:
+        stop.set()
+        await serving
 
 
 # --- POST /v1/events ----------------------------------------------------------------------
@@ -568,6 +581,12 @@ async def test_plain_temporal_clients_send_events_with_the_temporal_cli(http: ht
         return (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 2
 
     await eventually(both_counted)
+    run = await asyncio.create_subprocess_exec(
+        temporal_binary(), "workflow", "query", "--address", address, "--workflow-id", f"lifecycle/{customer}",
+        "--name", "status", "--output", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await run.communicate()
+    assert run.returncode == 0, err.decode()
+    assert json.loads(out)["queryResult"][0]["facts"]["open_tickets"] == 2
     # The same key through HTTP is then a duplicate: one contract, three roads.
     again = await http.post("/v1/events", json=event(customer, "ticket.opened", "plain-1", ticket_id="T-7"))
     assert again.json()["status"] == "duplicate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -21,10 +22,10 @@ from workflows.contract import LifecycleResult
 BIN = Path(sys.executable).parent
 
 
-def spawn_worker(address: str, folder: Path, state_dir: Path, task_queue: str) -> subprocess.Popen:
+def spawn_worker(address: str, folder: Path, state_dir: Path, task_queue: str, **extra: str) -> subprocess.Popen:
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default",
            "LIFECYCLE_PLAYBOOKS": str(folder / "lifecycle.yaml"), "LIFECYCLE_STATE_DIR": str(state_dir),
-           "LIFECYCLE_TASK_QUEUE": task_queue}
+           "LIFECYCLE_TASK_QUEUE": task_queue, **extra}
     return subprocess.Popen([str(BIN / "lifecycle"), "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -69,6 +70,35 @@ async def test_killed_worker_restarts_and_every_action_happens_exactly_once(clie
     assert ids and max(ids.values()) == 1, "an action reached the outbox twice"
     for customer in customers:
         assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"]
+
+
+async def test_worker_killed_mid_delivery_retries_it_with_the_same_idempotency_key(
+        client: Client, tmp_path: Path, http_receiver):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state")
+    address = client.service_client.config.target_host
+    webhook = {"LIFECYCLE_CHANNELS": "email=webhook", "LIFECYCLE_WEBHOOK_URL": http_receiver.url}
+    http_receiver.hold(30)  # the first delivery hangs: the worker dies while it is in flight
+    worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue, **webhook)
+    customer = f"m-{uuid.uuid4().hex[:6]}"
+    try:
+        await harness.start(customer)
+        assert await asyncio.to_thread(http_receiver.arrived.wait, 60)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue, **webhook)
+
+        async def sent() -> bool:
+            status = await harness.lifecycles.status(customer)
+            return any(r.kind == "message" and r.step == "summary" for r in status.recent)
+
+        await eventually(sent, timeout=90)  # noticed by the missed heartbeat, then retried
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    keys = [request.headers["Idempotency-Key"] for request in http_receiver.requests]
+    assert len(keys) >= 2 and set(keys) == {f"lifecycle/{customer}/set_expectations/1/summary"}
 
 
 async def test_server_restart_on_the_same_database_resumes_lifecycles(tmp_path: Path):
