@@ -55,8 +55,9 @@ class StageRun:
         self.runtime = runtime
         self.record = record
         self.event = state.stage_event
+        # Sends and plain tasks are batched by `_steps`; every other kind runs on its own.
         self._run = {
-            m.Send: self._send, m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
+            m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
             m.If: self._if, m.Set: self._set, m.Promise: self._promise,
             m.CheckPromise: self._check_promise, m.Goto: self._goto, m.End: self._end,
         }
@@ -206,9 +207,6 @@ class StageRun:
                 self.record("failed", key, error=result.detail, **detail)
 
         return action, on_result
-
-    async def _send(self, step: m.Send, path: str) -> None:
-        await self._act(self._prepare_send(step, path))
 
     async def _task(self, step: m.Task, path: str) -> None:
         effect = self._prepare_task(step, step, path)

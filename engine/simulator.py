@@ -48,6 +48,7 @@ class VirtualRuntime:
         self.project = project
         self.clock = start
         self.actions: list[Action] = []
+        self.batches: list[list[str]] = []  # step ids per `act` call: one activity each in Temporal
 
     def now(self) -> datetime:
         return self.clock
@@ -57,6 +58,7 @@ class VirtualRuntime:
 
     async def act(self, actions: list[Action]) -> list[ActionResult]:
         self.actions.extend(actions)
+        self.batches.append([action.step for action in actions])
         return [ActionResult(status="done") for _ in actions]
 
     async def stage_bundle(self, stage: str) -> StageBundle:
@@ -70,6 +72,7 @@ class Timeline:
     state: LifecycleState
     actions: list[Action]
     receipts: list[tuple[ScheduledEvent, EventReceipt]] = field(default_factory=list)
+    batches: list[list[str]] = field(default_factory=list)
 
     @property
     def records(self) -> list[Record]:
@@ -114,7 +117,7 @@ def simulate(project: Project, customer: dict[str, Any], events: list[ScheduledE
     machine = LifecycleMachine.new(project.lifecycle, str(customer.get("id", "customer-1")), first.at)
     machine.state.customer.update(customer)
     receipts = [(first, machine.start(first.event, first.at))]
-    timeline = Timeline(machine.state, runtime.actions, receipts)
+    timeline = Timeline(machine.state, runtime.actions, receipts, runtime.batches)
     if receipts[0][1].status != "accepted":
         return timeline
 

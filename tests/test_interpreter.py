@@ -302,3 +302,19 @@ def test_events_waited_for_later_in_the_stage_are_kept_in_the_inbox():
     events = [placed(), delivered(8), at(9, "survey.answered", score=10)]
     timeline = simulate(project(), CUSTOMER, events)
     assert "referral" in timeline.steps()
+
+
+def test_simultaneous_effects_are_performed_as_one_batch():
+    sale = """
+playbook: sale
+steps:
+  - {kind: send, id: summary, template: summary}
+  - {kind: send, id: copy_by_sms, template: summary, channel: sms}
+  - {kind: task, id: brief, role: account_manager, title: Brief, guideline: Read the order.}
+  - {kind: wait, id: pause, duration: 1d}
+  - {kind: send, id: follow_up, template: summary}
+"""
+    timeline = simulate(project(sale=sale), CUSTOMER, [placed()])
+    assert timeline.batches == [["summary", "copy_by_sms", "brief"], ["follow_up"]]
+    assert [r.step for r in timeline.records if r.kind in ("message", "task")] == [
+        "summary", "copy_by_sms", "brief", "follow_up"]
