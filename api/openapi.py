@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from api.limits import ID_PATTERN, KEY_PATTERN
 from engine.events import declared_events, payload_json_schema
-from engine.model import BUILTIN_CUSTOMER_FIELDS, Lifecycle
+from engine.model import BUILTIN_CUSTOMER_FIELDS, EventSpec, Lifecycle
 from engine.project import Project
 
 EVENT_REQUEST = "EventRequest"
@@ -34,8 +34,6 @@ def variant_name(event: str) -> str:
 
 def profile_schema(lifecycle: Lifecycle) -> dict[str, Any]:
     """The `customer` object: the built-in and declared customer fields, all optional."""
-    from engine.model import EventSpec
-
     # `id` is left out: it is `customer_id` (the API accepts it when equal).
     fields = {name: spec.model_copy(update={"required": False})
               for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 from api.auth import require_caller
 from api.errors import ApiError
 from api.events import EventDesk
-from api.limits import ID_PATTERN, KEY_PATTERN, parse_json
+from api.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, parse_json
 from api.models import (
     BatchAnswer, BatchResult, CustomerPage, ErrorAnswer, EventAnswer, EventDescription, ListedCustomer,
     PlaybooksAnswer, StageDescription, TransitionDescription,
@@ -58,6 +58,8 @@ def state(request: Request) -> ApiState:
     """FastAPI dependency: the shared state."""
     return request.app.state.api
 
+
+OPTIONAL_ID = rf"^[{ID_CHARACTERS}]{{0,200}}$"  # an id, or empty for "no filter"
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_caller)],
                    responses=errors(401, 413, 503))
@@ -123,13 +125,14 @@ async def get_customer(
             summary="Who is in which stage", responses=errors(422))
 async def list_customers(
     api: ApiState = Depends(state),
-    stage: str | None = Query(None, pattern=ID_PATTERN, max_length=200, description="Only this stage."),
-    playbook: str | None = Query(None, pattern=ID_PATTERN, max_length=200, description="Only this playbook."),
+    stage: str | None = Query(None, pattern=OPTIONAL_ID, max_length=200, description="Only this stage."),
+    playbook: str | None = Query(None, pattern=OPTIONAL_ID, max_length=200, description="Only this playbook."),
     include_ended: bool = Query(False, description="Also lifecycles that have ended."),
     page_size: int = Query(100, ge=1, le=1000),
     page_token: str | None = Query(None, max_length=4096, description="`next_page_token` of the previous page."),
 ) -> CustomerPage:
     """Lifecycles from Temporal's visibility store (eventually consistent: a second or so behind)."""
+    stage, playbook = stage or None, playbook or None  # `?stage=` means no filter
     if stage is not None and stage not in api.view.project().lifecycle.stages:
         raise ApiError(422, "invalid_request", f"unknown stage '{stage}'", field="stage")
     scope = f"{stage or ''}|{playbook or ''}|{include_ended}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -35,7 +36,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 class _QuietSignals(uvicorn.Server):
-    """A uvicorn server that leaves signals to its host (`lifecycle dev` handles Ctrl-C)."""
+    """A uvicorn server that leaves signals to `serve` (or to `lifecycle dev`)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -44,13 +45,21 @@ class _QuietSignals(uvicorn.Server):
 
 async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = None,
                 access_log: bool = True) -> None:
-    """Serve `app` on `sock` until `stop` is set, or until SIGINT/SIGTERM when no `stop` is given."""
+    """Serve `app` on `sock` until `stop` is set, or until SIGINT/SIGTERM when no `stop` is given.
+
+    Either way uvicorn stops gracefully (in-flight requests finish) and this returns normally,
+    so a requested stop is a clean exit rather than uvicorn's re-raised signal.
+    """
     config = uvicorn.Config(app, log_level="info", access_log=access_log, lifespan="off",
                             timeout_graceful_shutdown=10)
-    server = (_QuietSignals if stop is not None else uvicorn.Server)(config)
+    server = _QuietSignals(config)
+    loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
     if stop is None:
-        await server.serve(sockets=[sock])
-        return
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -59,3 +68,5 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = 
         await serving
     finally:
         stopping.cancel()
+        for signum in handled:
+            loop.remove_signal_handler(signum)

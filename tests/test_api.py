@@ -501,6 +501,7 @@ async def test_customers_are_listed_page_by_page_and_by_stage(http: httpx.AsyncC
 
     await eventually(every_page)
     elsewhere = (await http.get("/v1/customers", params={"stage": "referral_request"})).json()["customers"]
+    assert (await http.get("/v1/customers", params={"stage": "", "playbook": ""})).status_code == 200
     assert not mine & {item["customer_id"] for item in elsewhere}
     assert_error(await http.get("/v1/customers", params={"page_token": "bm90IGEgdG9rZW4"}),
                  422, "invalid_request", "page_token")
@@ -681,3 +682,28 @@ async def test_tokens_never_reach_the_server_log(api: ApiProcess):
     output = api.output()
     assert "POST /v1/events" in output  # the access log is on
     assert TOKEN not in output and OTHER_TOKEN not in output
+
+
+async def test_an_event_added_to_the_lifecycle_file_is_taken_without_a_restart(
+        http: httpx.AsyncClient, harness: Harness):
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text().replace("  referral.made:\n", (
+        "  ticket.escalated:\n    payload:\n      ticket_id: string!\n"
+        "    updates:\n      open_tickets: facts.open_tickets + 1\n  referral.made:\n")))
+
+    async def published() -> bool:
+        events = (await http.get("/v1/playbooks")).json()["events"]
+        return "ticket.escalated" in {item["name"] for item in events}
+
+    await eventually(published, timeout=15)
+    document = (await http.get("/openapi.json")).json()
+    assert "Event-ticket.escalated" in document["components"]["schemas"]
+    customer = await started(http)  # a new lifecycle starts with the current file
+    escalated = await http.post("/v1/events", json=event(customer, "ticket.escalated", ticket_id="T-1"))
+    assert escalated.status_code == 202, escalated.text
+
+
+def test_sigterm_stops_the_api_cleanly(api: ApiProcess):
+    api.stop()
+    assert api.process.returncode == 0, api.output()
+    assert "Finished server process" in api.output()
