@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.context import expression_names
-from engine.events import PayloadError, check_event, declared_events
+from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.interpreter import EndLifecycle, GotoStage, Interrupted, StageRun
 from engine.model import Lifecycle, Playbook, WaitFor
@@ -93,6 +93,7 @@ class LifecycleMachine:
             return f"the lifecycle has ended ({self.state.ended})"
         try:
             check_event(self.lifecycle, event.name, event.data)
+            check_customer(self.lifecycle, self.state.customer["id"], event.customer)
         except PayloadError as error:
             return str(error)
         if event.name not in self.accepts():
@@ -137,6 +138,7 @@ class LifecycleMachine:
             return EventReceipt(status="rejected", reason=reason, stage=self.state.stage)
         event = event.model_copy(update={
             "data": check_event(self.lifecycle, event.name, event.data),
+            "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
             "occurred_at": event.occurred_at or now,
         })
         if event.idempotency_key:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.events import check_customer
 from engine.lifecycle import LifecycleMachine
 from engine.project import Project, StageBundle
 from engine.state import Action, ActionResult, Event, EventReceipt, LifecycleState, Record
@@ -115,7 +116,7 @@ def simulate(project: Project, customer: dict[str, Any], events: list[ScheduledE
     first = queue.pop(0)
     runtime = VirtualRuntime(project, first.at)
     machine = LifecycleMachine.new(project.lifecycle, str(customer.get("id", "customer-1")), first.at)
-    machine.state.customer.update(customer)
+    machine.state.customer.update(check_customer(project.lifecycle, machine.state.customer["id"], customer))
     receipts = [(first, machine.start(first.event, first.at))]
     timeline = Timeline(machine.state, runtime.actions, receipts, runtime.batches)
     if receipts[0][1].status != "accepted":

@@ -318,3 +318,12 @@ steps:
     assert timeline.batches == [["summary", "copy_by_sms", "brief"], ["follow_up"]]
     assert [r.step for r in timeline.records if r.kind in ("message", "task")] == [
         "summary", "copy_by_sms", "brief", "follow_up"]
+
+
+def test_a_malformed_profile_in_an_event_is_rejected_before_it_can_break_the_lifecycle():
+    bad = at(1, "ticket.opened", ticket_id="T-1")
+    bad.event.customer = {"consent": "yes please"}
+    timeline = simulate(project(), CUSTOMER, [placed(), bad, delivered(8)])
+    receipt = timeline.receipts[1][1]
+    assert (receipt.status, receipt.reason) == ("rejected", "field 'customer.consent' must be a map, got str")
+    assert timeline.stages() == ["sale", "delivery"]
