@@ -210,3 +210,23 @@ async def test_a_scaled_clock_compresses_waits_for_demos(client: Client, tmp_pat
         timeout = next(r for r in status.recent if r.kind == "timeout")
         surveyed = next(r for r in status.recent if r.step == "survey")
         assert (timeout.at - surveyed.at).total_seconds() >= 30  # in the lifecycle's own time
+
+
+async def test_a_playbook_broken_on_disk_holds_the_next_stage_entry_until_it_is_fixed(harness: Harness):
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    check_in = harness.folder / "delivery-check-in.yaml"
+    good = check_in.read_text()
+    check_in.write_text(good.replace("duration: 2s", "duration: 2 seconds please"))
+    moved = await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+    assert moved.transition == "delivery_check_in"
+
+    async def held_with_the_reason() -> bool:
+        status = await harness.lifecycles.status(customer)
+        failed = [r for r in status.recent if r.kind == "failed" and r.detail.get("stage_playbook")]
+        return bool(failed) and "not a duration" in failed[0].detail["error"] and status.version == ""
+
+    await eventually(held_with_the_reason)
+    check_in.write_text(good)
+    await eventually(lambda: pending_step(harness, customer, "await_survey"), timeout=60)
+    assert harness.steps(customer) == ["summary", "check_in", "survey"]

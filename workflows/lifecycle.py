@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import DELIVERY_OPTIONS, RETRY_POLICY
+    from activities.policy import DELIVERY_OPTIONS
     from engine.lifecycle import LifecycleMachine
     from engine.project import StageBundle
     from engine.state import Action, ActionResult, Event, EventReceipt
@@ -26,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
+LOAD_ONCE = RetryPolicy(maximum_attempts=1)  # the workflow retries, with durable timers
+LOAD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds between attempts to load a broken playbook
 
 
 class DemoClock:
@@ -51,9 +54,9 @@ class DemoClock:
 class TemporalRuntime:
     """The interpreter's Runtime on Temporal: durable timers, activities, pinned playbooks."""
 
-    def __init__(self, on_stage: Callable[[str, str], None], clock: DemoClock) -> None:
-        self._on_stage = on_stage
-        self._clock = clock
+    def __init__(self, lifecycle: CustomerLifecycle) -> None:
+        self._lifecycle = lifecycle
+        self._clock = lifecycle.clock
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -86,11 +89,25 @@ class TemporalRuntime:
 
     async def stage_bundle(self, stage: str) -> StageBundle:
         # A local activity: a quick read whose result is recorded as one marker in history.
-        bundle = await workflow.execute_local_activity(
-            "load_stage", stage, result_type=StageBundle,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY_POLICY,
-        )
-        self._on_stage(stage, bundle.playbook.playbook if bundle.playbook else "")
+        # Each attempt is its own workflow task, so while a playbook is broken on disk the
+        # status query still answers, and says why the customer is held.
+        for attempt in range(10_000):
+            try:
+                bundle = await workflow.execute_local_activity(
+                    "load_stage", stage, result_type=StageBundle,
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=LOAD_ONCE,
+                )
+                break
+            except (ActivityError, ApplicationError) as error:  # a local activity's failure may come bare
+                delay = LOAD_RETRY_DELAYS[min(attempt, len(LOAD_RETRY_DELAYS) - 1)]
+                if attempt == 0 or delay == LOAD_RETRY_DELAYS[-1]:
+                    cause = error.cause.message if isinstance(error.cause, ApplicationError) else error.message
+                    self._lifecycle.machine.record("failed", None, at=self.now(), stage_playbook=stage,
+                                                   error=f"{cause.splitlines()[0]} (retrying every {delay}s)")
+                await workflow.sleep(delay)
+        else:
+            raise ApplicationError(f"the playbook of stage '{stage}' never loaded")
+        self._lifecycle._upsert_stage(stage, bundle.playbook.playbook if bundle.playbook else "")
         return bundle
 
 
@@ -111,7 +128,7 @@ class CustomerLifecycle:
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
-        runtime = TemporalRuntime(self._upsert_stage, self.clock)
+        runtime = TemporalRuntime(self)
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new)
         if outcome is None:
             await workflow.wait_condition(workflow.all_handlers_finished)
