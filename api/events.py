@@ -18,7 +18,6 @@ validate payloads and honour idempotency keys identically.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -38,19 +37,18 @@ from workflows.client import LifecycleClient, LifecycleNotFound
 
 BATCH_CONCURRENCY = 32  # customers of one batch handled at once
 
-_CANNOT_TAKE = re.compile(r"^stage '(?P<stage>[^']+)' cannot take")
-
 
 def rejection(receipt: EventReceipt) -> ApiError:
-    """The error for a receipt the engine rejected, classified by the engine's reason."""
+    """The error for a receipt the engine rejected, by the engine's rejection code."""
     reason = receipt.reason
-    if reason.startswith("the lifecycle has ended"):
+    if receipt.code == "ended":
         return ApiError(410, "lifecycle_ended", reason, stage=receipt.stage)
-    cannot = _CANNOT_TAKE.match(reason)
-    if cannot:
-        return ApiError(409, "stage_cannot_take_event", reason, stage=cannot["stage"])
-    if "does not start a lifecycle" in reason:
+    if receipt.code == "stage_cannot_take":
+        return ApiError(409, "stage_cannot_take_event", reason, stage=receipt.stage)
+    if receipt.code == "not_a_start_event":
         return ApiError(404, "customer_not_found", reason)
+    if receipt.code == "invalid_payload":
+        return ApiError(422, "invalid_payload", reason)
     return ApiError(409, "event_rejected", reason, stage=receipt.stage)
 
 

@@ -85,19 +85,22 @@ class LifecycleMachine:
             names |= set(declared_events(self.lifecycle))
         return names
 
-    def check(self, event: Event) -> str | None:
-        """Why `event` would be rejected, or None. Changes nothing: fit for an update validator.
+    def check(self, event: Event) -> EventReceipt | None:
+        """The rejection `event` would get, or None. Changes nothing: fit for an update validator.
 
         Callers ask `is_duplicate` first: a duplicate is acknowledged, never rejected."""
+        def rejected(code: str, reason: str) -> EventReceipt:
+            return EventReceipt(status="rejected", code=code, reason=reason, stage=self.state.stage)
+
         if self.state.ended:
-            return f"the lifecycle has ended ({self.state.ended})"
+            return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
         try:
             check_event(self.lifecycle, event.name, event.data)
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
         except PayloadError as error:
-            return str(error)
+            return rejected("invalid_payload", str(error))
         if event.name not in self.accepts():
-            return f"stage '{self.state.stage}' cannot take '{event.name}'"
+            return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         return None
 
     def is_duplicate(self, event: Event) -> bool:
@@ -107,7 +110,8 @@ class LifecycleMachine:
         """Take the event that starts the lifecycle and enter the initial stage with it."""
         spec = self.lifecycle.events.get(event.name)
         if spec is None or not spec.starts_lifecycle:
-            return EventReceipt(status="rejected", reason=f"'{event.name}' does not start a lifecycle")
+            return EventReceipt(status="rejected", code="not_a_start_event",
+                                reason=f"'{event.name}' does not start a lifecycle")
         admitted = self._admit(event, now)
         if isinstance(admitted, EventReceipt):
             return admitted
@@ -133,9 +137,9 @@ class LifecycleMachine:
         """Dedupe and check an event, then apply what every event does: profile and facts."""
         if self.is_duplicate(event):
             return EventReceipt(status="duplicate", stage=self.state.stage)
-        reason = self.check(event)
-        if reason:
-            return EventReceipt(status="rejected", reason=reason, stage=self.state.stage)
+        rejection = self.check(event)
+        if rejection:
+            return rejection
         event = event.model_copy(update={
             "data": check_event(self.lifecycle, event.name, event.data),
             "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),

@@ -25,11 +25,15 @@ class Event(BaseModel):
     )
 
 
+RejectionCode = Literal["", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event"]
+
+
 class EventReceipt(BaseModel):
     """The answer to an event: accepted (and what it did), duplicate, or rejected with why."""
 
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str = ""
+    code: RejectionCode = Field("", description="Why it was rejected, for machines; `reason` is for people.")
     stage: str | None = None
     transition: str | None = None
 

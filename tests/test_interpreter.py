@@ -217,7 +217,7 @@ def test_duplicate_idempotency_key_is_acknowledged_and_acted_on_once():
 def test_event_the_stage_cannot_take_is_rejected_with_the_reason():
     timeline = simulate(project(), CUSTOMER, [placed(), delivered(8), delivered(9)])
     receipt = timeline.receipts[2][1]
-    assert receipt.status == "rejected"
+    assert (receipt.status, receipt.code) == ("rejected", "stage_cannot_take")
     assert receipt.reason == "stage 'delivery' cannot take 'order.delivered'"
 
 

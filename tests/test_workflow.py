@@ -87,7 +87,8 @@ async def test_unknown_event_and_bad_payload_are_rejected_and_the_lifecycle_is_u
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update("event", bad)
     wrong_stage = await harness.event(customer, "referral.made", referred_name="Bo")
-    assert wrong_stage.status == "rejected"
+    assert (wrong_stage.status, wrong_stage.code, wrong_stage.stage) == (
+        "rejected", "stage_cannot_take", "set_expectations")
     assert "cannot take 'referral.made'" in wrong_stage.reason
     delivered = await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
     assert delivered.transition == "delivery_check_in"

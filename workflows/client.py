@@ -19,7 +19,7 @@ from engine.lifecycle import lifecycle_id
 from engine.model import Lifecycle
 from engine.state import Event, EventReceipt
 from workflows.contract import (
-    CUSTOMER, EVENT_UPDATE, PLAYBOOK, STAGE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus,
+    CUSTOMER, EVENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus,
 )
 
 
@@ -71,12 +71,10 @@ class LifecycleClient:
             handle = self.client.get_workflow_handle(workflow_id)
             return await handle.execute_update(EVENT_UPDATE, event, result_type=EventReceipt)
         except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-            return EventReceipt(status="rejected", reason=reason)
+            return _rejection(error.cause)
         except RPCError as error:
             if "already completed" in error.message:
-                return EventReceipt(status="rejected", reason="the lifecycle has ended")
+                return EventReceipt(status="rejected", code="ended", reason="the lifecycle has ended")
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise LifecycleNotFound(
                     f"customer '{event.customer_id}' has no lifecycle, and '{event.name}' does not start one"
@@ -129,6 +127,14 @@ def _listed(execution: Any) -> ListedLifecycle:
         status=execution.status.name.lower() if execution.status else "",
         started_at=execution.start_time,
     )
+
+
+def _rejection(cause: BaseException | None) -> EventReceipt:
+    """The receipt of an update the workflow's validator refused (details: code, stage)."""
+    if isinstance(cause, ApplicationError) and cause.type == REJECTED:
+        code, stage = (list(cause.details) + ["", None])[:2]
+        return EventReceipt(status="rejected", reason=cause.message, code=code, stage=stage)
+    return EventReceipt(status="rejected", reason=str(cause))
 
 
 def initial_search_attributes(lifecycle: Lifecycle, customer_id: str) -> TypedSearchAttributes:

@@ -15,6 +15,7 @@ WORKFLOW_NAME = "CustomerLifecycle"
 EVENT_UPDATE = "event"
 EVENT_SIGNAL = "event_signal"
 STATUS_QUERY = "status"
+REJECTED = "EventRejected"  # ApplicationError type of a rejected update; details: code, stage
 
 # Custom search attributes: "who is in which stage" as a visibility query.
 STAGE = SearchAttributeKey.for_keyword("LifecycleStage")

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.project import StageBundle
     from engine.state import Action, ActionResult, Event, EventReceipt
     from workflows.contract import (
-        CUSTOMER, EVENT_SIGNAL, EVENT_UPDATE, PLAYBOOK, STAGE, STATUS_QUERY, WORKFLOW_NAME,
+        CUSTOMER, EVENT_SIGNAL, EVENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME,
         LifecycleResult, LifecycleStart, LifecycleStatus,
     )
 
@@ -172,10 +172,11 @@ class CustomerLifecycle:
         if not self.started:
             spec = self.machine.lifecycle.events.get(event.name)
             if spec is None or not spec.starts_lifecycle:
-                raise ApplicationError(f"'{event.name}' does not start a lifecycle", type="EventRejected")
-        reason = self.machine.check(event)
-        if reason:
-            raise ApplicationError(reason, type="EventRejected")
+                raise ApplicationError(f"'{event.name}' does not start a lifecycle", "not_a_start_event",
+                                       type=REJECTED)
+        rejection = self.machine.check(event)
+        if rejection:
+            raise ApplicationError(rejection.reason, rejection.code, rejection.stage, type=REJECTED)
 
     @workflow.signal(name=EVENT_SIGNAL)
     def event_signal(self, event: Event) -> None:
