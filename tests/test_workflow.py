@@ -6,6 +6,7 @@ here, and long timelines are covered by the simulator, which runs the same inter
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -48,9 +49,14 @@ async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client
     assert harness.steps(customer) == ["summary", "apology", "check_in", "survey", "ask_referral"]
     status = await harness.lifecycles.status(customer)
     assert status.promises["delivery_date"]["state"] == "broken"
-    if HISTORIES.exists() and __import__("os").environ.get("RECORD_HISTORIES"):
-        history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
-        (HISTORIES / "four-stages.json").write_text(history.to_json())
+    await record_history(client, customer, "four-stages")
+
+
+async def record_history(client: Client, customer: str, name: str, run_id: str | None = None) -> None:
+    """With RECORD_HISTORIES=1, keep this run's history as a replay fixture."""
+    if os.environ.get("RECORD_HISTORIES"):
+        handle = client.get_workflow_handle(f"lifecycle/{customer}", run_id=run_id)
+        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):
@@ -139,6 +145,8 @@ async def test_long_lifecycles_continue_as_new_and_keep_their_state(client: Clie
         assert status.facts["open_tickets"] == 4
         runs = [run async for run in client.list_workflows(f"WorkflowId = 'lifecycle/{customer}'")]
         assert len(runs) > 1
+        first = min(runs, key=lambda run: run.start_time)
+        await record_history(client, customer, "continued-as-new", run_id=first.run_id)
         assert harness.steps(customer) == ["summary", "check_in", "survey"]
 
 
@@ -211,6 +219,8 @@ async def test_a_scaled_clock_compresses_waits_for_demos(client: Client, tmp_pat
         timeout = next(r for r in status.recent if r.kind == "timeout")
         surveyed = next(r for r in status.recent if r.step == "survey")
         assert (timeout.at - surveyed.at).total_seconds() >= 30  # in the lifecycle's own time
+        await client.get_workflow_handle(f"lifecycle/{customer}").result()
+        await record_history(client, customer, "survey-timeout-scaled-clock")
 
 
 async def test_a_playbook_broken_on_disk_holds_the_next_stage_entry_until_it_is_fixed(harness: Harness):
