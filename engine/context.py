@@ -10,6 +10,7 @@ from celpy import celtypes
 from engine.events import declared_events
 from engine.expressions import to_cel, typed_map
 from engine.model import BUILTIN_CUSTOMER_FIELDS, Lifecycle
+from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
 
 S = celtypes.StringType
@@ -43,19 +44,32 @@ def _promises_view(state: LifecycleState) -> Any:
 
 def expression_names(
     lifecycle: Lifecycle, state: LifecycleState, event: Event | None, now: datetime,
-    *, with_vars: bool = True,
+    *, with_vars: bool = True, source: str | None = None,
 ) -> dict[str, Any]:
-    """The activation for a CEL expression: the only names an expression can read."""
-    names = {
-        "customer": typed_map(state.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}),
-        "event": _event_view(lifecycle, event),
-        "facts": typed_map(state.facts, lifecycle.facts),
-        "promises": _promises_view(state),
-        "now": to_cel(now),
+    """The activation for a CEL expression: the only names an expression can read.
+
+    Given the expression's `source`, only the roots it reads are built: converting the
+    whole state to CEL values for every condition was most of the simulator's time.
+    """
+    views = {
+        "customer": lambda: typed_map(state.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}),
+        "event": lambda: _event_view(lifecycle, event),
+        "facts": lambda: typed_map(state.facts, lifecycle.facts),
+        "promises": lambda: _promises_view(state),
+        "now": lambda: to_cel(now),
     }
     if with_vars:
-        names["vars"] = to_cel(state.vars)
-    return names
+        views["vars"] = lambda: to_cel(state.vars)
+    wanted = roots_read(source) if source is not None else None
+    return {root: view() for root, view in views.items() if wanted is None or root in wanted}
+
+
+def roots_read(source: str) -> frozenset[str] | None:
+    """The roots (`facts`, `event`, ...) an expression reads; None when it does not parse."""
+    try:
+        return frozenset(reference.root for reference in analyse(source).references)
+    except ExpressionSyntaxError:
+        return None
 
 
 def template_context(state: LifecycleState, event: Event | None, now: datetime) -> dict[str, Any]:

@@ -94,20 +94,20 @@ class StageRun:
             on_result(next(results) if action is not None else None)
         batch.clear()
 
-    def _names(self) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now())
+    def _names(self, source: str) -> dict[str, Any]:
+        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source)
 
     def _value(self, source: str, step: Any, path: str) -> tuple[bool, Any]:
         """(ok, value); a failing expression is recorded on the timeline, never raised."""
         try:
-            return True, evaluate(source, self._names())
+            return True, evaluate(source, self._names(source))
         except ExpressionError as error:
             self.record("failed", step_key(step, path), error=str(error))
             return False, None
 
     def _condition(self, source: str, step: Any, path: str) -> bool:
         try:
-            return is_true(source, self._names())
+            return is_true(source, self._names(source))
         except ExpressionError as error:
             # A rule that cannot be evaluated (e.g. a fact still null) counts as false.
             self.record("failed", step_key(step, path), error=str(error))

@@ -154,8 +154,8 @@ class LifecycleMachine:
         self._apply_updates(event, now)
         return event
 
-    def _names(self, event: Event, now: datetime) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, event, now, with_vars=False)
+    def _names(self, event: Event, now: datetime, source: str | None = None) -> dict[str, Any]:
+        return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
 
     def _apply_updates(self, event: Event, now: datetime) -> None:
         spec = self.lifecycle.events.get(event.name)
@@ -182,7 +182,7 @@ class LifecycleMachine:
             if transition.when is None:
                 return transition.to
             try:
-                if is_true(transition.when, self._names(event, now)):
+                if is_true(transition.when, self._names(event, now, transition.when)):
                     return transition.to
             except ExpressionError as error:
                 self.record("failed", None, at=now, transition=f"{stage} -> {transition.to}",
