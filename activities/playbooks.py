@@ -22,18 +22,29 @@ class PlaybookSource:
         self._project: Project | None = None
         self._stamp: tuple | None = None
 
-    def _files_stamp(self) -> tuple:
+    def _files(self) -> list[Path]:
+        """The files the loaded project was made of: only an edit to one of them matters."""
+        project = self._project
+        if project is None:
+            return []
         folder = self.path.parent
-        return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size)
-                            for p in folder.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".txt")))
+        playbooks = [folder / spec.playbook for spec in project.lifecycle.stages.values() if spec.playbook]
+        templates = [folder / project.lifecycle.templates / f"{name}.txt" for name in project.templates]
+        return [self.path, *playbooks, *templates]
+
+    def _files_stamp(self) -> tuple | None:
+        try:
+            return tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in self._files())
+        except OSError:
+            return None  # a file went away: load again, and report it if it is really missing
 
     def project(self) -> Project:
         """The current project; a file being edited into an invalid state raises, and the
-        activity retries until it is fixed, so no lifecycle ever runs a broken playbook."""
+        stage entry is retried until it is fixed, so no lifecycle ever runs a broken playbook."""
         stamp = self._files_stamp()
-        if self._project is None or stamp != self._stamp:
+        if self._project is None or stamp is None or stamp != self._stamp:
             self._project = load_project(self.path)
-            self._stamp = stamp
+            self._stamp = self._files_stamp()
         return self._project
 
     @activity.defn(name="load_stage")
