@@ -185,4 +185,7 @@ def _first_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cli.main import run  # the same exit path as `lifecycle worker` (see cli.main.run)
+
+    sys.argv[1:1] = ["worker"]
+    run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from pathlib import Path
 
 import click
@@ -47,11 +46,6 @@ def api_command(host: str, port: int, playbooks: Path, task_queue: str, profile:
         asyncio.run(_serve(settings, profile, sock))
     except KeyboardInterrupt:
         pass
-    # Stopped cleanly; skip interpreter finalization, where the Temporal core's background
-    # threads can abort ("PyGILState_Release") and turn a clean stop into exit code -6.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 async def _serve(settings, profile: str | None, sock: socket.socket) -> None:

@@ -8,8 +8,6 @@ so a newcomer sees every stage in a minute or two.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -59,8 +57,6 @@ def demo_command(playbooks: Path, state_dir: Path, seconds: float) -> None:
         asyncio.run(_demo(project, lifecycle_file, state_dir, seconds))
     except KeyboardInterrupt:
         pass
-    sys.stdout.flush()
-    os._exit(0)  # see cli/dev.py: skip a noisy finalization of Temporal's core threads
 
 
 async def _demo(project, lifecycle_file: Path, state_dir: Path, seconds: float) -> None:

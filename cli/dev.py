@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import click
@@ -43,11 +42,6 @@ def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_p
         asyncio.run(_serve(state_dir, lifecycle_file, port, ui_port, api))
     except KeyboardInterrupt:
         pass
-    # Everything is stopped and flushed; skip interpreter finalization, where the Temporal
-    # core's background threads can abort noisily ("PyGILState_Release") after a clean stop.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int, api=None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,9 +30,4 @@ def command(playbooks: Path | None, task_queue: str, profile: str | None) -> Non
     """
     import worker  # late: keeps `lifecycle --help` fast
 
-    code = worker.main(task_queue=task_queue, profile=profile, playbooks=playbooks)
-    # The worker has stopped cleanly; skip interpreter finalization, where the Temporal core's
-    # background threads can abort ("PyGILState_Release") after the fact.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    sys.exit(worker.main(task_queue=task_queue, profile=profile, playbooks=playbooks))
