@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,20 @@ async def run_worker(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         **options,
     )
+    async def shut_down() -> None:
+        log.info("stopping worker on %s", task_queue)
+        await worker.shutdown()
+
+    try:
+        await until_stopped(worker.run(), shut_down, stop)  # re-raises a fatal worker error
+    except RuntimeError as error:
+        raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
+
+
+async def until_stopped(running: Awaitable[None], shut_down: Callable[[], Awaitable[None]],
+                        stop: asyncio.Event | None = None) -> None:
+    """Await `running` until it ends or `stop` is set (SIGTERM/SIGINT when no `stop` is given);
+    then `shut_down()` and let `running` finish. Shared by the worker and the HTTP API."""
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     if stop is None:
@@ -119,16 +133,13 @@ async def run_worker(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
             handled.append(signum)
-    running = asyncio.create_task(worker.run())
+    task = asyncio.ensure_future(running)
     stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not running.done():
-            log.info("stopping worker on %s", task_queue)
-            await worker.shutdown()
-        await running  # re-raises a fatal worker error
-    except RuntimeError as error:
-        raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await shut_down()
+        await task
     finally:
         stopping.cancel()
         for signum in handled:

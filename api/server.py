@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
+
+from worker import until_stopped
 
 
 class ApiServerError(RuntimeError):
@@ -53,20 +54,8 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = 
     config = uvicorn.Config(app, log_level="info", access_log=access_log, lifespan="off",
                             timeout_graceful_shutdown=10)
     server = _QuietSignals(config)
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-            handled.append(signum)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+
+    async def shut_down() -> None:
         server.should_exit = True
-        await serving
-    finally:
-        stopping.cancel()
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+
+    await until_stopped(server.serve(sockets=[sock]), shut_down, stop)

@@ -28,17 +28,17 @@ def lifecycle_id(customer_id: str) -> str:
     return f"lifecycle/{customer_id}"
 
 
-def events_waited_for(playbook: Playbook | None) -> set[str]:
+def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     """Events a stage playbook can take in a wait_for, or as a task completion."""
     if playbook is None:
-        return set()
+        return frozenset()
     names: set[str] = set()
     for step, _ in walk_steps(playbook.steps):
         if isinstance(step, WaitFor):
             names.update(step.events)
         elif step.kind == "task" and (step.on_done or step.on_overdue):
             names.add("task.completed")
-    return names
+    return frozenset(names)
 
 
 class LifecycleMachine:
@@ -49,6 +49,7 @@ class LifecycleMachine:
         self.state = state
         self.timeline_limit = timeline_limit
         self.playbook: Playbook | None = None  # the pinned playbook of the running stage
+        self.waited_for: frozenset[str] = frozenset()  # its wait_for events, computed once per entry
         self._clock: Callable[[], datetime] = lambda: state.stage_since
 
     @classmethod
@@ -79,7 +80,7 @@ class LifecycleMachine:
         names = {name for name, spec in self.lifecycle.events.items() if spec.updates}
         names |= {t.on for t in self.lifecycle.transitions if self._from_matches(t.from_, stage)}
         if self.state.next_stage is None:
-            names |= events_waited_for(self.playbook)
+            names |= self.waited_for
         if self.state.next_stage is not None or (self.playbook is None and not self.state.stage_done):
             # Between stages the next playbook is not pinned yet: keep its events for it.
             names |= set(declared_events(self.lifecycle))
@@ -129,7 +130,7 @@ class LifecycleMachine:
             self.state.next_event = admitted
             self.state.inbox.clear()  # events before the transition belong to the old stage
             return EventReceipt(status="accepted", stage=self.state.stage, transition=target)
-        if self.playbook is None or admitted.name in events_waited_for(self.playbook):
+        if self.playbook is None or admitted.name in self.waited_for:
             self.state.inbox.append(admitted)  # others (fact updates only) need not be kept
         return EventReceipt(status="accepted", stage=self.state.stage)
 
@@ -204,6 +205,7 @@ class LifecycleMachine:
         state.next_event = None
         state.vars = {}
         self.playbook = None
+        self.waited_for = frozenset()
         self.record("stage_entered", None, at=now, event=event.name if event else None)
 
     async def run(self, runtime: Runtime, pause: Callable[[], bool] = lambda: False) -> str | None:
@@ -254,6 +256,7 @@ class LifecycleMachine:
         if bundle.lifecycle is not None:
             self.lifecycle = bundle.lifecycle
         self.playbook = bundle.playbook
+        self.waited_for = events_waited_for(bundle.playbook)
         self.state.stage_version = bundle.version
         if bundle.playbook is not None:
             self.state.vars = dict(bundle.playbook.vars)

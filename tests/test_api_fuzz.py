@@ -13,7 +13,6 @@ import asyncio
 import os
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -21,11 +20,10 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from harness import Harness, eventually, pending_step
-from test_api import AUTH, ApiProcess, playbook_folder, start_api
+# The same module-scoped fixtures as the API tests: a worker, and the API as a real process.
+from test_api import AUTH, ApiProcess, api, harness  # noqa: F401
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 
@@ -33,23 +31,6 @@ OPERATIONS = [
     "POST /v1/events", "POST /v1/events:batch", "GET /v1/customers/{customer_id}", "GET /v1/customers",
     "GET /v1/playbooks", "GET /readyz", "GET /healthz",
 ]
-
-
-@pytest.fixture(scope="module")
-async def harness(client: Client, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
-    root = tmp_path_factory.mktemp("fuzz")
-    harness = Harness(client, playbook_folder(root), root / "state")
-    async with harness.worker:
-        yield harness
-
-
-@pytest.fixture(scope="module")
-def api(harness: Harness, temporal_env: WorkflowEnvironment,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
-    process = start_api(temporal_env, harness.folder, harness.task_queue,
-                        tmp_path_factory.mktemp("fuzz-log") / "api.log")
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")
