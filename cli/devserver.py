@@ -36,8 +36,10 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "LifecycleStage": "Keyword",
     "LifecyclePlaybook": "Keyword",
     "CustomerId": "Keyword",
+    "LifecycleIncident": "Keyword",
 }
-"""Custom search attributes of a lifecycle: who is in which stage, under which playbook."""
+"""Custom search attributes of a lifecycle: who is in which stage, under which playbook, and
+who is held on an incident (its kind; empty when none)."""
 
 _INDEXED_TYPES = {
     "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,

@@ -25,7 +25,10 @@ class Event(BaseModel):
     )
 
 
-RejectionCode = Literal["", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event"]
+RejectionCode = Literal[
+    "", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event", "too_large", "no_incident",
+    "unknown_task",
+]
 
 
 class EventReceipt(BaseModel):
@@ -88,7 +91,7 @@ class Record(BaseModel):
     stage: str
     kind: Literal[
         "stage_entered", "event", "message", "task", "suppressed", "failed",
-        "promise", "promise_kept", "promise_broken", "timeout", "set", "ended",
+        "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -101,6 +104,17 @@ class Pending(BaseModel):
     events: list[str] = Field(default_factory=list)
     until: datetime | None = None
     task: str | None = None
+
+
+class Incident(BaseModel):
+    """A failure the customer is held on, until the playbook is fixed or an operator acts."""
+
+    kind: str = Field(description="expression, template, payload, load, internal, ...")
+    stage: str
+    step: str | None = None
+    error: str
+    since: datetime
+    attempts: int = 1
 
 
 class LifecycleState(BaseModel):
@@ -124,3 +138,4 @@ class LifecycleState(BaseModel):
     pending: Pending | None = None
     timeline: list[Record] = Field(default_factory=list)
     ended: str | None = None
+    incident: Incident | None = None

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 
 from engine.model import Lifecycle
-from engine.state import LifecycleState, Pending, Record
+from engine.state import Incident, LifecycleState, Pending, Record
 
 WORKFLOW_NAME = "CustomerLifecycle"
 EVENT_UPDATE = "event"
 EVENT_SIGNAL = "event_signal"
 STATUS_QUERY = "status"
+INCIDENT_UPDATE = "incident"  # an operator's retry or skip of the step a customer is held on
 REJECTED = "EventRejected"  # ApplicationError type of a rejected update; details: code, stage
+DUPLICATE = "EventDuplicate"  # ApplicationError type the validator answers a seen idempotency key with;
+# refused before it enters history, so a resent event costs no history; callers answer `duplicate`
 
 # Custom search attributes: "who is in which stage" as a visibility query.
 STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
 PLAYBOOK = SearchAttributeKey.for_keyword("LifecyclePlaybook")
 CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+INCIDENT = SearchAttributeKey.for_keyword("LifecycleIncident")  # the held step's kind of failure, or ""
 
 
 class LifecycleStart(BaseModel):
@@ -47,6 +51,14 @@ class LifecycleStatus(BaseModel):
     promises: dict[str, Any]
     pending: Pending | None
     recent: list[Record]
+    incident: Incident | None = Field(None, description="Why the customer is held, if they are.")
+
+
+class IncidentCommand(BaseModel):
+    """An operator's answer to an incident: run the held step again, or skip past it."""
+
+    action: Literal["retry", "skip"]
+    by: str = Field("", description="Who asked (recorded on the timeline).")
 
 
 class LifecycleResult(BaseModel):
