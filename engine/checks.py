@@ -14,11 +14,11 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from celpy.evaluation import base_functions
 from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine import typecheck
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expressions import FUNCTIONS, ROOTS
 from engine.model import (
@@ -39,6 +39,7 @@ from engine.model import (
     Wait,
     WaitFor,
 )
+from engine.context import PROMISE_KINDS
 from engine.references import MACROS, ExpressionSyntaxError, analyse
 from engine.templates import attribute_name, split_subject
 from engine.yamlsource import DataPath
@@ -51,11 +52,19 @@ TEMPLATE_EVENT_FIELDS = ("name", "data")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+# CEL's standard functions and methods (https://github.com/google/cel-spec, langdef.md).
+CEL_FUNCTIONS = (
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
+    "bytes", "bool", "timestamp", "duration", "type", "dyn", "has", "getFullYear", "getMonth",
+    "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds",
+)
+
+
 @lru_cache(maxsize=1)
 def _functions() -> frozenset[str]:
     """Functions and methods an expression may call: CEL's, the macros and the engine's own."""
-    names = {name for name in base_functions if name[:1].isalpha()}
-    return frozenset(names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"})
+    return frozenset(set(CEL_FUNCTIONS) | set(MACROS) | set(FUNCTIONS))
 
 
 class Located(Protocol):
@@ -79,6 +88,7 @@ class Scope:
     events: set[str] | None = None  # the events `event` can be here; None: cannot tell
     vars: set[str] = field(default_factory=set)
     promises: set[str] | None = None  # None: unknown (a playbook failed to load), skip
+    var_kinds: dict[str, str] | None = None  # the type of each var, where vars can be read
 
 
 def _all_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
@@ -97,8 +107,34 @@ def _names(items: Iterable[str]) -> str:
 
 
 def check_expression(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
-                     scope: Scope) -> list[PlaybookError]:
-    """Syntax and every name an expression reads, each error placed inside the YAML scalar."""
+                     scope: Scope, expect: tuple[str, str] | None = None) -> list[PlaybookError]:
+    """Syntax, every name an expression reads, then its types, each error placed inside the scalar.
+
+    `expect`: (kind, what) when the result must have a type, e.g. ("bool", "a condition").
+    """
+    errors = _check_names(lifecycle, doc, path, source, scope)
+    if errors:
+        return errors  # the type checker would report the same unknown names, less helpfully
+    checked = _check_types(lifecycle, source, scope)
+    for problem in checked.problems:
+        errors.append(doc.expression_error(path, problem.line, problem.column, problem.message))
+    if expect is not None and not errors:
+        problem = typecheck.expect(checked, *expect)
+        if problem:
+            errors.append(doc.expression_error(path, 1, 1, problem))
+    return errors
+
+
+def _check_types(lifecycle: Lifecycle, source: str, scope: Scope) -> typecheck.Checked:
+    events = frozenset(scope.events) if scope.events else None
+    var_kinds = scope.var_kinds if "vars" in scope.roots else None
+    if var_kinds is None and "vars" in scope.roots:
+        var_kinds = {name: "dyn" for name in scope.vars}
+    return typecheck.types_of(lifecycle).check(source, events, var_kinds)
+
+
+def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
+                 scope: Scope) -> list[PlaybookError]:
     try:
         info = analyse(source)
     except ExpressionSyntaxError as error:
@@ -213,7 +249,9 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located,
                 errors.append(doc.error(path, f"unknown fact '{fact}'{suggest(fact, lifecycle.facts)}", key=True))
             scope = Scope(where="an event's 'updates'", roots=_without_vars(), events={name},
                           promises=promises)
-            errors += check_expression(lifecycle, doc, path, source, scope)
+            kind = lifecycle.facts[fact].type if fact in lifecycle.facts else None
+            expect = (kind, f"fact '{fact}'") if kind else None
+            errors += check_expression(lifecycle, doc, path, source, scope, expect)
     errors += _check_transitions(lifecycle, doc, events, unknown_stage, promises)
     return errors
 
@@ -251,7 +289,8 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.when is not None:
             scope = Scope(where="a transition's 'when'", roots=_without_vars(), events={transition.on},
                           promises=promises)
-            errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
+            errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope,
+                                       ("bool", "a transition's 'when'"))
         # The first matching transition wins: one after an unconditional twin never fires.
         sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]
         blockers = [first_unconditional.get((s, transition.on)) for s in sources]
@@ -374,6 +413,23 @@ class _PlaybookChecker:
         self.vars = set(playbook.vars) | {
             step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
         }
+        self.var_kinds = self._var_kinds()
+
+    def _var_kinds(self) -> dict[str, str]:
+        """Declared vars have their type; a var only a `set` step gives gets its value's type."""
+        kinds = {name: "dyn" for name in self.vars}
+        kinds.update(self.playbook.var_kinds())
+        if self.doc is None:
+            return kinds
+        types = typecheck.types_of(self.lifecycle)
+        for step, _ in step_paths(self.playbook.steps):
+            if isinstance(step, Set) and step.var and step.var not in self.playbook.vars \
+                    and kinds[step.var] == "dyn":
+                result = types.check(step.value, None, kinds).result
+                kinds[step.var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
+                # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
+                self.playbook.var_types[step.var] = kinds[step.var]
+        return kinds
 
     def flow_from(self, events: set[str] | None) -> None:
         """Follow `event` through the steps; with no document, only record the gotos."""
@@ -404,11 +460,22 @@ class _PlaybookChecker:
             else:
                 first[step.id] = path
 
-    def _expression(self, path: DataPath, source: str, events: set[str] | None) -> None:
+    def _expression(self, path: DataPath, source: str, events: set[str] | None,
+                    expect: tuple[str, str] | None = None) -> None:
         if self.doc is None:
             return
-        scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises)
-        self.errors += check_expression(self.lifecycle, self.doc, path, source, scope)
+        scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises,
+                      var_kinds=self.var_kinds)
+        self.errors += check_expression(self.lifecycle, self.doc, path, source, scope, expect)
+
+    def _set_type(self, step: Set, path: DataPath) -> tuple[str, str] | None:
+        """The type a `set` value must have: the fact's, or the var's (declared or first set)."""
+        if step.fact is not None:
+            spec = self.lifecycle.facts.get(step.fact)
+            return (spec.type, f"fact '{step.fact}'") if spec else None
+        assert step.var is not None
+        kind = self.var_kinds.get(step.var, "dyn")
+        return (kind, f"var '{step.var}'")
 
     def _role(self, path: DataPath, role: str) -> None:
         if role not in self.lifecycle.roles:
@@ -435,23 +502,25 @@ class _PlaybookChecker:
                 return _union(_union(done, overdue), events)
         elif isinstance(step, Wait):
             if step.until is not None:
-                self._expression((*path, "until"), step.until, events)
+                self._expression((*path, "until"), step.until, events, ("timestamp", "'until'"))
         elif isinstance(step, WaitFor):
             return self._wait_for(step, path, events)
         elif isinstance(step, If):
-            self._expression((*path, "when"), step.when, events)
+            self._expression((*path, "when"), step.when, events, ("bool", "a condition"))
             after = self._flow(step.then, (*path, "then"), events)
             for index, branch in enumerate(step.elif_):
-                self._expression((*path, "elif", index, "when"), branch.when, events)
+                self._expression((*path, "elif", index, "when"), branch.when, events, ("bool", "a condition"))
                 after = _union(after, self._flow(branch.then, (*path, "elif", index, "then"), events))
             return _union(after, self._flow(step.else_, (*path, "else"), events))
         elif isinstance(step, Set):
             if step.fact is not None and step.fact not in self.lifecycle.facts:
                 self.error((*path, "fact"), f"unknown fact '{step.fact}'{suggest(step.fact, self.lifecycle.facts)}")
-            self._expression((*path, "value"), step.value, events)
+            self._expression((*path, "value"), step.value, events, self._set_type(step, path))
         elif isinstance(step, Promise):
             self._role((*path, "made_by"), step.made_by)
-            self._expression((*path, "expected"), step.expected, events)
+            kind = PROMISE_KINDS.get(step.about)
+            self._expression((*path, "expected"), step.expected, events,
+                             (kind, f"what a {step.about} promise expects") if kind else None)
             self._tolerance(step, path)
         elif isinstance(step, CheckPromise):
             if self.promises is not None and step.promise not in self.promises:

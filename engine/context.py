@@ -5,41 +5,46 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from celpy import celtypes
-
 from engine.events import declared_events
-from engine.expressions import to_cel, typed_map
-from engine.model import BUILTIN_CUSTOMER_FIELDS, Lifecycle
+from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
 from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
+from engine.types import to_cel, typed
 
-S = celtypes.StringType
+# What a promise's `expected` and `actual` are, by what the promise is about.
+PROMISE_KINDS = {"delivery_date": "timestamp", "response_time": "duration", "price": "number",
+                 "scope": "string"}
+
+
+def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec]) -> dict[str, Any]:
+    """A map for CEL with every declared field present (null when missing), typed by its spec."""
+    result = {k: to_cel(v) for k, v in values.items() if k not in specs}
+    for name, spec in specs.items():
+        result[name] = to_cel(typed(values.get(name), spec.type))
+    return result
 
 
 def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
     if event is None:
-        return to_cel({"name": "", "data": {}, "occurred_at": None})
+        return {"name": "", "data": {}, "occurred_at": None}
     spec = declared_events(lifecycle).get(event.name)
     data = typed_map(event.data, spec.payload) if spec else to_cel(event.data)
-    return celtypes.MapType({
-        S("name"): S(event.name),
-        S("data"): data,
-        S("occurred_at"): to_cel(event.occurred_at),
-    })
+    return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
 
 
 def _promises_view(state: LifecycleState) -> Any:
-    return to_cel({
-        name: {
+    views = {}
+    for name, entry in state.promises.items():
+        kind = PROMISE_KINDS.get(entry.about)
+        views[name] = {
             "about": entry.about,
             "description": entry.description,
-            "expected": entry.expected,
+            "expected": to_cel(typed(entry.expected, kind)),
             "state": entry.state,
-            "actual": entry.actual,
+            "actual": to_cel(typed(entry.actual, kind)),
             "made_by": entry.made_by,
         }
-        for name, entry in state.promises.items()
-    })
+    return views
 
 
 def expression_names(
@@ -56,7 +61,7 @@ def expression_names(
         "event": lambda: _event_view(lifecycle, event),
         "facts": lambda: typed_map(state.facts, lifecycle.facts),
         "promises": lambda: _promises_view(state),
-        "now": lambda: to_cel(now),
+        "now": lambda: now,
     }
     if with_vars:
         views["vars"] = lambda: to_cel(state.vars)

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from engine.durations import format_duration, parse_duration
+from engine.types import KINDS, FieldKind, kind_of
 
 Duration = Annotated[
     timedelta,
@@ -50,7 +51,6 @@ EventName = Annotated[
     Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", examples=["order.delivered"]),
 ]
 
-FieldKind = Literal["string", "int", "number", "bool", "date", "timestamp", "duration", "list", "map"]
 
 
 class Strict(BaseModel):
@@ -423,13 +423,42 @@ class Playbook(Strict):
     )
     vars: dict[Name, Any] = Field(
         default_factory=dict,
-        description="The playbook's parameters, readable as vars.NAME; `set` may change them.",
-        examples=[{"promoter_score": 9}],
+        description="The playbook's parameters, readable as vars.NAME; `set` may change them. "
+        "A var's type is that of its value; declare it as {type: timestamp} (optionally with "
+        "initial and description) to hold a timestamp, a date or a duration, or to start as null.",
+        examples=[{"promoter_score": 9, "called_at": {"type": "timestamp"}}],
+    )
+    var_types: dict[Name, FieldKind] = Field(
+        default_factory=dict,
+        description="Declared var types; filled from the {type: ...} declarations in `vars`.",
+        examples=[{"called_at": "timestamp"}],
     )
     steps: list[AnyStep] = Field(
         min_length=1, description="The steps, run top to bottom.",
         examples=[[{"kind": "wait", "duration": "2d"}, {"kind": "send", "template": "check_in"}]],
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_vars(cls, data: Any) -> Any:
+        # `due: {type: timestamp, initial: ...}` declares a type: split it into the initial
+        # value (vars) and the type (var_types), so the state keeps plain values.
+        if not isinstance(data, dict) or not isinstance(data.get("vars"), dict):
+            return data
+        values, types = {}, dict(data.get("var_types") or {})
+        for name, value in data["vars"].items():
+            if isinstance(value, dict) and "type" in value and set(value) <= {"type", "initial", "description"}:
+                if value["type"] not in KINDS:
+                    raise ValueError(f"var '{name}': unknown type '{value['type']}' (one of {', '.join(KINDS)})")
+                types[name] = value["type"]
+                values[name] = value.get("initial")
+            else:
+                values[name] = value
+        return {**data, "vars": values, "var_types": types}
+
+    def var_kinds(self) -> dict[str, str]:
+        """The type of every declared var: as declared, or that of its initial value."""
+        return {name: self.var_types.get(name) or kind_of(value) for name, value in self.vars.items()}
 
 
 for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):
