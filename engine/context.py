@@ -16,19 +16,40 @@ PROMISE_KINDS = {"delivery_date": "timestamp", "response_time": "duration", "pri
                  "scope": "string"}
 
 
-def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec]) -> dict[str, Any]:
-    """A map for CEL with every declared field present (null when missing), typed by its spec."""
+def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, str]) -> dict[str, Any]:
+    """A map for CEL with every declared field present (null when missing), typed by its spec.
+
+    `specs` maps a name to its FieldSpec or directly to its kind.
+    """
     result = {k: to_cel(v) for k, v in values.items() if k not in specs}
     for name, spec in specs.items():
-        result[name] = to_cel(typed(values.get(name), spec.type))
+        value = values.get(name)
+        result[name] = None if value is None else to_cel(typed(value, spec if isinstance(spec, str) else spec.type))
     return result
+
+
+_KINDS: dict[int, tuple[Any, dict[str, str]]] = {}
+
+
+def _kinds(owner: Any, specs: dict[str, FieldSpec]) -> dict[str, str]:
+    """name → kind of `specs`, computed once per owner object (a lifecycle, an event spec)."""
+    known = _KINDS.get(id(owner))
+    if known is None or known[0] is not owner:
+        if len(_KINDS) > 256:
+            _KINDS.clear()
+        known = _KINDS[id(owner)] = (owner, {name: spec.type for name, spec in specs.items()})
+    return known[1]
+
+
+def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
+    return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
 
 
 def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, spec.payload) if spec else to_cel(event.data)
+    data = typed_map(event.data, _kinds(spec, spec.payload)) if spec else to_cel(event.data)
     return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
 
 
@@ -49,22 +70,24 @@ def _promises_view(state: LifecycleState) -> Any:
 
 def expression_names(
     lifecycle: Lifecycle, state: LifecycleState, event: Event | None, now: datetime,
-    *, with_vars: bool = True, source: str | None = None,
+    *, with_vars: bool = True, source: str | None = None, var_kinds: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The activation for a CEL expression: the only names an expression can read.
+
+    `var_kinds` (Playbook.var_kinds()) types the stage vars, which are stored as JSON.
 
     Given the expression's `source`, only the roots it reads are built: converting the
     whole state to CEL values for every condition was most of the simulator's time.
     """
     views = {
-        "customer": lambda: typed_map(state.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}),
+        "customer": lambda: typed_map(state.customer, _customer_kinds(lifecycle)),
         "event": lambda: _event_view(lifecycle, event),
-        "facts": lambda: typed_map(state.facts, lifecycle.facts),
+        "facts": lambda: typed_map(state.facts, _kinds(lifecycle, lifecycle.facts)),
         "promises": lambda: _promises_view(state),
         "now": lambda: now,
     }
     if with_vars:
-        views["vars"] = lambda: to_cel(state.vars)
+        views["vars"] = lambda: typed_map(state.vars, var_kinds) if var_kinds else to_cel(state.vars)
     wanted = roots_read(source) if source is not None else None
     return {root: view() for root, view in views.items() if wanted is None or root in wanted}
 

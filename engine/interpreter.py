@@ -55,6 +55,7 @@ class StageRun:
         self.runtime = runtime
         self.record = record
         self.event = state.stage_event
+        self.var_kinds = bundle.playbook.var_kinds() if bundle.playbook else {}
         # Sends and plain tasks are batched by `_steps`; every other kind runs on its own.
         self._run = {
             m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
@@ -95,7 +96,8 @@ class StageRun:
         batch.clear()
 
     def _names(self, source: str) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source)
+        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source,
+                                var_kinds=self.var_kinds)
 
     def _value(self, source: str, step: Any, path: str) -> tuple[bool, Any]:
         """(ok, value); a failing expression is recorded on the timeline, never raised."""

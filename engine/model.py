@@ -447,7 +447,9 @@ class Playbook(Strict):
             return data
         values, types = {}, dict(data.get("var_types") or {})
         for name, value in data["vars"].items():
-            if isinstance(value, dict) and "type" in value and set(value) <= {"type", "initial", "description"}:
+            if name in types:  # already split (a playbook read back from JSON): keep its value
+                values[name] = value
+            elif isinstance(value, dict) and "type" in value and set(value) <= {"type", "initial", "description"}:
                 if value["type"] not in KINDS:
                     raise ValueError(f"var '{name}': unknown type '{value['type']}' (one of {', '.join(KINDS)})")
                 types[name] = value["type"]
@@ -457,8 +459,10 @@ class Playbook(Strict):
         return {**data, "vars": values, "var_types": types}
 
     def var_kinds(self) -> dict[str, str]:
-        """The type of every declared var: as declared, or that of its initial value."""
-        return {name: self.var_types.get(name) or kind_of(value) for name, value in self.vars.items()}
+        """The type of every var: as declared, that of its initial value, or (a var only a `set`
+        step gives) the type the loader found for its first value."""
+        kinds = {name: self.var_types.get(name) or kind_of(value) for name, value in self.vars.items()}
+        return {**self.var_types, **kinds}
 
 
 for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):

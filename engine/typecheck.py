@@ -222,10 +222,13 @@ def _hint(operator: str, types: list[str]) -> str:
     if operator in _COMPARISONS | _ARITHMETIC and pair == {"int", "double"}:
         return ("int and double do not mix: write 9.0 for a double or 9 for an int, "
                 "or convert with double(...) or int(...)")
-    if operator in _COMPARISONS and len(types) == 2 and "string" in pair and pair & {"int", "double"}:
-        number = next(t for t in types if t != "string")
-        literal = "0" if number == "int" else "0.0"
-        return f"compare {_a(number)} with {_a(number)}: write {literal}, or {number}(...)"
+    if operator in _COMPARISONS and len(types) == 2 and "string" in pair and pair & {"int", "double", "bool"}:
+        # The field is usually on the left: make the literal on the right match it.
+        left = types[0]
+        literal = {"int": "0", "double": "0.0", "bool": "true", "string": "'text' in quotes"}[left]
+        convert = {"int": "int(...)", "double": "double(...)", "bool": "a comparison",
+                   "string": "string(...)"}[left]
+        return f"compare {_a(left)} with {_a(left)}: write {literal}, or {convert}"
     if operator in _COMPARISONS and len(types) == 2 and "timestamp" in pair and "string" in pair:
         return "compare a timestamp with a timestamp: write timestamp('2026-03-10T00:00:00Z')"
     if operator in _COMPARISONS and len(types) == 2 and "duration" in pair and pair & {"int", "double", "string"}:
@@ -238,6 +241,10 @@ def _hint(operator: str, types: list[str]) -> str:
         return "a condition must be a bool: compare the value, e.g. facts.open_tickets > 0"
     if operator in ("days", "hours") and pair & {"double", "string"}:
         return f"{operator}() takes an int: write {operator}(int(...))"
+    if operator in ("min", "max") and pair == {"int", "double"}:
+        return "int and double do not mix: write 9.0 for a double or 9 for an int, or convert with double(...)"
+    if operator in ("add_months", "add_years"):
+        return f"write {operator}(timestamp, int), e.g. {operator}(now, 1)"
     if operator in _COMPARISONS and len(types) == 2 and len(pair) == 2:
         return f"compare {_a(types[0])} with {_a(types[0])}"
     return ""
@@ -255,6 +262,8 @@ def describe(message: str) -> str:
         types = _split_types(match.group(2))
         if operator in _OPERATORS.values() and operator != "? :" and len(types) == 2:
             text = f"'{operator}' cannot take {types[0]} and {types[1]}"
+        elif operator in _OPERATORS.values() and len(types) == 1:
+            text = f"'{operator.replace('unary ', '')}' cannot take {_a(types[0])}"
         elif operator == "? :":
             text = f"the two branches of '? :' have different types ({types[1]} and {types[2]})" \
                 if len(types) == 3 and types[0] in ("bool", "dyn") else \

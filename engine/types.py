@@ -72,13 +72,17 @@ def parse_delta(value: Any) -> timedelta | None:
     return None
 
 
+_AS_IS = frozenset({None, "string", "bool", "list", "map", "dyn"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def typed(value: Any, kind: str | None) -> Any:
     """A plain (JSON) value as the Python value its declared kind means.
 
     Timestamps and dates become aware datetimes, durations timedeltas, numbers floats;
     a value that does not fit is returned unchanged (the payload checks report it).
     """
-    if value is None or kind is None:
+    if value is None or kind in _AS_IS:
         return value
     if kind in ("date", "timestamp"):
         moment = parse_time(value)
@@ -112,6 +116,8 @@ def to_cel(value: Any) -> Any:
     The runtime accepts datetime and timedelta only for variables declared with those types;
     inside a map (facts, event data) it needs the well-known protobuf messages.
     """
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         delta = moment - _EPOCH

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 # The fields of a step kind that hold nested step lists, in the order they are shown.
 NESTED = ("then", "elif_", "else_", "on_done", "on_overdue", "on_timeout", "on", "on_kept", "on_broken")
 
 
+@lru_cache(maxsize=64)
+def _nested_fields(kind: type) -> tuple[str, ...]:
+    # Asking a pydantic model for a field it does not have is slow (it raises inside
+    # __getattr__); look the fields up once per step class instead.
+    fields = getattr(kind, "model_fields", None)
+    return tuple(name for name in NESTED if fields is None or name in fields)
+
+
 def children(step: Any) -> Iterator[tuple[str, list[Any]]]:
     """(relative path, steps) for every nested step list of a step."""
-    for name in NESTED:
+    for name in _nested_fields(type(step)):
         value = getattr(step, name, None)
         if not value:
             continue
