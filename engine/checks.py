@@ -468,6 +468,11 @@ class _PlaybookChecker:
                       var_kinds=self.var_kinds)
         self.errors += check_expression(self.lifecycle, self.doc, path, source, scope, expect)
 
+    def _span(self, path: DataPath, value: Any, events: set[str] | None) -> None:
+        """A `due`, `timeout` or `duration` written as an expression must be a duration."""
+        if isinstance(value, str):
+            self._expression(path, value, events, ("duration", f"'{path[-1]}'"))
+
     def _set_type(self, step: Set, path: DataPath) -> tuple[str, str] | None:
         """The type a `set` value must have: the fact's, or the var's (declared or first set)."""
         if step.fact is not None:
@@ -496,11 +501,13 @@ class _PlaybookChecker:
             self._send(step, path)
         elif isinstance(step, Task):
             self._role((*path, "role"), step.role)
+            self._span((*path, "due"), step.due, events)
             if step.on_done or step.on_overdue:
                 done = self._flow(step.on_done, (*path, "on_done"), {"task.completed"})
                 overdue = self._flow(step.on_overdue, (*path, "on_overdue"), events)
                 return _union(_union(done, overdue), events)
         elif isinstance(step, Wait):
+            self._span((*path, "duration"), step.duration, events)
             if step.until is not None:
                 self._expression((*path, "until"), step.until, events, ("timestamp", "'until'"))
         elif isinstance(step, WaitFor):
@@ -551,8 +558,10 @@ class _PlaybookChecker:
                                            f"{hint or f' (use {_names(channels)} or preferred)'}")
         if step.otherwise is not None:
             self._role((*path, "otherwise", "role"), step.otherwise.role)
+            self._span((*path, "otherwise", "due"), step.otherwise.due, None)
 
     def _wait_for(self, step: WaitFor, path: DataPath, events: set[str] | None) -> set[str] | None:
+        self._span((*path, "timeout"), step.timeout, events)
         seen: set[str] = set()
         for index, name in enumerate(step.events):
             if name in seen:

@@ -25,8 +25,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def format_duration(delta: timedelta) -> str:
-    """The shortest short form of a duration: 2d, 1d12h, 90s → 1m30s."""
+def format_duration(delta: timedelta | str) -> str:
+    """The shortest short form of a duration: 2d, 1d12h, 90s → 1m30s (an expression as written)."""
+    if isinstance(delta, str):
+        return delta
     remaining = int(delta.total_seconds())
     if remaining == 0:
         return "0s"

@@ -113,12 +113,26 @@ def _reason(error: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def duration_of(value: timedelta | str | None, names: Any) -> timedelta | None:
+    """A step's `due`, `timeout` or `duration`: the literal, or its expression's value.
+
+    `names(source)` gives the activation (the interpreter's `_names`); raises ExpressionError
+    when the expression fails or gives no duration.
+    """
+    if value is None or isinstance(value, timedelta):
+        return value
+    result = evaluate(value, names(value))
+    if not isinstance(result, timedelta):
+        raise ExpressionError(f"{value!r} gave {result!r}, not a duration")
+    return result
+
+
 def is_true(source: str, names: dict[str, Any]) -> bool:
     """A condition: true only when the expression yields boolean true."""
     return evaluate(source, names) is True
 
 
 __all__ = [
-    "ROOTS", "FUNCTIONS", "ExpressionError", "evaluate", "is_true", "compile_expression",
+    "ROOTS", "FUNCTIONS", "ExpressionError", "evaluate", "is_true", "duration_of", "compile_expression",
     "parse_time", "parse_delta", "to_plain", "to_cel", "add_months", "add_years",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from engine import model as m
 from engine.durations import parse_duration
 from engine.context import expression_names, template_context
-from engine.expressions import ExpressionError, evaluate, is_true, parse_time, to_plain
+from engine.expressions import ExpressionError, duration_of, evaluate, is_true, parse_time, to_plain
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, LifecycleState, Pending, PromiseEntry
@@ -107,6 +107,14 @@ class StageRun:
             self.record("failed", step_key(step, path), error=str(error))
             return False, None
 
+    def _span(self, value: timedelta | str | None, step: Any, path: str) -> timedelta | None:
+        """A `due`, `timeout` or `duration` (literal or expression); None when its expression fails."""
+        try:
+            return duration_of(value, self._names)
+        except ExpressionError as error:
+            self.record("failed", step_key(step, path), error=str(error))
+            return None
+
     def _condition(self, source: str, step: Any, path: str) -> bool:
         try:
             return is_true(source, self._names(source))
@@ -190,7 +198,8 @@ class StageRun:
 
     def _prepare_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
         key = step_key(step, path)
-        due_at = self.runtime.now() + spec.due if spec.due else None
+        due = self._span(spec.due, step, path)
+        due_at = self.runtime.now() + due if due else None
         action = Action(
             id=self._action_id(step, path), kind="task", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
@@ -233,7 +242,10 @@ class StageRun:
 
     async def _wait(self, step: m.Wait, path: str) -> None:
         if step.duration is not None:
-            until = self.runtime.now() + step.duration
+            duration = self._span(step.duration, step, path)
+            if duration is None:
+                return
+            until = self.runtime.now() + duration
         else:
             ok, value = self._value(step.until, step, path)
             until = parse_time(value) if ok else None
@@ -248,7 +260,8 @@ class StageRun:
     async def _wait_for(self, step: m.WaitFor, path: str) -> None:
         key = step_key(step, path)
         names = set(step.events)
-        until = self.runtime.now() + step.timeout if step.timeout else None
+        timeout = self._span(step.timeout, step, path)
+        until = self.runtime.now() + timeout if timeout else None
 
         def wanted(event: Event) -> bool:
             return event.name in names

@@ -37,6 +37,28 @@ Duration = Annotated[
     ),
 ]
 
+def _duration_or_expression(value: Any) -> Any:
+    # `2d` is a duration; `days(vars.sla_days)` (a call or a dotted name) is an expression of
+    # type duration, checked at load and evaluated when the step runs.
+    if isinstance(value, str) and any(char in value for char in "(."):
+        return value.strip()
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+TimeSpan = Annotated[
+    Union[timedelta, str],
+    BeforeValidator(_duration_or_expression),
+    PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A duration (30m, 2d, 1w, P14D), or a CEL expression of type duration "
+            "such as days(vars.sla_days).",
+            "examples": ["30m", "2d", "days(vars.sla_days)"],
+        }
+    ),
+]
+
 Expression = Annotated[
     str,
     Field(
@@ -222,7 +244,7 @@ class TaskSpec(Strict):
         description="What good practice looks like for this task.",
         examples=["Ask how the installation went; listen before you suggest anything."],
     )
-    due: Duration | None = Field(None, description="How long the role has to do it.", examples=["2d"])
+    due: TimeSpan | None = Field(None, description="How long the role has to do it.", examples=["2d"])
 
 
 class Send(Step):
@@ -273,7 +295,7 @@ class Wait(Step):
     """Pause the stage for a fixed time, or until a time computed from the context."""
 
     kind: Literal["wait"] = Field("wait", description="Pause the stage.", examples=["wait"])
-    duration: Duration | None = Field(None, description="How long to wait.", examples=["2d"])
+    duration: TimeSpan | None = Field(None, description="How long to wait.", examples=["2d"])
     until: Expression | None = Field(
         None, description="A CEL expression giving the time to wait until.",
         examples=["timestamp(customer.warranty_ends) - duration('720h')"],
@@ -293,7 +315,7 @@ class WaitFor(Step):
     events: list[EventName] = Field(
         min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
     )
-    timeout: Duration | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    timeout: TimeSpan | None = Field(None, description="How long to wait at most.", examples=["7d"])
     on_timeout: list[AnyStep] = Field(
         default_factory=list, description="Steps to run when no event came before the timeout.",
         examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",

@@ -296,3 +296,65 @@ def test_comparing_with_null_is_safe_at_run_time() -> None:
     assert evaluate("facts.tickets != null", names) is True
     with pytest.raises(ExpressionError, match="_>=_"):
         evaluate("facts.score >= 9", names)
+
+
+# ---------------------------------------------------------------- durations from expressions
+
+
+def test_due_timeout_and_duration_accept_a_duration_expression(ws: Workspace) -> None:
+    ws.sale("""\
+        - kind: wait
+          duration: days(vars.reminder_after)
+        - kind: task
+          role: installer
+          title: Plan
+          guideline: Plan it.
+          due: hours(vars.reminder_after * 12)
+        - kind: wait_for
+          events: [order.delivered]
+          timeout: days(vars.reminder_after) + hours(1)
+        """, vars=VARS)
+    playbook = ws.load().playbooks["sale"]
+    assert playbook.steps[0].duration == "days(vars.reminder_after)"
+
+
+@pytest.mark.parametrize(("expression", "column", "fragment"), [
+    ("vars.reminder_after", 14, "'timeout' must be a duration, but this expression is an int: "
+                                "write days(n) or hours(n)"),
+    ("days(event.data.price)", 18, "days() takes an int"),
+    ("now + days(1)", 14, "'timeout' must be a duration, but this expression is a timestamp"),
+])
+def test_a_duration_expression_of_another_type_is_refused(ws: Workspace, expression: str, column: int,
+                                                          fragment: str) -> None:
+    ws.sale(f"- kind: wait_for\n  events: [order.delivered]\n  timeout: {expression}\n", vars=VARS)
+    [error] = ws.errors()
+    assert error.startswith(f"p/sale.yaml:8:{column}: "), error
+    assert fragment in error
+
+
+def test_a_mistyped_duration_literal_is_still_a_duration_error(ws: Workspace) -> None:
+    ws.sale("- kind: wait\n  duration: 3 dayz\n", vars=VARS)
+    [error] = ws.errors()
+    assert "'3 dayz' is not a duration" in error
+
+
+def test_a_duration_expression_times_the_wait_when_the_stage_runs(ws: Workspace) -> None:
+    from engine.simulator import ScheduledEvent, simulate
+
+    ws.sale("""\
+        - kind: wait
+          duration: days(vars.reminder_after) + hours(3)
+        - kind: task
+          role: installer
+          title: Plan
+          guideline: Plan it.
+          due: days(vars.reminder_after)
+        """, vars=VARS)
+    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    placed = Event(customer_id="c1", name="order.placed",
+                   data={"order_id": "A1", "promised_delivery": "2026-03-10"})
+    timeline = simulate(ws.load(), {"id": "c1"}, [ScheduledEvent(start, placed)],
+                        until=start + timedelta(days=30))
+    [task] = [record for record in timeline.records if record.kind == "task"]
+    assert task.at == start + timedelta(days=2, hours=3)
+    assert task.detail["due_at"] == (start + timedelta(days=4, hours=3)).isoformat()
