@@ -39,7 +39,7 @@ from engine.model import (
     Wait,
     WaitFor,
 )
-from engine.context import PROMISE_KINDS
+from engine.promises import promise_type
 from engine.references import MACROS, ExpressionSyntaxError, analyse
 from engine.templates import attribute_name, split_subject
 from engine.yamlsource import DataPath
@@ -330,10 +330,15 @@ def _initial_problem(spec: FactSpec) -> str | None:
 # ---------------------------------------------------------------- stage playbooks
 
 
-def promises_recorded(playbooks: Iterable[Playbook]) -> set[str]:
-    """Names of every promise a `promise` step records, in any stage playbook."""
-    return {step.promise for playbook in playbooks for step, _ in step_paths(playbook.steps)
-            if isinstance(step, Promise)}
+def promises_recorded(playbooks: Iterable[Playbook]) -> dict[str, str]:
+    """Every promise a `promise` step records, in any stage playbook: name → what it is about
+    (the first step's, when several record it). Used as a set of names, and to type `actual`."""
+    recorded: dict[str, str] = {}
+    for playbook in playbooks:
+        for step, _ in step_paths(playbook.steps):
+            if isinstance(step, Promise):
+                recorded.setdefault(step.promise, step.about)
+    return recorded
 
 
 def step_paths(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[Any, DataPath]]:
@@ -525,7 +530,7 @@ class _PlaybookChecker:
             self._expression((*path, "value"), step.value, events, self._set_type(step, path))
         elif isinstance(step, Promise):
             self._role((*path, "made_by"), step.made_by)
-            kind = PROMISE_KINDS.get(step.about)
+            kind = promise_type(step.about)
             self._expression((*path, "expected"), step.expected, events,
                              (kind, f"what a {step.about} promise expects") if kind else None)
             self._tolerance(step, path)
@@ -533,7 +538,10 @@ class _PlaybookChecker:
             if self.promises is not None and step.promise not in self.promises:
                 self.error((*path, "promise"), f"no 'promise' step records a promise named '{step.promise}'"
                                                f"{suggest(step.promise, self.promises)}")
-            self._expression((*path, "actual"), step.actual, events)
+            about = self.promises.get(step.promise) if isinstance(self.promises, dict) else None
+            kind = promise_type(about) if about else None
+            self._expression((*path, "actual"), step.actual, events,
+                             (kind, f"what happened to a {about} promise") if kind else None)
             kept = self._flow(step.on_kept, (*path, "on_kept"), events)
             return _union(kept, self._flow(step.on_broken, (*path, "on_broken"), events))
         elif isinstance(step, Goto):
@@ -582,11 +590,11 @@ class _PlaybookChecker:
     def _tolerance(self, step: Promise, path: DataPath) -> None:
         if step.tolerance is None:
             return
-        timed = step.about in ("delivery_date", "response_time")
-        if timed and not isinstance(step.tolerance, timedelta):
+        kind = promise_type(step.about)
+        if kind in ("timestamp", "duration") and not isinstance(step.tolerance, timedelta):
             self.error((*path, "tolerance"), f"a {step.about} promise needs a duration as tolerance, e.g. 2d")
-        elif step.about == "price" and isinstance(step.tolerance, timedelta):
-            self.error((*path, "tolerance"), "a price promise needs an amount as tolerance, e.g. 10")
+        elif kind == "number" and isinstance(step.tolerance, timedelta):
+            self.error((*path, "tolerance"), f"a {step.about} promise needs an amount as tolerance, e.g. 10")
 
 
 def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:

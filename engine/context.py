@@ -7,13 +7,11 @@ from typing import Any
 
 from engine.events import declared_events
 from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
+from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
 from engine.types import to_cel, typed
 
-# What a promise's `expected` and `actual` are, by what the promise is about.
-PROMISE_KINDS = {"delivery_date": "timestamp", "response_time": "duration", "price": "number",
-                 "scope": "string"}
 
 
 def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, str]) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
 def _promises_view(state: LifecycleState) -> Any:
     views = {}
     for name, entry in state.promises.items():
-        kind = PROMISE_KINDS.get(entry.about)
+        kind = promise_type(entry.about)
         views[name] = {
             "about": entry.about,
             "description": entry.description,

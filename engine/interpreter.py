@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import model as m
-from engine.durations import parse_duration
 from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, duration_of, evaluate, is_true, parse_time, to_plain
 from engine.project import StageBundle
+from engine.promises import promise_kept
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, LifecycleState, Pending, PromiseEntry
 from engine.templates import render
@@ -323,7 +323,7 @@ class StageRun:
         ok, actual = self._value(step.actual, step, path)
         if not ok:
             return
-        kept = promise_kept(entry.expected, actual, entry.tolerance)
+        kept = promise_kept(entry.about, entry.expected, actual, entry.tolerance)
         entry.state = "kept" if kept else "broken"
         entry.actual = to_plain(actual)
         entry.checked_at = self.runtime.now()
@@ -333,16 +333,3 @@ class StageRun:
             await self._steps(step.on_kept, f"{path}.on_kept.")
         else:
             await self._steps(step.on_broken, f"{path}.on_broken.")
-
-
-def promise_kept(expected: Any, actual: Any, tolerance: Any = None) -> bool:
-    """Dates: kept when actual <= expected + tolerance; numbers likewise; other values: equal."""
-    expected_time, actual_time = parse_time(expected), parse_time(actual)
-    if expected_time is not None and actual_time is not None:
-        slack = parse_duration(tolerance) if isinstance(tolerance, str) else timedelta(0)
-        return actual_time <= expected_time + slack
-    numbers = (int, float)
-    if isinstance(expected, numbers) and isinstance(actual, numbers) and not isinstance(actual, bool):
-        slack = tolerance if isinstance(tolerance, numbers) else 0
-        return actual <= expected + slack
-    return expected == actual

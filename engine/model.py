@@ -380,8 +380,12 @@ class Promise(Step):
 
     kind: Literal["promise"] = Field("promise", description="Record a promise.", examples=["promise"])
     promise: Name = Field(description="The promise's name in the ledger.", examples=["delivery_date"])
-    about: Literal["delivery_date", "price", "scope", "response_time", "other"] = Field(
-        description="What the promise is about; decides how it is checked.", examples=["delivery_date"]
+    about: Literal["delivery_date", "price", "quantity", "scope", "response_time", "other"] = Field(
+        description="What the promise is about; decides its type and how it is checked: delivery_date "
+        "(a timestamp; kept on or before), response_time (a duration; at most), price (a number; at "
+        "most), quantity (a number; at least: amounts, energy, uptime), scope (text; equal), other "
+        "(equal).",
+        examples=["delivery_date"],
     )
     expected: Expression = Field(description="What was promised.", examples=["event.data.promised_delivery"])
     made_by: Name = Field(description="The role that made the promise.", examples=["sales_rep"])

@@ -358,3 +358,59 @@ def test_a_duration_expression_times_the_wait_when_the_stage_runs(ws: Workspace)
     [task] = [record for record in timeline.records if record.kind == "task"]
     assert task.at == start + timedelta(days=2, hours=3)
     assert task.detail["due_at"] == (start + timedelta(days=4, hours=3)).isoformat()
+
+
+# ---------------------------------------------------------------- promises follow `about`
+
+D = "2026-03-10"
+PROMISE_TABLE = [
+    # about, expected, actual, tolerance, kept
+    ("delivery_date", D, "2026-03-09", None, True),
+    ("delivery_date", D, D, None, True),
+    ("delivery_date", D, "2026-03-11", None, False),
+    ("delivery_date", D, "2026-03-11", "1d", True),
+    ("delivery_date", D, "2026-03-12T00:00:01+00:00", "2d", False),
+    ("delivery_date", "2026-03-10T00:00:00+00:00", datetime(2026, 3, 10, tzinfo=timezone.utc), None, True),
+    ("response_time", "4h", "3h", None, True),
+    ("response_time", "4h", "5h", None, False),
+    ("response_time", "4h", "5h", "1h", True),
+    ("response_time", "4h", timedelta(hours=4), None, True),
+    ("price", 1200, 1200.0, None, True),
+    ("price", 1200, 1150, None, True),
+    ("price", 1200, 1250, None, False),
+    ("price", 1200, 1250, 50, True),
+    ("price", 1200.0, 1250.5, 50, False),
+    ("quantity", 100, 120, None, True),
+    ("quantity", 100, 100, None, True),
+    ("quantity", 100, 99.5, None, False),
+    ("quantity", 99.9, 99.5, 0.5, True),  # uptime: 99.9 % promised, 99.5 % delivered, 0.5 slack
+    ("quantity", 5000, 4000, 500, False),
+    ("scope", "Sofa, assembled", "Sofa, assembled", None, True),
+    ("scope", "Sofa, assembled", "Sofa", None, False),
+    ("other", True, True, None, True),
+    ("other", True, False, None, False),
+    ("other", 10, 10.2, 0.5, True),
+    ("other", 10, 11, 0.5, False),
+    ("other", D, "2026-03-10T00:00:00Z", None, True),
+    ("price", 1200, None, None, False),
+    ("delivery_date", D, None, None, False),
+]
+
+
+@pytest.mark.parametrize(("about", "expected", "actual", "tolerance", "kept"), PROMISE_TABLE)
+def test_a_promise_is_kept_by_the_rule_of_what_it_is_about(about, expected, actual, tolerance, kept) -> None:
+    from engine.promises import promise_kept
+
+    assert promise_kept(about, expected, actual, tolerance) is kept
+
+
+def test_what_happened_must_have_the_type_of_the_promise(ws: Workspace) -> None:
+    ws.sale(PROMISE.replace("{about}", "quantity").format(e="'10.0'")
+            + "- kind: check_promise\n  promise: p\n  actual: event.data.order_id\n", vars=VARS)
+    [error] = ws.errors()
+    assert "what happened to a quantity promise must be a double, but this expression is a string" in error
+
+
+def test_a_quantity_promise_needs_an_amount_as_tolerance(ws: Workspace) -> None:
+    ws.sale(PROMISE.replace("{about}", "quantity").format(e="'10.0'") + "  tolerance: 1d\n", vars=VARS)
+    assert any("a quantity promise needs an amount as tolerance" in error for error in ws.errors())
