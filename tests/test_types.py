@@ -414,3 +414,19 @@ def test_what_happened_must_have_the_type_of_the_promise(ws: Workspace) -> None:
 def test_a_quantity_promise_needs_an_amount_as_tolerance(ws: Workspace) -> None:
     ws.sale(PROMISE.replace("{about}", "quantity").format(e="'10.0'") + "  tolerance: 1d\n", vars=VARS)
     assert any("a quantity promise needs an amount as tolerance" in error for error in ws.errors())
+
+
+# ---------------------------------------------------------------- the docs
+
+
+def test_the_examples_of_the_types_section_in_the_docs_check(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "playbooks.md").read_text()
+    section = docs.split("\n## Types\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+    assert blocks, "the Types section has a yaml example"
+    bundled = Path(__file__).resolve().parent.parent / "playbooks"
+    shutil.copytree(bundled, tmp_path / "playbooks", ignore=shutil.ignore_patterns("tests"))
+    for block in blocks:
+        (tmp_path / "playbooks" / "referral-request.yaml").write_text("playbook: referral_request\n" + block)
+        project = load_project(tmp_path / "playbooks" / "lifecycle.yaml")
+        assert project.playbooks["referral_request"].var_kinds()["called_at"] == "timestamp"
