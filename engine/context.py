@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from engine.events import declared_events
@@ -14,11 +15,21 @@ from engine.types import to_cel, typed
 
 
 
-def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, str]) -> dict[str, Any]:
+def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, str],
+              only: frozenset[str] | None = None) -> dict[str, Any]:
     """A map for CEL with every declared field present (null when missing), typed by its spec.
 
-    `specs` maps a name to its FieldSpec or directly to its kind.
+    `specs` maps a name to its FieldSpec or directly to its kind; `only`, when given, limits
+    the map to the fields an expression reads (converting the rest would be wasted work).
     """
+    if only is not None:
+        result = {}
+        for name in only:
+            value = values.get(name)
+            spec = specs.get(name)
+            kind = spec if isinstance(spec, str) or spec is None else spec.type
+            result[name] = None if value is None else to_cel(typed(value, kind))
+        return result
     result = {k: to_cel(v) for k, v in values.items() if k not in specs}
     for name, spec in specs.items():
         value = values.get(name)
@@ -43,17 +54,20 @@ def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
     return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
+def _event_view(lifecycle: Lifecycle, event: Event | None, only: frozenset[str] | None = None) -> Any:
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, _kinds(spec, spec.payload)) if spec else to_cel(event.data)
+    data = typed_map(event.data, _kinds(spec, spec.payload) if spec else {}, only) \
+        if spec or only is not None else to_cel(event.data)
     return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
 
 
-def _promises_view(state: LifecycleState) -> Any:
+def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
     views = {}
     for name, entry in state.promises.items():
+        if only is not None and name not in only:
+            continue
         kind = promise_type(entry.about)
         views[name] = {
             "about": entry.about,
@@ -77,25 +91,62 @@ def expression_names(
     Given the expression's `source`, only the roots it reads are built: converting the
     whole state to CEL values for every condition was most of the simulator's time.
     """
-    views = {
-        "customer": lambda: typed_map(state.customer, _customer_kinds(lifecycle)),
-        "event": lambda: _event_view(lifecycle, event),
-        "facts": lambda: typed_map(state.facts, _kinds(lifecycle, lifecycle.facts)),
-        "promises": lambda: _promises_view(state),
-        "now": lambda: now,
-    }
-    if with_vars:
-        views["vars"] = lambda: typed_map(state.vars, var_kinds) if var_kinds else to_cel(state.vars)
-    wanted = roots_read(source) if source is not None else None
-    return {root: view() for root, view in views.items() if wanted is None or root in wanted}
+    wanted = reads(source) if source is not None else None
+    if wanted is None:
+        wanted = _EVERYTHING
+    names: dict[str, Any] = {}
+    for root, only in wanted.items():
+        if root == "customer":
+            names[root] = typed_map(state.customer, _customer_kinds(lifecycle), only)
+        elif root == "facts":
+            names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
+        elif root == "event":
+            names[root] = _event_view(lifecycle, event, wanted.get("event.data"))
+        elif root == "promises":
+            names[root] = _promises_view(state, only)
+        elif root == "now":
+            names[root] = now
+        elif root == "vars" and with_vars:
+            names[root] = typed_map(state.vars, var_kinds or {}, only)
+    return names
+
+
+_EVERYTHING: dict[str, frozenset[str] | None] = {root: None for root in
+                                                 ("customer", "event", "facts", "vars", "promises", "now")}
+
+
+@lru_cache(maxsize=4096)
+def reads(source: str) -> dict[str, frozenset[str] | None] | None:
+    """What an expression reads: root → the fields it reads of it (None: the whole root, e.g.
+    `promises.all(...)`); `event.data` → the payload fields. None when it does not parse."""
+    try:
+        references = analyse(source).references
+    except ExpressionSyntaxError:
+        return None
+    found: dict[str, set[str] | None] = {}
+
+    def add(key: str, field: str | None) -> None:
+        if field is None:
+            found[key] = None
+        elif key not in found:
+            found[key] = {field}
+        elif found[key] is not None:
+            found[key].add(field)
+
+    for reference in references:
+        add(reference.root, reference.field)
+        if reference.root == "event" and reference.field in (None, "data"):
+            # The payload is filtered when every read names its field: event.data.x.
+            add("event.data", reference.names[2] if len(reference.names) > 2 else None)
+    if "event" in found and "event.data" not in found:
+        found["event.data"] = set()  # event.name or event.occurred_at only
+    return {key: (None if fields is None else frozenset(fields)) for key, fields in found.items()}
 
 
 def roots_read(source: str) -> frozenset[str] | None:
     """The roots (`facts`, `event`, ...) an expression reads; None when it does not parse."""
-    try:
-        return frozenset(reference.root for reference in analyse(source).references)
-    except ExpressionSyntaxError:
-        return None
+    found = reads(source)
+    return None if found is None else frozenset(key for key in found if "." not in key)
 
 
 def template_context(state: LifecycleState, event: Event | None, now: datetime) -> dict[str, Any]:

@@ -11,6 +11,7 @@ The checker's view of each kind (a protobuf wrapper, so every field may be null)
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -52,12 +53,18 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return _parse_iso(value)
     return None
+
+
+@lru_cache(maxsize=8192)
+def _parse_iso(value: str) -> datetime | None:
+    # Cached: state keeps times as text, and the same few are read by many expressions.
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def parse_delta(value: Any) -> timedelta | None:
