@@ -150,17 +150,23 @@ class LifecycleTypes:
         return Checked((), expression.return_type().name())
 
 
-_CACHE: list[tuple[Lifecycle, LifecycleTypes]] = []
+_CACHE: dict[str, LifecycleTypes] = {}
+_LAST: list[tuple[Lifecycle, LifecycleTypes]] = []
 
 
 def types_of(lifecycle: Lifecycle) -> LifecycleTypes:
-    """The declarations of `lifecycle`, kept for the few lifecycles checked last."""
-    for known, types in _CACHE:
+    """The declarations of `lifecycle`, kept by content: a playbook edit reloads the lifecycle
+    file too, and building the checker environments again would be most of a load's time."""
+    for known, types in _LAST:
         if known is lifecycle:
             return types
-    types = LifecycleTypes(lifecycle)
-    _CACHE.insert(0, (lifecycle, types))
-    del _CACHE[4:]
+    key = lifecycle.model_dump_json()
+    types = _CACHE.get(key)
+    if types is None:
+        if len(_CACHE) >= 8:
+            _CACHE.pop(next(iter(_CACHE)))
+        types = _CACHE[key] = LifecycleTypes(lifecycle)
+    _LAST[:] = [(lifecycle, types)]
     return types
 
 
