@@ -117,12 +117,26 @@ def check_expression(lifecycle: Lifecycle, doc: Located, path: DataPath, source:
         return errors  # the type checker would report the same unknown names, less helpfully
     checked = _check_types(lifecycle, source, scope)
     for problem in checked.problems:
-        errors.append(doc.expression_error(path, problem.line, problem.column, problem.message))
+        errors.append(doc.expression_error(path, problem.line, problem.column,
+                                           problem.message + _var_hint(problem.message, source, scope)))
     if expect is not None and not errors:
         problem = typecheck.expect(checked, *expect)
         if problem:
             errors.append(doc.expression_error(path, 1, 1, problem))
     return errors
+
+
+def _var_hint(message: str, source: str, scope: Scope) -> str:
+    """A text var used as a date or a duration was most likely meant to be one: say how."""
+    if not scope.var_kinds or "string" not in message or not ("timestamp" in message or "duration" in message):
+        return ""
+    texts = sorted({ref.field for ref in analyse(source).references
+                    if ref.root == "vars" and ref.field and scope.var_kinds.get(ref.field) == "string"})
+    if not texts:
+        return ""
+    kind = "timestamp" if "timestamp" in message else "duration"
+    return (f" (a var holding a {'date' if kind == 'timestamp' else 'duration'}: declare it as "
+            f"`{texts[0]}: {{type: {kind}, initial: ...}}` in the playbook's vars)")
 
 
 def _check_types(lifecycle: Lifecycle, source: str, scope: Scope) -> typecheck.Checked:

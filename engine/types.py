@@ -106,6 +106,8 @@ def typed(value: Any, kind: str | None) -> Any:
 
 def to_plain(value: Any) -> Any:
     """A value fit for state that is stored as JSON: times as ISO strings, durations as text."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, timedelta):

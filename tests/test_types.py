@@ -430,3 +430,13 @@ def test_the_examples_of_the_types_section_in_the_docs_check(tmp_path: Path) -> 
         (tmp_path / "playbooks" / "referral-request.yaml").write_text("playbook: referral_request\n" + block)
         project = load_project(tmp_path / "playbooks" / "lifecycle.yaml")
         assert project.playbooks["referral_request"].var_kinds()["called_at"] == "timestamp"
+
+
+def test_a_text_var_used_as_a_date_gets_the_declaration_hint(ws: Workspace) -> None:
+    ws.sale(CONDITION.format(e="now > vars.starts"), vars="starts: '2026-04-01T00:00:00Z'\n")
+    [error] = ws.errors()
+    assert error.startswith("p/sale.yaml:6:15: '>' cannot take timestamp and string"), error
+    assert "a var holding a date: declare it as `starts: {type: timestamp, initial: ...}`" in error
+    ws.sale(CONDITION.format(e="now > vars.starts"),
+            vars="starts: {type: timestamp, initial: '2026-04-01T00:00:00Z'}\n")
+    ws.load()
