@@ -297,8 +297,11 @@ def _problems(text: str) -> list[TypeProblem]:
         match = _ERROR.search(line)
         if match:
             message = describe(match.group(3).replace(" [INVALID_ARGUMENT]", ""))
+            line, column = int(match.group(1)), int(match.group(2))
+            if line > 100_000 or column < 1:  # the checker gives no position for some errors
+                line, column = 1, 1
             if message:
-                problems.append(TypeProblem(int(match.group(1)), int(match.group(2)), message))
+                problems.append(TypeProblem(line, column, message))
     if not problems:
         problems.append(TypeProblem(1, 1, text.splitlines()[0] if text else "type error"))
     return problems
