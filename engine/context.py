@@ -33,7 +33,8 @@ def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, st
     result = {k: to_cel(v) for k, v in values.items() if k not in specs}
     for name, spec in specs.items():
         value = values.get(name)
-        result[name] = None if value is None else to_cel(typed(value, spec if isinstance(spec, str) else spec.type))
+        kind = spec if isinstance(spec, str) else spec.type
+        result[name] = None if value is None else to_cel(typed(value, kind))
     return result
 
 

@@ -43,10 +43,6 @@ def add_years(moment: datetime, years: int) -> datetime:
     return add_months(moment, 12 * years)
 
 
-def _pick(choose: Any) -> Any:
-    return lambda a, b: choose(a, b)
-
-
 T = cel.Type
 _ORDERED = (("int", T.INT), ("double", T.DOUBLE), ("string", T.STRING), ("timestamp", T.TIMESTAMP),
             ("duration", T.DURATION))
@@ -58,8 +54,8 @@ FUNCTION_SIGNATURES: dict[str, list[tuple[str, list[Any], Any, Any]]] = {
     "hours": [("hours_int", [T.INT], T.DURATION, lambda n: timedelta(hours=n))],
     "add_months": [("add_months_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_months)],
     "add_years": [("add_years_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_years)],
-    "min": [(f"min_{name}", [kind, kind], kind, _pick(min)) for name, kind in _ORDERED],
-    "max": [(f"max_{name}", [kind, kind], kind, _pick(max)) for name, kind in _ORDERED],
+    "min": [(f"min_{name}", [kind, kind], kind, min) for name, kind in _ORDERED],
+    "max": [(f"max_{name}", [kind, kind], kind, max) for name, kind in _ORDERED],
 }
 FUNCTIONS = tuple(FUNCTION_SIGNATURES)
 

@@ -177,6 +177,8 @@ _OPERATORS = {
     "_-_": "-", "_*_": "*", "_/_": "/", "_%_": "%", "_&&_": "&&", "_||_": "||", "!_": "!",
     "-_": "unary -", "_?_:_": "? :", "_[_]": "[]", "@in": "in",
 }
+MIXED_NUMBERS = ("int and double do not mix: write 9.0 for a double or 9 for an int, "
+                 "or convert with double(...) or int(...)")
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 _ARITHMETIC = {"+", "-", "*", "/", "%"}
 _OVERLOAD = re.compile(r"found no matching overload for '([^']+)' applied to '\((.*)\)'")
@@ -226,8 +228,7 @@ def _hint(operator: str, types: list[str]) -> str:
     """How to fix an operator or function applied to the wrong types."""
     pair = set(types)
     if operator in _COMPARISONS | _ARITHMETIC and pair == {"int", "double"}:
-        return ("int and double do not mix: write 9.0 for a double or 9 for an int, "
-                "or convert with double(...) or int(...)")
+        return MIXED_NUMBERS
     if operator in _COMPARISONS and len(types) == 2 and "string" in pair and pair & {"int", "double", "bool"}:
         # The field is usually on the left: make the literal on the right match it.
         left = types[0]
@@ -318,7 +319,7 @@ def expect(checked: Checked, kind: str, what: str) -> str | None:
         return None
     hint = ""
     if {got, wanted} == {"int", "double"}:
-        hint = ": int and double do not mix: write 9.0 for a double or 9 for an int, or convert with double(...) or int(...)"
+        hint = ": " + MIXED_NUMBERS
     elif wanted == "timestamp" and got == "string":
         hint = ": write timestamp('2026-03-10T00:00:00Z'), or read a date or timestamp field"
     elif wanted == "timestamp" and got == "duration":
