@@ -234,10 +234,32 @@ async def test_a_playbook_broken_on_disk_holds_the_next_stage_entry_until_it_is_
 
     async def held_with_the_reason() -> bool:
         status = await harness.lifecycles.status(customer)
-        failed = [r for r in status.recent if r.kind == "failed" and r.detail.get("stage_playbook")]
-        return bool(failed) and "not a duration" in failed[0].detail["error"] and status.version == ""
+        incident = status.incident
+        return incident is not None and incident.kind == "load" and "not a duration" in incident.error \
+            and "delivery-check-in.yaml:13:15" in incident.error and status.version == ""
 
     await eventually(held_with_the_reason)
+    held = await harness.lifecycles.list(stage="delivery_check_in")
     check_in.write_text(good)
     await eventually(lambda: pending_step(harness, customer, "await_survey"), timeout=60)
     assert harness.steps(customer) == ["summary", "check_in", "survey"]
+    status = await harness.lifecycles.status(customer)
+    assert status.incident is None
+    assert [r.detail["action"] for r in status.recent if r.kind == "resolved"] == ["retry"]
+    assert any(item.customer_id == customer for item in held)
+
+
+async def test_a_broken_playbook_holds_only_its_own_stage(harness: Harness):
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    warranty = harness.folder / "warranty-follow-up.yaml"
+    warranty.write_text(warranty.read_text().replace("kind: wait_for", "kind: wait_four", 1))
+    await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+    # delivery_check_in is sound: it runs; warranty_follow_up, entered after it, is held.
+    async def held_in_warranty() -> bool:
+        status = await harness.lifecycles.status(customer)
+        return status.stage == "warranty_follow_up" and status.incident is not None \
+            and status.incident.kind == "load" and "warranty-follow-up.yaml" in status.incident.error
+
+    await eventually(held_in_warranty)
+    assert harness.steps(customer) == ["summary", "check_in"]
