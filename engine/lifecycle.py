@@ -53,6 +53,7 @@ class LifecycleMachine:
         self.playbook: Playbook | None = None  # the pinned playbook of the running stage
         self.waited_for: frozenset[str] = frozenset()  # its wait_for events, computed once per entry
         self._clock: Callable[[], datetime] = lambda: state.stage_since
+        self._suspend: Callable[[], bool] = lambda: False  # `run` sets it: stop inside a stage
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -239,13 +240,15 @@ class LifecycleMachine:
         self.waited_for = frozenset()
         self.record("stage_entered", None, at=now, event=event.name if event else None)
 
-    async def run(self, runtime: Runtime, pause: Callable[[], bool] = lambda: False) -> str | None:
+    async def run(self, runtime: Runtime, pause: Callable[[], bool] = lambda: False,
+                  in_stage: bool = True) -> str | None:
         """Run stages until the lifecycle ends (its outcome) or `pause()` asks to stop (None).
 
         `pause` is asked at stage boundaries, while idle and inside every wait of a stage (which
-        then records where it is in `state.resume`): the whole lifecycle is in `state` and can
-        continue in a new run (Temporal's continue-as-new).
+        then records where it is in `state.resume`; not when `in_stage` is false): the whole
+        lifecycle is in `state` and can continue in a new run (Temporal's continue-as-new).
         """
+        self._suspend = pause if in_stage else (lambda: False)
         self._clock = runtime.now
         state = self.state
         while state.ended is None:
@@ -272,7 +275,7 @@ class LifecycleMachine:
             except StageLoadError as error:
                 return await self._hold_unloaded(runtime, pause, str(error))
         assert self.bundle is not None
-        run = StageRun(self.lifecycle, self.bundle, state, runtime, self.record, suspend=pause)
+        run = StageRun(self.lifecycle, self.bundle, state, runtime, self.record, suspend=self._suspend)
         try:
             if self.bundle.playbook is not None:
                 await run.run()
@@ -314,7 +317,7 @@ class LifecycleMachine:
         state = self.state
         await self._incident(runtime, "load", error)
         state.pending = None
-        released = lambda: state.next_stage is not None or pause() or self._released()  # noqa: E731
+        released = lambda: state.next_stage is not None or self._suspend() or self._released()  # noqa: E731
         fixed = await runtime.hold(state.stage, "", released)
         if state.next_stage is not None:
             self._abandon_incident()

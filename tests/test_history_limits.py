@@ -10,7 +10,7 @@ import uuid
 import pytest
 from temporalio.client import Client
 
-from harness import FIXTURE, Harness, eventually, pending_step
+from harness import FIXTURE, Harness, eventually, pending_step, record_history
 from workflows.contract import LifecycleResult
 
 
@@ -48,12 +48,17 @@ async def test_a_stage_that_waits_continues_as_new_in_the_middle_and_keeps_its_p
         status = await harness.lifecycles.status(customer)
         assert status.pending.step == "await_survey" and status.facts["open_tickets"] == 40
         assert await runs_of(client, customer) >= 3  # continued-as-new inside the wait
+        runs = [e async for e in client.list_workflows(f"WorkflowId = 'lifecycle/{customer}'")]
+        # Most recent first: a middle run starts inside the wait and ends continuing-as-new in it.
+        middle = sorted(runs, key=lambda e: e.start_time)[1].run_id
         await harness.event(customer, "survey.answered", score=10)
         handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
         result = await handle.result()
         # Open tickets keep a satisfied customer from the referral; nothing was sent twice.
         assert result.outcome == "closed"
         assert harness.steps(customer) == ["summary", "check_in", "survey"]
+        await record_history(client, customer, "continued-as-new-inside-a-wait-middle-run", run_id=middle)
+        await record_history(client, customer, "continued-as-new-inside-a-wait-last-run")
 
 
 async def test_a_resent_event_costs_no_history(client, tmp_path):

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from engine.state import EventReceipt, Incident
-from harness import FIXTURE, Harness, eventually
+from harness import FIXTURE, Harness, eventually, record_history
 
 BROKEN = "Subject: Hello {{ customer.name }}\n\nYou have {{ 10 // facts.open_tickets }} credits.\n"
 
@@ -37,8 +37,10 @@ async def test_a_template_that_fails_at_render_time_holds_the_customer_until_the
     incident = await eventually(lambda: held(harness, customer))
     assert (incident.kind, incident.step, incident.stage) == ("template", "summary", "set_expectations")
     assert "ZeroDivisionError" in incident.error
-    assert harness.steps(customer) == ["summary"]  # the incident record for an operator, not a message
-    assert [entry["kind"] for entry in harness.outbox() if entry["customer_id"] == customer] == ["incident"]
+    assert harness.steps(customer) == []
+    [record] = [entry for entry in harness.outbox() if entry["customer_id"] == customer]
+    assert (record["kind"], record["step"], record["role"]) == ("incident", "summary", "operator")
+    assert "ZeroDivisionError" in record["guideline"] and f"lifecycle retry {customer}" in record["guideline"]
 
     async def listed() -> bool:
         query = f"LifecycleIncident = 'template' AND CustomerId = '{customer}'"
@@ -53,6 +55,7 @@ async def test_a_template_that_fails_at_render_time_holds_the_customer_until_the
     status = await harness.lifecycles.status(customer)
     assert status.incident is None
     assert [r.detail["action"] for r in status.recent if r.kind == "resolved"] == ["retry"]
+    await record_history(harness.lifecycles.client, customer, "incident-held-then-fixed-on-disk")
 
 
 async def _sent(harness: Harness, customer: str, step: str) -> bool:
@@ -73,6 +76,7 @@ async def test_an_operator_retry_runs_the_held_step_again_once_the_data_allows_i
     assert "You have 10 credits." in message["body"]
     resolved = [r for r in (await harness.lifecycles.status(customer)).recent if r.kind == "resolved"]
     assert resolved[0].detail["by"] == "ops@example.com"
+    await record_history(harness.lifecycles.client, customer, "incident-retried-by-an-operator")
 
 
 async def test_an_operator_skip_goes_on_after_the_held_step_and_a_second_release_is_refused(harness):

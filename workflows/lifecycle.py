@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from engine.interpreter import HOLD_ON_FAILURE
     from engine.lifecycle import LifecycleMachine
     from engine.limits import UPDATES_PER_RUN, bounded, json_size
     from engine.project import StageBundle
@@ -38,6 +39,9 @@ LOAD_ONCE = RetryPolicy(maximum_attempts=1)  # the workflow retries, with durabl
 # Seconds between looks at a held stage's playbook on disk: quick at first (an author fixing
 # a typo), then every 15 minutes, ~100 history events a day; continue-as-new bounds the rest.
 HOLD_POLL_DELAYS = (2, 5, 10, 30, 60, 300, 900)
+MID_STAGE_CONTINUE = "continue-as-new-mid-stage"
+"""The change that lets a run continue-as-new inside a stage's wait and after 1,000 updates:
+histories recorded before it replay without those continue-as-new points."""
 
 
 class DemoClock:
@@ -97,9 +101,30 @@ class TemporalRuntime:
             return [ActionResult(status="failed", detail=detail) for _ in actions]
 
     async def stage_bundle(self, stage: str) -> StageBundle:
-        bundle = await self._load(stage)
+        try:
+            bundle = await self._load(stage)
+        except StageLoadError as error:
+            if workflow.patched(HOLD_ON_FAILURE):
+                raise  # the engine holds the customer on a `load` incident
+            bundle = await self._load_as_before_incidents(stage, str(error))
         self._lifecycle._upsert_search_attributes(stage, bundle.playbook.playbook if bundle.playbook else "")
         return bundle
+
+    async def _load_as_before_incidents(self, stage: str, error: str) -> StageBundle:
+        """How a broken playbook was retried before HOLD_ON_FAILURE: kept so the histories of
+        lifecycles held that way replay as they ran (see docs/operations.md)."""
+        delays = (1, 2, 5, 10, 30, 60)
+        for attempt in range(10_000):
+            delay = delays[min(attempt, len(delays) - 1)]
+            if attempt == 0 or delay == delays[-1]:
+                self._lifecycle.machine.record("failed", None, at=self.now(), stage_playbook=stage,
+                                               error=f"{error.splitlines()[0]} (retrying every {delay}s)")
+            await workflow.sleep(delay)
+            try:
+                return await self._load(stage)
+            except StageLoadError as again:
+                error = str(again)
+        raise ApplicationError(f"the playbook of stage '{stage}' never loaded")
 
     async def _load(self, stage: str) -> StageBundle:
         # A local activity: a quick read whose result is recorded as one marker in history.
@@ -153,12 +178,14 @@ class CustomerLifecycle:
         self.max_history = start.max_history
         self.clock = DemoClock(start.clock_origin or workflow.now(), start.time_scale)
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
+        self.mid_stage = False
 
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
         runtime = TemporalRuntime(self)
-        outcome = await self.machine.run(runtime, pause=self._should_continue_as_new)
+        self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
+        outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(start.model_copy(update={
@@ -172,7 +199,7 @@ class CustomerLifecycle:
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
         return (info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
-                or self.updates >= UPDATES_PER_RUN)
+                or (self.mid_stage and self.updates >= UPDATES_PER_RUN))
 
     @property
     def playbook_name(self) -> str:
