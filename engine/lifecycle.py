@@ -54,6 +54,9 @@ class LifecycleMachine:
         self.waited_for: frozenset[str] = frozenset()  # its wait_for events, computed once per entry
         self._clock: Callable[[], datetime] = lambda: state.stage_since
         self._suspend: Callable[[], bool] = lambda: False  # `run` sets it: stop inside a stage
+        # Refuse an event whose fact updates or transition guards fail (see `_rule_failure`);
+        # the workflow turns it off to replay histories recorded before that rule.
+        self.strict_rules = True
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -112,7 +115,45 @@ class LifecycleMachine:
             return rejected("unknown_task", f"no open task '{event.data.get('task')}' in stage '{self.state.stage}'")
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
+        if self.strict_rules:
+            failure = self._rule_failure(event)
+            if failure:
+                return rejected("rule_failed", failure)
         return None
+
+    def _rule_failure(self, event: Event) -> str | None:
+        """Why the lifecycle's own rules (fact updates, transition guards) cannot judge `event`.
+
+        An event whose rules fail is refused, with the reason, rather than taken with a fact
+        left stale or a guard counted as false: the sender hears of it, and an operator fixes
+        the rule (or the data) and sends it again."""
+        now = self._clock()
+        try:
+            data = check_event(self.lifecycle, event.name, event.data)
+        except PayloadError:
+            return None  # reported as invalid_payload
+        event = event.model_copy(update={"data": data, "occurred_at": event.occurred_at or now})
+        try:
+            updated = self._updated_facts(event, now)
+        except ExpressionError as error:
+            return f"a fact update of '{event.name}' failed: {error}"
+        facts, self.state.facts = self.state.facts, {**self.state.facts, **updated}
+        try:
+            for transition in self._candidate_transitions(event):
+                try:
+                    evaluate(transition.when, self._names(event, now, transition.when))
+                except ExpressionError as error:
+                    return f"the guard of the transition to '{transition.to}' failed: {error}"
+        finally:
+            self.state.facts = facts
+        return None
+
+    def _candidate_transitions(self, event: Event) -> list[Any]:
+        stage = self.state.next_stage or self.state.stage
+        if self.lifecycle.stages[stage].terminal:
+            return []
+        return [t for t in self.lifecycle.transitions
+                if t.on == event.name and t.when is not None and self._from_matches(t.from_, stage)]
 
     def _task_is_open(self, task: str) -> bool:
         pending = self.state.pending
@@ -185,15 +226,29 @@ class LifecycleMachine:
     def _names(self, event: Event, now: datetime, source: str | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
 
+    def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
+        """The new values of the facts `event` updates; raises ExpressionError naming the fact."""
+        spec = self.lifecycle.events.get(event.name)
+        if spec is None or not spec.updates:
+            return {}
+        names = self._names(event, now)  # every update sees the facts as they were before
+        updated = {}
+        for fact, source in spec.updates.items():
+            try:
+                updated[fact] = to_plain(evaluate(source, names))
+            except ExpressionError as error:
+                raise ExpressionError(f"fact '{fact}': {error}") from None
+        return updated
+
     def _apply_updates(self, event: Event, now: datetime) -> None:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now)  # every update sees the facts as they were before
+        names = self._names(event, now)
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
-            except ExpressionError as error:
+            except ExpressionError as error:  # only before strict rules: `check` refuses it now
                 self.record("failed", None, at=now, fact=fact, error=str(error))
 
     @staticmethod

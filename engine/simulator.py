@@ -91,8 +91,8 @@ class Timeline:
         return self.state.timeline
 
     def steps(self) -> list[str]:
-        """Step ids of every message and task, in order."""
-        return [action.step for action in self.actions]
+        """Step ids of every message and task, in order (not the incident records)."""
+        return [action.step for action in self.actions if action.kind != "incident"]
 
     def stages(self) -> list[str]:
         """Every stage entered, in order."""

@@ -27,7 +27,7 @@ class Event(BaseModel):
 
 RejectionCode = Literal[
     "", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event", "too_large", "no_incident",
-    "unknown_task", "internal_error",
+    "unknown_task", "internal_error", "rule_failed",
 ]
 
 

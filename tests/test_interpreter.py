@@ -380,3 +380,26 @@ def test_a_malformed_profile_in_an_event_is_rejected_before_it_can_break_the_lif
     receipt = timeline.receipts[1][1]
     assert (receipt.status, receipt.reason) == ("rejected", "field 'customer.consent' must be a map, got str")
     assert timeline.stages() == ["sale", "delivery"]
+
+
+def test_an_event_whose_transition_guard_fails_is_refused_with_the_reason_not_taken_as_false():
+    guarded = LIFECYCLE.replace("  - {from: sale, \"on\": order.delivered, to: delivery}",
+                                "  - {from: sale, \"on\": order.delivered, to: delivery, when: facts.last_score >= 9}")
+    assert guarded != LIFECYCLE
+    events = [placed(), delivered(8), at(9, "survey.answered", score=10), delivered(10)]
+    timeline = simulate(project(lifecycle=guarded), CUSTOMER, events)
+    refused = timeline.receipts[1][1]
+    assert (refused.status, refused.code) == ("rejected", "rule_failed")
+    assert "transition to 'delivery'" in refused.reason and "last_score" in refused.reason
+    assert timeline.receipts[3][1].transition == "delivery"
+
+
+def test_an_event_whose_fact_update_fails_is_refused_and_changes_nothing():
+    dividing = LIFECYCLE.replace("updates: {open_tickets: facts.open_tickets + 1}",
+                                 "updates: {open_tickets: 10 / (facts.open_tickets - facts.open_tickets)}")
+    assert dividing != LIFECYCLE
+    timeline = simulate(project(lifecycle=dividing), CUSTOMER, [placed(), at(1, "ticket.opened", ticket_id="T-1")])
+    refused = timeline.receipts[1][1]
+    assert (refused.status, refused.code) == ("rejected", "rule_failed")
+    assert "open_tickets" in refused.reason
+    assert timeline.state.facts["open_tickets"] == 0

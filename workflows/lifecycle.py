@@ -39,6 +39,9 @@ LOAD_ONCE = RetryPolicy(maximum_attempts=1)  # the workflow retries, with durabl
 # Seconds between looks at a held stage's playbook on disk: quick at first (an author fixing
 # a typo), then every 15 minutes, ~100 history events a day; continue-as-new bounds the rest.
 HOLD_POLL_DELAYS = (2, 5, 10, 30, 60, 300, 900)
+STRICT_RULES = "refuse-events-whose-rules-fail"
+"""The change that refuses an event whose fact updates or transition guards fail (before it,
+the event was taken and the failure only recorded)."""
 MID_STAGE_CONTINUE = "continue-as-new-mid-stage"
 """The change that lets a run continue-as-new inside a stage's wait and after 1,000 updates:
 histories recorded before it replay without those continue-as-new points."""
@@ -224,6 +227,7 @@ class CustomerLifecycle:
         """Take an event and answer accepted, duplicate or rejected, with the reason."""
         now = self.clock.now()
         self.updates += 1
+        self.machine.strict_rules = workflow.patched(STRICT_RULES)
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
