@@ -8,6 +8,7 @@ events, channels, roles, templates, names inside expressions) are checked by
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
@@ -17,7 +18,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -71,6 +74,38 @@ class FieldSpec(Strict):
     enum: list[str] | None = Field(
         None, description="Allowed values, for a string field.", examples=[["consumer", "enterprise"]]
     )
+    min: int | float | None = Field(
+        None, description="The smallest value allowed, for an int or number field (inclusive).", examples=[0]
+    )
+    max: int | float | None = Field(
+        None, description="The largest value allowed, for an int or number field (inclusive).", examples=[10]
+    )
+    max_length: int | None = Field(
+        None, ge=0, description="The most characters allowed, for a string field.", examples=[200]
+    )
+
+    @field_validator("min", "max")
+    @classmethod
+    def _number_bound(cls, value: int | float | None, info: ValidationInfo) -> int | float | None:
+        if value is None:
+            return None
+        kind = info.data.get("type")
+        if kind is not None and kind not in ("int", "number"):
+            raise ValueError(f"'{info.field_name}' applies to int and number fields, not to a {kind} field")
+        if not math.isfinite(value):
+            raise ValueError(f"'{info.field_name}' must be a finite number")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and low > value:
+            raise ValueError(f"'min' ({low}) is greater than 'max' ({value})")
+        return value
+
+    @field_validator("max_length")
+    @classmethod
+    def _string_bound(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("type")
+        if value is not None and kind is not None and kind != "string":
+            raise ValueError(f"'max_length' applies to string fields, not to a {kind} field")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +121,15 @@ class FactSpec(FieldSpec):
     """A fact kept per customer, updated by events and by `set` steps; rules read it."""
 
     initial: Any = Field(None, description="The value before any event sets it.", examples=[0])
+
+    @model_validator(mode="after")
+    def _no_limits(self) -> FactSpec:
+        # Limits are checked where values come in from outside (payloads, the profile); a fact
+        # is computed by expressions, where a limit would fail a customer at run time instead.
+        for key in ("min", "max", "max_length"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' (for event payloads and customer fields) cannot be used")
+        return self
 
 
 class EventSpec(Strict):
