@@ -176,12 +176,22 @@ class StageSpec(Strict):
     terminal: bool = Field(False, description="Entering this stage ends the lifecycle.", examples=[True])
 
 
+# A single stage name where a list of them is expected: `from: sale` means `from: [sale]`.
+StageList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
 class Transition(Strict):
     """Which event moves a customer from which stage to which, with an optional guard."""
 
-    from_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+    from_: StageList = Field(
         alias="from", description="Stage name(s) or '*' for any non-terminal stage.",
         examples=["set_expectations", ["warranty_follow_up", "referral_request"], "*"],
+    )
+    except_: StageList = Field(
+        default_factory=list, alias="except",
+        description="With from '*': stages the transition does not leave (e.g. its own target, "
+        "so that a second event does not restart that stage).",
+        examples=[["at_risk"], "lost_customer_review"],
     )
     on: EventName = Field(description="The event that moves the customer.", examples=["order.delivered"])
     to: Name = Field(description="The stage the customer moves to.", examples=["delivery_check_in"])
@@ -189,6 +199,22 @@ class Transition(Strict):
         None, description="A guard: the transition happens only when this CEL expression holds.",
         examples=["event.data.installed == true"],
     )
+
+    @model_validator(mode="after")
+    def _except_needs_wildcard(self) -> Transition:
+        if self.except_ and "*" not in self.from_:
+            raise ValueError("'except' needs from: '*' (otherwise list only the stages you mean)")
+        return self
+
+    def applies_in(self, stage: str) -> bool:
+        """Whether this transition can move a customer who is in `stage` (guard aside).
+
+        `*` is every stage but those in `except`, the target included: a customer already in
+        the target enters it again. Terminal stages never move; the caller knows which they are.
+        """
+        if "*" in self.from_:
+            return stage not in self.except_
+        return stage in self.from_
 
 
 class Lifecycle(Strict):
