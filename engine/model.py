@@ -364,6 +364,12 @@ class WaitFor(Step):
         min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
     )
     timeout: Duration | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    take: Literal["oldest", "latest"] = Field(
+        "oldest",
+        description="Which matching event in the stage's inbox ends the wait: the oldest (the others "
+        "stay for later waits), or the latest (the older matching ones are dropped as outdated).",
+        examples=["latest"],
+    )
     on_timeout: list[AnyStep] = Field(
         default_factory=list, description="Steps to run when no event came before the timeout.",
         examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",
