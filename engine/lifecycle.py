@@ -153,7 +153,7 @@ class LifecycleMachine:
         if self.lifecycle.stages[stage].terminal:
             return []
         return [t for t in self.lifecycle.transitions
-                if t.on == event.name and t.when is not None and self._from_matches(t.from_, stage)]
+                if t.on == event.name and t.when is not None and t.applies_in(stage)]
 
     def _task_is_open(self, task: str) -> bool:
         pending = self.state.pending
