@@ -11,6 +11,7 @@ import yaml
 from cli.output import fail, lifecycle_path, load
 from engine.scenario import ScenarioError, parse_customer, parse_events
 from engine.simulator import Timeline, simulate
+from engine.state import Record
 
 
 def _read_yaml(path: Path) -> object:
@@ -42,16 +43,35 @@ def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: P
         click.echo(format_timeline(timeline))
 
 
+def entered_via(records: list[Record], index: int) -> str:
+    """What moved the customer into the stage entered at `records[index]`: an event, or `goto`.
+
+    The entry's own `event` is the event the stage starts with; after a goto that is the one
+    the previous stage was working with, possibly months old. An event that moved the customer
+    is recorded just before the entry, at the same time, with nothing between them but other
+    events and failures (of a fact update or a guard).
+    """
+    entry = records[index]
+    name = entry.detail.get("event")
+    for record in reversed(records[:index]):
+        if record.at != entry.at or record.kind not in ("event", "failed"):
+            break
+        if record.kind == "event" and record.detail.get("event") == name:
+            return str(name)
+    return "goto"
+
+
 def format_timeline(timeline: Timeline) -> str:
     """One line per record: time, stage, what happened, and its details."""
     lines = []
-    for record in timeline.records:
+    records = timeline.records
+    for index, record in enumerate(records):
         detail = record.detail
         what = {
             "message": lambda: f"{detail.get('channel')}: {detail.get('template')}",
             "task": lambda: f"{detail.get('role')}: {detail.get('title')}",
             "event": lambda: detail.get("event", ""),
-            "stage_entered": lambda: f"via {detail.get('event') or 'goto'}",
+            "stage_entered": lambda: f"via {entered_via(records, index)}",
             "promise": lambda: f"{detail.get('promise')} = {detail.get('expected')} (by {detail.get('made_by')})",
             "promise_kept": lambda: f"{detail.get('promise')}: {detail.get('actual')} <= {detail.get('expected')}",
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",

@@ -36,6 +36,7 @@ from engine.model import (
     Send,
     Set,
     Task,
+    Transition,
     Wait,
     WaitFor,
 )
@@ -244,6 +245,7 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
                 errors.append(doc.error(where, f"unknown stage '{source}'{hint}"))
             elif stages[source].terminal:
                 errors.append(doc.error(where, f"stage '{source}' is terminal: no transition can leave it"))
+        errors += _check_except(transition, doc, base, stages, live)
         if transition.on not in events:
             errors.append(doc.error((*base, "on"), f"unknown event '{transition.on}'{suggest(transition.on, events)}"))
         if transition.to not in stages:
@@ -253,7 +255,7 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
                           promises=promises)
             errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
         # The first matching transition wins: one after an unconditional twin never fires.
-        sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]
+        sources = [stage for stage in live if transition.applies_in(stage)]
         blockers = [first_unconditional.get((s, transition.on)) for s in sources]
         if sources and all(b is not None for b in blockers):
             line = doc.position(("transitions", min(b for b in blockers if b is not None)))[0]
@@ -262,6 +264,26 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.when is None:
             for source in sources:
                 first_unconditional.setdefault((source, transition.on), index)
+    return errors
+
+
+def _check_except(transition: Transition, doc: Located, base: DataPath, stages: dict[str, Any],
+                  live: list[str]) -> list[PlaybookError]:
+    """The stages a `from: '*'` transition leaves out: known, non-terminal, listed once, not all."""
+    errors: list[PlaybookError] = []
+    seen: set[str] = set()
+    for position, stage in enumerate(transition.except_):
+        where = (*base, "except", position)
+        if stage in seen:
+            errors.append(doc.error(where, f"stage '{stage}' is listed twice"))
+        elif stage not in stages:
+            errors.append(doc.error(where, f"unknown stage '{stage}'{suggest(stage, stages)}"))
+        elif stages[stage].terminal:
+            errors.append(doc.error(where, f"stage '{stage}' is terminal: '*' never includes it"))
+        seen.add(stage)
+    if transition.except_ and "*" in transition.from_ and not any(transition.applies_in(s) for s in live):
+        errors.append(doc.error((*base, "except"), "this transition never fires: 'except' leaves out "
+                                                   "every non-terminal stage"))
     return errors
 
 

@@ -286,7 +286,11 @@ class StageRun:
             return resume.until
         return fresh()
 
-    def _take(self, match: Callable[[Event], bool]) -> Event | None:
+    def _take(self, match: Callable[[Event], bool], latest: bool = False) -> Event | None:
+        if latest:  # the newest wins; the older matching events are outdated by it and dropped
+            matching = [event for event in self.state.inbox if match(event)]
+            self.state.inbox[:] = [event for event in self.state.inbox if not match(event)]
+            return matching[-1] if matching else None
         for index, event in enumerate(self.state.inbox):
             if match(event):
                 return self.state.inbox.pop(index)
@@ -425,7 +429,7 @@ class StageRun:
 
         pending = Pending(step=key, events=sorted(names), until=until)
         if await self._pause(step, path, pending, lambda: self._has(wanted), until):
-            self.event = self._take(wanted)
+            self.event = self._take(wanted, latest=step.take == "latest")
             assert self.event is not None
             await self._steps(step.on.get(self.event.name, []), f"{path}.on.{self.event.name}.")
         else:

@@ -34,6 +34,8 @@ RULES: dict[str, str] = {
     "unreachable-stage": "a stage that is not initial and that no transition or goto leads to",
     "dead-end-stage": "a non-terminal stage with no transition naming it in 'from' and no goto/end "
                       "in its playbook ('*' transitions do not count)",
+    "wildcard-restarts-target": "a from '*' transition to a non-terminal stage without 'except' for it: "
+                                "a second event restarts that stage",
     "unused-event": "an event that starts nothing, updates no fact, moves no one and is waited for nowhere",
     "wait-interrupted": "a wait_for on an event that an unguarded transition from the same stage takes first",
     "wait-without-timeout": "a wait_for without timeout, or a task with on_done but no due: it may wait forever",
@@ -156,6 +158,7 @@ class _Linter:
         """Every rule, then drop the warnings an ignore comment silences."""
         self._stages()
         self._events()
+        self._wildcards()
         for stage, playbook in self.project.playbooks.items():
             self._playbook(stage, playbook)
         self._templates()
@@ -210,13 +213,24 @@ class _Linter:
                       f"event '{name}' is never used: it starts no lifecycle, updates no fact, moves "
                       f"no customer and no wait_for waits for it, so every stage rejects it", key=True)
 
+    def _wildcards(self) -> None:
+        stages = self.lifecycle.stages
+        for index, transition in enumerate(self.lifecycle.transitions):
+            target = transition.to
+            if "*" in transition.from_ and target in stages and not stages[target].terminal \
+                    and transition.applies_in(target):
+                self.warn(self.base, ("transitions", index, "from"), "wildcard-restarts-target",
+                          f"from '*' includes '{target}' itself: a second '{transition.on}' there "
+                          f"restarts '{target}' from the top (add except: [{target}] unless that "
+                          f"is meant)")
+
     # ------------------------------------------------------------ playbook rules
 
     def _interrupting(self, stage: str) -> dict[str, str]:
         """event → target stage of the unguarded transitions that leave `stage` on it."""
         out: dict[str, str] = {}
         for transition in self.lifecycle.transitions:
-            if transition.when is None and (stage in transition.from_ or "*" in transition.from_):
+            if transition.when is None and transition.applies_in(stage):
                 out.setdefault(transition.on, transition.to)
         return out
 
