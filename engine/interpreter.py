@@ -242,6 +242,8 @@ class StageRun:
         except _LegacySkip:
             return False  # before HOLD_ON_FAILURE a failing condition counted as false
         if not isinstance(value, bool):
+            if not self.runtime.patched(HOLD_ON_FAILURE):
+                return False  # before HOLD_ON_FAILURE anything but true counted as false, unrecorded
             raise StepFailed("expression", f"{source!r} gave {value!r}, not true or false")
         return value
 
