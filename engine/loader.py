@@ -17,7 +17,7 @@ from engine import checks
 from engine.errors import PlaybookError, PlaybookLoadError
 from engine.model import Lifecycle, Playbook
 from engine.project import Project, templates_used
-from engine.templates import split_subject
+from engine.templates import compile_part, split_subject, unsafe_uses
 from engine.validation import validate
 from engine.yamlsource import DataPath, Document, parse_yaml
 
@@ -101,21 +101,27 @@ def _template_files(folder: Path) -> set[str]:
 
 
 def compile_template(path: str, source: str) -> list[PlaybookError]:
-    """Syntax errors of a template file, compiled the way `engine.templates` renders it."""
+    """Syntax errors and sandbox violations of a template file, compiled the way
+    `engine.templates` renders it (which evaluates nothing)."""
     subject, body = split_subject(source)
-    parts = [(body, 1)]
+    parts = [(body, 1, 0)]
     if subject:
-        _, _, rest = source.partition("\n")
-        parts = [(subject, 1), (body, 2 + len(rest) - len(rest.lstrip("\n")))]
+        first, _, rest = source.partition("\n")
+        parts = [(subject, 1, first.find(subject)), (body, 2 + len(rest) - len(rest.lstrip("\n")), 0)]
     errors = []
-    for text, first_line in parts:
+    for text, first_line, indent in parts:
         try:
-            checks.parse_template(text)
-        except TemplateSyntaxError as error:
+            tree = checks.parse_template(text)
+            compile_part(text)  # unknown filters and tests; evaluates nothing
+        except TemplateSyntaxError as error:  # TemplateAssertionError too
             line = first_line + max((error.lineno or 1) - 1, 0)
             errors.append(PlaybookError(path, line, 1, f"template syntax error: {error.message}"))
+            continue
         except RecursionError:
             errors.append(PlaybookError(path, first_line, 1, "template is nested too deeply"))
+            continue
+        for line, column, message in unsafe_uses(tree, text):
+            errors.append(PlaybookError(path, first_line + line - 1, column + (indent if line == 1 else 0), message))
     return errors
 
 
