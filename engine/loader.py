@@ -55,6 +55,23 @@ def _read(path: Path, at: Callable[[str], PlaybookError] | None = None) -> tuple
     return None, None, [at(message) if at else PlaybookError(shown, 1, 1, message)]
 
 
+def outside(base: Path, given: str) -> str | None:
+    """Why the file or folder `given` (relative to the folder `base`) is not inside `base`, or None.
+
+    A lifecycle reads only its own folder: an absolute path, a `..` way out, or a link to
+    a file elsewhere (`/etc/passwd`) is refused before anything is read.
+    """
+    if Path(given).is_absolute():
+        return f"'{given}' is an absolute path; give a path inside the lifecycle's folder, relative to it"
+    try:
+        (base / given).resolve().relative_to(base.resolve())
+    except ValueError:
+        return f"'{given}' leads outside the lifecycle's folder (through '..' or a link); keep the files inside it"
+    except (OSError, RuntimeError):  # a link loop
+        return f"'{given}' cannot be resolved (a link that leads to itself?)"
+    return None
+
+
 def load_document(path: Path, at: Callable[[str], PlaybookError] | None = None) -> tuple[bytes | None, Document | None, list[PlaybookError]]:
     """Read and parse one YAML file into a located Document."""
     raw, text, errors = _read(path, at)
@@ -82,7 +99,7 @@ def load_playbook_file(path: str | Path, lifecycle: Lifecycle | None = None) -> 
         errors += more
     if playbook is not None and lifecycle is not None:
         folder = path.parent / lifecycle.templates
-        available = _template_files(folder)
+        available = set() if outside(path.parent, lifecycle.templates) else _template_files(folder)
         errors += checks.check_playbook(
             lifecycle, playbook.playbook, playbook, doc,
             promises=None, templates=available, templates_folder=_display(folder),
@@ -179,7 +196,13 @@ class _ProjectLoader:
 
         playbooks, sources, docs = self._load_playbooks(lifecycle, doc)
         folder = self.path.parent / lifecycle.templates
-        available = _template_files(folder)
+        escape = outside(self.path.parent, lifecycle.templates)
+        if escape:
+            self.errors.append(doc.error(("templates",), escape))
+            # Read nothing there; pretend the templates exist rather than report each send step.
+            available = set().union(*(templates_used(p) for p in playbooks.values()))
+        else:
+            available = _template_files(folder)
         all_loaded = len(playbooks) == sum(1 for s in lifecycle.stages.values() if s.playbook)
         # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
@@ -190,7 +213,7 @@ class _ProjectLoader:
                 lifecycle, stage, playbook, docs[stage], promises=promises,
                 templates=available, templates_folder=_display(folder), entry=entries.get(stage),
             )
-        templates = self._load_templates(lifecycle, playbooks, folder, available, promises)
+        templates = {} if escape else self._load_templates(lifecycle, playbooks, folder, available, promises)
         if self.errors:
             raise PlaybookLoadError(self._sorted())
 
@@ -217,8 +240,12 @@ class _ProjectLoader:
             if path in seen:
                 continue
             seen.add(path)
-            self.file_order.append(_display(path))
             where = ("stages", stage, "playbook")
+            escape = outside(self.path.parent, file)
+            if escape:
+                self.errors.append(doc.error(where, f"stage '{stage}': {escape}"))
+                continue
+            self.file_order.append(_display(path))
             _, playbook_doc, errors = load_document(path, lambda m, w=where: doc.error(w, m))
             self.errors += errors
             if playbook_doc is not None and _validatable(playbook_doc, errors):
@@ -234,6 +261,10 @@ class _ProjectLoader:
                 continue
             path = self.path.parent / spec.playbook
             where = ("stages", stage, "playbook")
+            escape = outside(self.path.parent, spec.playbook)
+            if escape:
+                self.errors.append(doc.error(where, f"stage '{stage}': {escape}"))
+                continue
             if path not in cache:
                 self.file_order.append(_display(path))
                 raw, playbook_doc, errors = load_document(
@@ -263,6 +294,10 @@ class _ProjectLoader:
             path = folder / f"{name}{TEMPLATE_SUFFIX}"
             shown = _display(path)
             self.file_order.append(shown)
+            if outside(self.path.parent, str(path.relative_to(self.path.parent))):
+                self.errors.append(PlaybookError(shown, 1, 1, "this template is a link to a file outside "
+                                                              "the lifecycle's folder; copy the file in instead"))
+                continue
             _, text, errors = _read(path)
             self.errors += errors
             if text is None:
