@@ -74,6 +74,7 @@ class Timeline:
     actions: list[Action]
     receipts: list[tuple[ScheduledEvent, EventReceipt]] = field(default_factory=list)
     batches: list[list[str]] = field(default_factory=list)
+    stopped_at: datetime | None = None  # `until`, when a timer or an event lay beyond it
 
     @property
     def records(self) -> list[Record]:
@@ -138,11 +139,15 @@ def simulate(project: Project, customer: dict[str, Any], events: list[ScheduledE
             runtime.clock = max(runtime.clock, request.until)
             request = _resume(runner, False)
         else:
+            if request.until is not None or queue:
+                timeline.stopped_at = until  # more would happen after `until`
             break  # only events could move it on, and none are left before `until`
     for leftover in queue:
         if until is None or leftover.at <= until:
             runtime.clock = max(runtime.clock, leftover.at)
             receipts.append((leftover, machine.receive(leftover.event, runtime.clock)))
+        else:
+            timeline.stopped_at = until
     return timeline
 
 
