@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
@@ -96,7 +98,7 @@ def load_playbook_file(path: str | Path, lifecycle: Lifecycle | None = None) -> 
     playbook = None
     if doc is not None and _validatable(doc, errors):
         playbook, more = validate(doc, Playbook)
-        errors += more
+        errors += more + plain_values(None, playbook, doc)
     if playbook is not None and lifecycle is not None:
         folder = path.parent / lifecycle.templates
         available = set() if outside(path.parent, lifecycle.templates) else _template_files(folder)
@@ -140,6 +142,38 @@ def compile_template(path: str, source: str) -> list[PlaybookError]:
         for line, column, message in unsafe_uses(tree, text):
             errors.append(PlaybookError(path, first_line + line - 1, column + (indent if line == 1 else 0), message))
     return errors
+
+
+def _kept_as_is(value: Any, path: DataPath) -> tuple[DataPath, str] | None:
+    """Where a value would not come back the same from workflow state (JSON), and why."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _kept_as_is(item, (*path, key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _kept_as_is(item, (*path, index))
+            if found:
+                return found
+    elif isinstance(value, (date, datetime)):
+        return path, (f"{value.isoformat()} is read as a date, which becomes text once the workflow "
+                      f"stores it; quote it ('{value.isoformat()}') or keep dates in a fact of type date")
+    elif value is not None and not isinstance(value, (str, int, float)):
+        return path, f"a {type(value).__name__} value cannot be kept; use text, numbers, lists and mappings"
+    return None
+
+
+def plain_values(lifecycle: Lifecycle | None, playbook: Playbook | None, doc: Document) -> list[PlaybookError]:
+    """A playbook's vars and a lifecycle's fact initial values must survive workflow state as
+    they are, or the simulator would preview a date where the workflow sees text."""
+    found = []
+    if playbook is not None:
+        found = [_kept_as_is(value, ("vars", name)) for name, value in playbook.vars.items()]
+    if lifecycle is not None:
+        found = [_kept_as_is(spec.initial, ("facts", name, "initial")) for name, spec in lifecycle.facts.items()
+                 if not (spec.type in ("date", "timestamp") and isinstance(spec.initial, date))]
+    return [doc.error(path, message) for path, message in filter(None, found)]
 
 
 def _version(*parts: bytes) -> str:
@@ -188,7 +222,7 @@ class _ProjectLoader:
         lifecycle = None
         if _validatable(doc, errors):
             lifecycle, errors = validate(doc, Lifecycle)
-            self.errors += errors
+            self.errors += errors + plain_values(lifecycle, None, doc)
         if lifecycle is None:
             # The lifecycle is unusable, but the playbook files it names can still be checked.
             self._check_named_playbooks(doc)
@@ -274,7 +308,7 @@ class _ProjectLoader:
                 playbook = None
                 if playbook_doc is not None and _validatable(playbook_doc, errors):
                     playbook, errors = validate(playbook_doc, Playbook)
-                    self.errors += errors
+                    self.errors += errors + plain_values(None, playbook, playbook_doc)
                 cache[path] = (raw, playbook_doc, playbook)
             raw, playbook_doc, playbook = cache[path]
             if playbook is not None and playbook_doc is not None and raw is not None:
