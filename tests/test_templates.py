@@ -206,3 +206,14 @@ def test_sandbox_violations_seen_statically_are_located_load_errors(lifecycle: P
 def test_an_unknown_filter_is_a_load_error(lifecycle: Path) -> None:
     (lifecycle.parent / "templates" / "check_in.txt").write_text("Hello\n{{ customer.name|shout }}\n")
     assert load_errors(lifecycle) == ["p/templates/check_in.txt:2:1: template syntax error: No filter named 'shout'."]
+
+
+def test_lint_does_not_evaluate_constant_expressions(tmp_path: Path) -> None:
+    from engine.lint import lint_project
+
+    shutil.copytree(VALID, tmp_path / "p")
+    (tmp_path / "p" / "templates" / "order_summary.txt").write_text(
+        "Hello {{ event.data.order_id }} {{ 'x' * 300000007 }}\n")
+    project = load_project(tmp_path / "p" / "lifecycle.yaml")
+    peak = _peak_mib(lambda: lint_project(project))
+    assert peak < 50
