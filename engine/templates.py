@@ -61,9 +61,12 @@ class TemplateRenderError(Exception):
     """
 
     def __init__(self, template: str, reason: str) -> None:
+        super().__init__(template, reason)  # both in args: the error pickles and copies whole
         self.template = template
         self.reason = reason
-        super().__init__(f"template '{template}': {reason}")
+
+    def __str__(self) -> str:
+        return f"template '{self.template}': {self.reason}"
 
 
 class _OverBudget(Exception):

@@ -217,3 +217,11 @@ def test_lint_does_not_evaluate_constant_expressions(tmp_path: Path) -> None:
     project = load_project(tmp_path / "p" / "lifecycle.yaml")
     peak = _peak_mib(lambda: lint_project(project))
     assert peak < 50
+
+
+def test_the_error_survives_a_copy_across_processes() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(TemplateRenderError("order_summary", "body line 1: over budget")))
+    assert (error.template, error.reason, str(error)) == (
+        "order_summary", "body line 1: over budget", "template 'order_summary': body line 1: over budget")
