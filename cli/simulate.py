@@ -96,5 +96,6 @@ def format_timeline(timeline: Timeline) -> str:
                  f"promises: " + (", ".join(f"{n}={p.state}" for n, p in timeline.state.promises.items()) or "none"))
     for scheduled, receipt in timeline.receipts:
         if receipt.status == "rejected":
-            lines.append(f"!! {scheduled.at:%Y-%m-%d %H:%M} {scheduled.event.name} rejected: {receipt.reason}")
+            name = scheduled.event.name if scheduled.event else f"@{scheduled.release}"
+            lines.append(f"!! {scheduled.at:%Y-%m-%d %H:%M} {name} rejected: {receipt.reason}")
     return "\n".join(lines)

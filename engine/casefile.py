@@ -262,7 +262,8 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
         failures += _list("stages", expect["stages"], timeline.stages())
     if "actions" in expect:
         failures += _list("actions", expect["actions"], timeline.steps())
-    rejected = [item.event.name for item, receipt in timeline.receipts if receipt.status == "rejected"]
+    rejected = [item.event.name if item.event else f"@{item.release}"
+                for item, receipt in timeline.receipts if receipt.status == "rejected"]
     if rejected or "rejected" in expect:
         failures += _list("rejected", expect.get("rejected", []), rejected)
     if "channels" in expect:
