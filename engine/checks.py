@@ -15,9 +15,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from celpy.evaluation import base_functions
-from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expressions import FUNCTIONS, ROOTS
@@ -41,7 +39,8 @@ from engine.model import (
     WaitFor,
 )
 from engine.references import MACROS, ExpressionSyntaxError, analyse
-from engine.templates import attribute_name, split_subject
+from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
+from engine.templates import parse as parse_jinja
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -554,13 +553,10 @@ def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Lo
 # ---------------------------------------------------------------- templates
 
 
-_ENV = SandboxedEnvironment()
-
-
 @lru_cache(maxsize=512)
 def parse_template(text: str) -> jinja_nodes.Template:
     """The Jinja syntax tree of a template part; raises TemplateSyntaxError. Cached (not mutated)."""
-    return _ENV.parse(text)
+    return parse_jinja(text)
 
 
 def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
@@ -578,13 +574,13 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
     customer = _customer_fields(lifecycle)
     events = _all_events(lifecycle)
     payload = {name for spec in events.values() for name in spec.payload}
-    allowed = set(TEMPLATE_ROOTS) | set(_ENV.globals)
+    allowed = set(TEMPLATE_ROOTS) | set(ENVIRONMENT.globals)
     for text, first_line in parts:
         try:
             tree = parse_template(text)
         except Exception:
             continue  # syntax errors are reported by the loader
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = undeclared_names(tree)  # never meta's: it folds constants
 
         def at(node: jinja_nodes.Node, message: str) -> None:
             errors.append(PlaybookError(path, first_line + max((node.lineno or 1) - 1, 0), 1, message))

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from engine.checks import step_paths
 from engine.events import declared_events
 from engine.loader import Document, load_document
 from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
-from engine.templates import attribute_name
+from engine.templates import attribute_name, undeclared_names
+from engine.templates import parse as parse_template
 
 DataPath = tuple[Any, ...]
 
@@ -47,7 +46,6 @@ RULES: dict[str, str] = {
 }
 
 _IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")
-_TEMPLATES = SandboxedEnvironment()
 
 
 @dataclass(frozen=True, order=True)
@@ -368,10 +366,10 @@ class _Linter:
 def _event_data_fields(source: str) -> list[tuple[str, int]]:
     """(field, line) of every `event.data.X` / `event['data']['X']` a template reads."""
     try:
-        tree = _TEMPLATES.parse(source)
+        tree = parse_template(source)
     except Exception:
         return []  # the loader reports template syntax errors
-    if "event" not in meta.find_undeclared_variables(tree):
+    if "event" not in undeclared_names(tree):  # never meta's: it folds constants
         return []  # `event` is a local name here (a loop or a set), not the event
     out = []
     for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):
