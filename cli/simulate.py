@@ -35,7 +35,8 @@ def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: P
                      until_text: str | None, as_json: bool) -> None:
     """Run LIFECYCLE for one customer over the events file, months in milliseconds.
 
-    Exits 1 when an event of the scenario was rejected (each is printed with the reason).
+    Exits 1 when an event of the scenario was rejected (each is printed with the reason), or
+    when the customer ends held on an incident (a step that failed at run time).
     """
     project = load(lifecycle_path(lifecycle))
     try:
@@ -72,6 +73,11 @@ def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: P
     rejected = [(item, receipt) for item, receipt in timeline.receipts if receipt.status == "rejected"]
     if rejected:
         click.echo(f"error: {len(rejected)} event(s) of the scenario were rejected", err=True)
+    incident = timeline.state.incident
+    if incident:
+        click.echo(f"error: the customer is held at step '{incident.step or incident.stage}': "
+                   f"{incident.kind} failure: {incident.error.splitlines()[0]}", err=True)
+    if rejected or incident:
         sys.exit(1)
 
 
@@ -107,6 +113,8 @@ def format_timeline(timeline: Timeline) -> str:
             "promise": lambda: f"{detail.get('promise')} = {detail.get('expected')} (by {detail.get('made_by')})",
             "promise_kept": lambda: f"{detail.get('promise')}: {detail.get('actual')} <= {detail.get('expected')}",
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",
+            "incident": lambda: f"held: {detail.get('failure')} failure: {str(detail.get('error', '')).splitlines()[0]}",
+            "resolved": lambda: f"{detail.get('action')} by {detail.get('by')}",
         }.get(record.kind, lambda: ", ".join(f"{k}={v}" for k, v in detail.items()))()
         step = f" [{record.step}]" if record.step else ""
         lines.append(f"{record.at:%Y-%m-%d %H:%M}  {record.stage:<20} {record.kind:<15} {what}{step}")

@@ -28,7 +28,7 @@ from engine.limits import ACTION_BYTES, VALUE_BYTES, json_size
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
-from engine.templates import render
+from engine.templates import TemplateRenderError, render
 from engine.walk import children, step_key
 
 
@@ -338,9 +338,9 @@ class StageRun:
         channel, address = chosen
         context = template_context(self.state, self.event, self.runtime.now())
         try:
-            subject, body = render(self.bundle.templates[step.template], context)
-        except Exception as error:  # any Jinja error at render time: held, never a stuck workflow
-            raise StepFailed("template", f"template '{step.template}': {type(error).__name__}: {error}") from None
+            subject, body = render(self.bundle.templates[step.template], context, name=step.template)
+        except TemplateRenderError as error:  # held, never a stuck workflow
+            raise StepFailed("template", str(error)) from None
         action = Action(
             id=self._action_id(step, path), kind="message", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,

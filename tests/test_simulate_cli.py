@@ -100,9 +100,11 @@ def test_until_that_is_neither_a_date_nor_a_duration(loop: Path, tmp_path: Path)
 
 def test_until_at_the_end_of_time_holds_the_customer_without_a_traceback(loop: Path, tmp_path: Path) -> None:
     result = run(loop, "--events", started(tmp_path), "--until", "9999-12-01")
-    assert result.exit_code == 0
-    assert "incident        failure=expression, error=a wait of 364 days, 0:00:00 goes past the year 9999" \
+    assert result.exit_code == 1
+    assert "incident        held: expression failure: a wait of 364 days, 0:00:00 goes past the year 9999" \
         in result.stdout
+    assert result.stderr.startswith("error: the customer is held at step ")
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_a_rejected_event_is_printed_and_fails_the_command(loop: Path, tmp_path: Path) -> None:
