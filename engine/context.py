@@ -83,16 +83,18 @@ def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) ->
 
 def expression_names(
     lifecycle: Lifecycle, state: LifecycleState, event: Event | None, now: datetime,
-    *, with_vars: bool = True, source: str | None = None, var_kinds: dict[str, str] | None = None,
+    *, with_vars: bool = True, source: str | tuple[str, ...] | None = None,
+    var_kinds: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The activation for a CEL expression: the only names an expression can read.
 
     `var_kinds` (Playbook.var_kinds()) types the stage vars, which are stored as JSON.
+    `source` may be several expressions (an event's updates), which then share the names.
 
     Given the expression's `source`, only the roots it reads are built: converting the
     whole state to CEL values for every condition was most of the simulator's time.
     """
-    wanted = reads(source) if source is not None else None
+    wanted = _reads_of(source) if source is not None else None
     if wanted is None:
         wanted = _EVERYTHING
     names: dict[str, Any] = {}
@@ -142,6 +144,22 @@ def reads(source: str) -> dict[str, frozenset[str] | None] | None:
     if "event" in found and "event.data" not in found:
         found["event.data"] = set()  # event.name or event.occurred_at only
     return {key: (None if fields is None else frozenset(fields)) for key, fields in found.items()}
+
+
+@lru_cache(maxsize=1024)
+def _reads_of(source: str | tuple[str, ...]) -> dict[str, frozenset[str] | None] | None:
+    """`reads` of one expression, or everything several expressions read."""
+    if isinstance(source, str):
+        return reads(source)
+    merged: dict[str, frozenset[str] | None] = {}
+    for one in source:
+        found = reads(one)
+        if found is None:
+            return None
+        for key, fields in found.items():
+            before = merged.get(key, frozenset())
+            merged[key] = None if fields is None or before is None else before | fields
+    return merged
 
 
 def roots_read(source: str) -> frozenset[str] | None:

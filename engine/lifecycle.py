@@ -223,7 +223,7 @@ class LifecycleMachine:
         self._apply_updates(event, now)
         return event
 
-    def _names(self, event: Event, now: datetime, source: str | None = None) -> dict[str, Any]:
+    def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
 
     def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
@@ -231,7 +231,8 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None or not spec.updates:
             return {}
-        names = self._names(event, now)  # every update sees the facts as they were before
+        # Every update sees the facts as they were before (names built once, for all of them).
+        names = self._names(event, now, tuple(spec.updates.values()))
         updated = {}
         for fact, source in spec.updates.items():
             try:
@@ -244,7 +245,7 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now)
+        names = self._names(event, now, tuple(spec.updates.values()))
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
