@@ -12,6 +12,7 @@ null at run time (a fact not yet known) compares as null instead of as a protobu
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -105,8 +106,19 @@ def _reason(error: Any) -> str:
     code, sep, rest = text.partition(": ")
     if sep and code.isupper() and code.replace("_", "").isalpha():
         text = rest
-    text = text.replace("int64", "int")
+    text = text.replace("int64", "int").replace("uint64", "uint")
+    overload = re.match(r"No matching overloads found : (\S+?)\((.*)\)$", text)
+    if overload:
+        operator = _OPERATORS.get(overload.group(1), overload.group(1))
+        types = overload.group(2).replace("null_type", "null")
+        text = f"'{operator}' cannot take ({types})"
+        if "null" in types:
+            text += ": a value is null; guard it, e.g. facts.x != null && facts.x > 0"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+_OPERATORS = {"_==_": "==", "_!=_": "!=", "_<_": "<", "_<=_": "<=", "_>_": ">", "_>=_": ">=", "_+_": "+",
+              "_-_": "-", "_*_": "*", "_/_": "/", "_%_": "%", "!_": "!", "-_": "-", "_[_]": "[]"}
 
 
 def duration_of(value: timedelta | str | None, names: Any) -> timedelta | None:
