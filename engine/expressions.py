@@ -95,9 +95,10 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
         result = compile_expression(source).eval(data=names)
     except (RuntimeError, TypeError, ValueError, OverflowError) as error:
         raise ExpressionError(f"{source!r}: {_reason(error)}") from None
-    if result.type() == T.ERROR:
-        raise ExpressionError(f"{source!r}: {_reason(result.value())}")
-    return result.plain_value()
+    value = result.plain_value()
+    if type(value) is str and result.type() == T.ERROR:  # an error's plain value is its message
+        raise ExpressionError(f"{source!r}: {_reason(value)}")
+    return value
 
 
 def _reason(error: Any) -> str:
