@@ -46,7 +46,7 @@ def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_p
 
 async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int, api=None) -> None:
     from activities.config import LifecycleSettings
-    from cli.devserver import DevServer, DevServerError
+    from devserver import DevServer, DevServerError
     from worker import WorkerError, customer_workflows, run_worker, worker_activities
 
     settings = LifecycleSettings.from_env()

@@ -20,7 +20,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.devserver import SEARCH_ATTRIBUTES, free_port, temporal_binary
+from devserver import SEARCH_ATTRIBUTES, free_port, temporal_binary
 
 # --- Temporal -------------------------------------------------------------------------
 

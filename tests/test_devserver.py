@@ -13,7 +13,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from cli.devserver import SEARCH_ATTRIBUTES, DevServer, DevServerError
+from devserver import SEARCH_ATTRIBUTES, DevServer, DevServerError
 
 STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
 CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")

@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from cli.devserver import DevServer
+from devserver import DevServer
 from harness import FIXTURE, Harness, eventually, pending_step, stage_of
 from workflows.contract import LifecycleResult
 

@@ -23,7 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities import DELIVERY_OPTIONS, Delivery
 from activities.config import LifecycleSettings
-from cli.devserver import free_port
+from devserver import free_port
 from engine.state import Action, ActionResult
 from worker import run_worker
 
