@@ -4,10 +4,13 @@ Used by `lifecycle dev`, `lifecycle demo`, the tests and the benchmarks; nothing
 imports the engine, the workflows or the command line.
 """
 
+from devserver.lock import StateDirLock, StateDirLocked
 from devserver.server import (
     SEARCH_ATTRIBUTES,
     DevServer,
     DevServerError,
+    PortTaken,
+    ensure_port_free,
     ensure_search_attributes,
     free_port,
     temporal_binary,
@@ -17,6 +20,10 @@ __all__ = [
     "SEARCH_ATTRIBUTES",
     "DevServer",
     "DevServerError",
+    "PortTaken",
+    "StateDirLock",
+    "StateDirLocked",
+    "ensure_port_free",
     "ensure_search_attributes",
     "free_port",
     "temporal_binary",
