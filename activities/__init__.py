@@ -7,6 +7,6 @@ imports from it inside `workflow.unsafe.imports_passed_through()`.
 from __future__ import annotations
 
 from activities.delivery import Delivery
-from activities.policy import DELIVERY_OPTIONS, RETRY_POLICY
+from workflows.policy import DELIVERY_OPTIONS, RETRY_POLICY
 
 __all__ = ["DELIVERY_OPTIONS", "RETRY_POLICY", "Delivery"]

@@ -1,5 +1,6 @@
-"""The layers import downwards only: cli on top, then api and worker, then workflows and activities,
-then the engine; the dev server helper and the shutdown helper stand apart."""
+"""The layers import downwards only: cli on top, then api and worker, then activities (which read
+the delivery policy in workflows/policy.py), then workflows, then the engine; the dev server helper
+and the shutdown helper stand apart."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ ALLOWED: dict[str, set[str]] = {
     "engine": set(),
     "devserver": set(),
     "shutdown": set(),
-    "activities": {"engine"},
-    "workflows": {"engine", "activities"},
+    "workflows": {"engine"},
+    "activities": {"engine", "workflows"},
     "worker": {"engine", "activities", "workflows", "shutdown"},
     "api": {"engine", "activities", "workflows", "worker", "shutdown"},
     "cli": {"engine", "activities", "workflows", "worker", "api", "devserver", "shutdown"},

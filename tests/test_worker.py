@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities import DELIVERY_OPTIONS, Delivery
-from activities.policy import HEARTBEAT_TIMEOUT
+from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.config import LifecycleSettings
 from devserver import free_port
 from engine.state import Action, ActionResult

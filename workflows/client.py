@@ -17,9 +17,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.lifecycle import lifecycle_id
 from engine.model import Lifecycle
-from engine.state import Event, EventReceipt
+from engine.state import Event, EventReceipt, Incident
 from workflows.contract import (
-    CUSTOMER, EVENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus,
+    CUSTOMER, DUPLICATE, EVENT_UPDATE, INCIDENT_UPDATE, IncidentCommand, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME, LifecycleStart, LifecycleStatus,
 )
 
 
@@ -91,6 +91,22 @@ class LifecycleClient:
                 raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
             raise
 
+    async def release_incident(self, customer_id: str, action: str, by: str = "") -> Incident | EventReceipt:
+        """An operator's retry or skip of the incident a customer is held on: the incident it
+        released, or a rejection (code `no_incident`, `ended`)."""
+        handle = self.client.get_workflow_handle(lifecycle_id(customer_id))
+        try:
+            return await handle.execute_update(INCIDENT_UPDATE, IncidentCommand(action=action, by=by),
+                                               result_type=Incident)
+        except WorkflowUpdateFailedError as error:
+            return _rejection(error.cause)
+        except RPCError as error:
+            if "already completed" in error.message:
+                return EventReceipt(status="rejected", code="ended", reason="the lifecycle has ended")
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
+            raise
+
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None) -> list[ListedLifecycle]:
         """Who is in which stage, from the visibility store."""
@@ -131,6 +147,8 @@ def _listed(execution: Any) -> ListedLifecycle:
 
 def _rejection(cause: BaseException | None) -> EventReceipt:
     """The receipt of an update the workflow's validator refused (details: code, stage)."""
+    if isinstance(cause, ApplicationError) and cause.type == DUPLICATE:
+        return EventReceipt(status="duplicate", stage=(list(cause.details) + [None])[0])
     if isinstance(cause, ApplicationError) and cause.type == REJECTED:
         code, stage = (list(cause.details) + ["", None])[:2]
         return EventReceipt(status="rejected", reason=cause.message, code=code, stage=stage)
