@@ -89,7 +89,8 @@ def ensure_port_free(host: str, port: int, role: str) -> None:
     the readiness probe, connecting to the same address, reaches the *other* server first
     and everything attaches to it.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         # Like the server itself: connections of a previous run in TIME_WAIT do not count.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
