@@ -41,6 +41,7 @@ from bench.simulator import BUNDLED, YEAR, customer, year_of_events
 from devserver import DevServer
 from engine.loader import load_project
 from engine.scenario import DEFAULT_START
+from engine.simulator import simulate
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient, LifecycleNotFound
@@ -127,6 +128,15 @@ async def live_year(lifecycles: LifecycleClient, number: int, day_seconds: float
     return cid
 
 
+def days_open(project, number: int) -> float:
+    """Days from the order to the lifecycle's end (a year if it is still open), from the simulator:
+    exact, where the scaled clock adds each workflow task's latency, multiplied by the scale."""
+    profile = customer(number)
+    timeline = simulate(project, profile, year_of_events(number), until=DEFAULT_START + YEAR)
+    ended = [record.at for record in timeline.records if record.kind == "ended"]
+    return ((ended[0] if ended else DEFAULT_START + YEAR) - DEFAULT_START) / timedelta(days=1)
+
+
 def _shifted(value, shift: timedelta):
     try:
         return (date.fromisoformat(value) + shift).isoformat()
@@ -167,10 +177,7 @@ async def measure(customers: int, year_seconds: float) -> Footprint:
         outbox = Path(state) / "outbox.jsonl"
         footprint.actions = len(outbox.read_text().splitlines()) if outbox.exists() else 0
     footprint.runs = len(runs)
-    scale = YEAR.total_seconds() / year_seconds
-    for history in runs:  # one run per customer unless a lifecycle continued as new
-        first, last = history.events[0].event_time.ToDatetime(), history.events[-1].event_time.ToDatetime()
-        footprint.days_open += (last - first).total_seconds() * scale / 86400
+    footprint.days_open = sum(days_open(project, n) for n in range(customers))
     footprint.open_at_year_end = sum(
         not any(event.HasField(f"workflow_execution_{end}_event_attributes")
                 for event in history.events[-1:] for end in ("completed", "failed", "terminated", "continued_as_new"))
@@ -210,7 +217,7 @@ def table(footprint: Footprint) -> list[tuple[str, str]]:
         *[(f"  in {kind}", f"{per(size):,.0f}") for kind, size in
           sorted(footprint.payload_by_kind.items(), key=lambda item: -item[1])[:4]],
         ("lifecycles still open after the year", f"{footprint.open_at_year_end}"),
-        ("days a lifecycle is open (mean)", f"{footprint.days_open / max(1, footprint.runs):.0f}"),
+        ("days a lifecycle is open (mean, simulator)", f"{per(footprint.days_open):.0f}"),
         ("actions / customer-year", f"{per(footprint.actions):.1f}"),
         ("workflow tasks / customer-year", f"{per(footprint.workflow_tasks):.1f}"),
         ("events replayed / customer-year, no cache", f"{per(footprint.cold_replay_events):,.0f}"),
