@@ -237,3 +237,23 @@ def test_the_banner_hint_works_when_pasted(tmp_path: Path) -> None:
     assert hint.startswith(f"TEMPORAL_ADDRESS=127.0.0.1:{port} ")
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.startswith("accepted")
+
+
+def test_a_state_dir_lock_dies_with_its_holder_even_by_kill_9(tmp_path: Path) -> None:
+    from devserver import StateDirLock, StateDirLocked
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from devserver import StateDirLock; "
+         f"StateDirLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(StateDirLocked, match=f"pid {holder.pid}"):
+            StateDirLock(tmp_path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    with StateDirLock(tmp_path):  # no stale lock left behind
+        assert (tmp_path / "lock").read_text() == f"{os.getpid()}\n"
+    StateDirLock(tmp_path).acquire().release()  # and released on leaving the block
