@@ -15,9 +15,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from celpy.evaluation import base_functions
-from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expressions import FUNCTIONS, ROOTS
@@ -36,11 +34,13 @@ from engine.model import (
     Send,
     Set,
     Task,
+    Transition,
     Wait,
     WaitFor,
 )
 from engine.references import MACROS, ExpressionSyntaxError, analyse
-from engine.templates import attribute_name, split_subject
+from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
+from engine.templates import parse as parse_jinja
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -244,6 +244,7 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
                 errors.append(doc.error(where, f"unknown stage '{source}'{hint}"))
             elif stages[source].terminal:
                 errors.append(doc.error(where, f"stage '{source}' is terminal: no transition can leave it"))
+        errors += _check_except(transition, doc, base, stages, live)
         if transition.on not in events:
             errors.append(doc.error((*base, "on"), f"unknown event '{transition.on}'{suggest(transition.on, events)}"))
         if transition.to not in stages:
@@ -253,7 +254,7 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
                           promises=promises)
             errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
         # The first matching transition wins: one after an unconditional twin never fires.
-        sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]
+        sources = [stage for stage in live if transition.applies_in(stage)]
         blockers = [first_unconditional.get((s, transition.on)) for s in sources]
         if sources and all(b is not None for b in blockers):
             line = doc.position(("transitions", min(b for b in blockers if b is not None)))[0]
@@ -262,6 +263,26 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.when is None:
             for source in sources:
                 first_unconditional.setdefault((source, transition.on), index)
+    return errors
+
+
+def _check_except(transition: Transition, doc: Located, base: DataPath, stages: dict[str, Any],
+                  live: list[str]) -> list[PlaybookError]:
+    """The stages a `from: '*'` transition leaves out: known, non-terminal, listed once, not all."""
+    errors: list[PlaybookError] = []
+    seen: set[str] = set()
+    for position, stage in enumerate(transition.except_):
+        where = (*base, "except", position)
+        if stage in seen:
+            errors.append(doc.error(where, f"stage '{stage}' is listed twice"))
+        elif stage not in stages:
+            errors.append(doc.error(where, f"unknown stage '{stage}'{suggest(stage, stages)}"))
+        elif stages[stage].terminal:
+            errors.append(doc.error(where, f"stage '{stage}' is terminal: '*' never includes it"))
+        seen.add(stage)
+    if transition.except_ and "*" in transition.from_ and not any(transition.applies_in(s) for s in live):
+        errors.append(doc.error((*base, "except"), "this transition never fires: 'except' leaves out "
+                                                   "every non-terminal stage"))
     return errors
 
 
@@ -532,13 +553,10 @@ def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Lo
 # ---------------------------------------------------------------- templates
 
 
-_ENV = SandboxedEnvironment()
-
-
 @lru_cache(maxsize=512)
 def parse_template(text: str) -> jinja_nodes.Template:
     """The Jinja syntax tree of a template part; raises TemplateSyntaxError. Cached (not mutated)."""
-    return _ENV.parse(text)
+    return parse_jinja(text)
 
 
 def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
@@ -556,13 +574,13 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
     customer = _customer_fields(lifecycle)
     events = _all_events(lifecycle)
     payload = {name for spec in events.values() for name in spec.payload}
-    allowed = set(TEMPLATE_ROOTS) | set(_ENV.globals)
+    allowed = set(TEMPLATE_ROOTS) | set(ENVIRONMENT.globals)
     for text, first_line in parts:
         try:
             tree = parse_template(text)
         except Exception:
             continue  # syntax errors are reported by the loader
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = undeclared_names(tree)  # never meta's: it folds constants
 
         def at(node: jinja_nodes.Node, message: str) -> None:
             errors.append(PlaybookError(path, first_line + max((node.lineno or 1) - 1, 0), 1, message))

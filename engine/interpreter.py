@@ -28,7 +28,7 @@ from engine.limits import ACTION_BYTES, VALUE_BYTES, json_size
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
-from engine.templates import render
+from engine.templates import TemplateRenderError, render
 from engine.walk import children, step_key
 
 
@@ -242,6 +242,8 @@ class StageRun:
         except _LegacySkip:
             return False  # before HOLD_ON_FAILURE a failing condition counted as false
         if not isinstance(value, bool):
+            if not self.runtime.patched(HOLD_ON_FAILURE):
+                return False  # before HOLD_ON_FAILURE anything but true counted as false, unrecorded
             raise StepFailed("expression", f"{source!r} gave {value!r}, not true or false")
         return value
 
@@ -286,7 +288,11 @@ class StageRun:
             return resume.until
         return fresh()
 
-    def _take(self, match: Callable[[Event], bool]) -> Event | None:
+    def _take(self, match: Callable[[Event], bool], latest: bool = False) -> Event | None:
+        if latest:  # the newest wins; the older matching events are outdated by it and dropped
+            matching = [event for event in self.state.inbox if match(event)]
+            self.state.inbox[:] = [event for event in self.state.inbox if not match(event)]
+            return matching[-1] if matching else None
         for index, event in enumerate(self.state.inbox):
             if match(event):
                 return self.state.inbox.pop(index)
@@ -332,9 +338,9 @@ class StageRun:
         channel, address = chosen
         context = template_context(self.state, self.event, self.runtime.now())
         try:
-            subject, body = render(self.bundle.templates[step.template], context)
-        except Exception as error:  # any Jinja error at render time: held, never a stuck workflow
-            raise StepFailed("template", f"template '{step.template}': {type(error).__name__}: {error}") from None
+            subject, body = render(self.bundle.templates[step.template], context, name=step.template)
+        except TemplateRenderError as error:  # held, never a stuck workflow
+            raise StepFailed("template", str(error)) from None
         action = Action(
             id=self._action_id(step, path), kind="message", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
@@ -425,7 +431,7 @@ class StageRun:
 
         pending = Pending(step=key, events=sorted(names), until=until)
         if await self._pause(step, path, pending, lambda: self._has(wanted), until):
-            self.event = self._take(wanted)
+            self.event = self._take(wanted, latest=step.take == "latest")
             assert self.event is not None
             await self._steps(step.on.get(self.event.name, []), f"{path}.on.{self.event.name}.")
         else:

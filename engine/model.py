@@ -8,6 +8,7 @@ events, channels, roles, templates, names inside expressions) are checked by
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
@@ -17,7 +18,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -71,6 +74,38 @@ class FieldSpec(Strict):
     enum: list[str] | None = Field(
         None, description="Allowed values, for a string field.", examples=[["consumer", "enterprise"]]
     )
+    min: int | float | None = Field(
+        None, description="The smallest value allowed, for an int or number field (inclusive).", examples=[0]
+    )
+    max: int | float | None = Field(
+        None, description="The largest value allowed, for an int or number field (inclusive).", examples=[10]
+    )
+    max_length: int | None = Field(
+        None, ge=0, description="The most characters allowed, for a string field.", examples=[200]
+    )
+
+    @field_validator("min", "max")
+    @classmethod
+    def _number_bound(cls, value: int | float | None, info: ValidationInfo) -> int | float | None:
+        if value is None:
+            return None
+        kind = info.data.get("type")
+        if kind is not None and kind not in ("int", "number"):
+            raise ValueError(f"'{info.field_name}' applies to int and number fields, not to a {kind} field")
+        if not math.isfinite(value):
+            raise ValueError(f"'{info.field_name}' must be a finite number")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and low > value:
+            raise ValueError(f"'min' ({low}) is greater than 'max' ({value})")
+        return value
+
+    @field_validator("max_length")
+    @classmethod
+    def _string_bound(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("type")
+        if value is not None and kind is not None and kind != "string":
+            raise ValueError(f"'max_length' applies to string fields, not to a {kind} field")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +121,15 @@ class FactSpec(FieldSpec):
     """A fact kept per customer, updated by events and by `set` steps; rules read it."""
 
     initial: Any = Field(None, description="The value before any event sets it.", examples=[0])
+
+    @model_validator(mode="after")
+    def _no_limits(self) -> FactSpec:
+        # Limits are checked where values come in from outside (payloads, the profile); a fact
+        # is computed by expressions, where a limit would fail a customer at run time instead.
+        for key in ("min", "max", "max_length"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' (for event payloads and customer fields) cannot be used")
+        return self
 
 
 class EventSpec(Strict):
@@ -132,12 +176,22 @@ class StageSpec(Strict):
     terminal: bool = Field(False, description="Entering this stage ends the lifecycle.", examples=[True])
 
 
+# A single stage name where a list of them is expected: `from: sale` means `from: [sale]`.
+StageList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
 class Transition(Strict):
     """Which event moves a customer from which stage to which, with an optional guard."""
 
-    from_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+    from_: StageList = Field(
         alias="from", description="Stage name(s) or '*' for any non-terminal stage.",
         examples=["set_expectations", ["warranty_follow_up", "referral_request"], "*"],
+    )
+    except_: StageList = Field(
+        default_factory=list, alias="except",
+        description="With from '*': stages the transition does not leave (e.g. its own target, "
+        "so that a second event does not restart that stage).",
+        examples=[["at_risk"], "lost_customer_review"],
     )
     on: EventName = Field(description="The event that moves the customer.", examples=["order.delivered"])
     to: Name = Field(description="The stage the customer moves to.", examples=["delivery_check_in"])
@@ -145,6 +199,22 @@ class Transition(Strict):
         None, description="A guard: the transition happens only when this CEL expression holds.",
         examples=["event.data.installed == true"],
     )
+
+    @model_validator(mode="after")
+    def _except_needs_wildcard(self) -> Transition:
+        if self.except_ and "*" not in self.from_:
+            raise ValueError("'except' needs from: '*' (otherwise list only the stages you mean)")
+        return self
+
+    def applies_in(self, stage: str) -> bool:
+        """Whether this transition can move a customer who is in `stage` (guard aside).
+
+        `*` is every stage but those in `except`, the target included: a customer already in
+        the target enters it again. Terminal stages never move; the caller knows which they are.
+        """
+        if "*" in self.from_:
+            return stage not in self.except_
+        return stage in self.from_
 
 
 class Lifecycle(Strict):
@@ -294,6 +364,12 @@ class WaitFor(Step):
         min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
     )
     timeout: Duration | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    take: Literal["oldest", "latest"] = Field(
+        "oldest",
+        description="Which matching event in the stage's inbox ends the wait: the oldest (the others "
+        "stay for later waits), or the latest (the older matching ones are dropped as outdated).",
+        examples=["latest"],
+    )
     on_timeout: list[AnyStep] = Field(
         default_factory=list, description="Steps to run when no event came before the timeout.",
         examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",
