@@ -61,7 +61,7 @@ def demo_command(playbooks: Path, state_dir: Path, seconds: float) -> None:
 
 async def _demo(project, lifecycle_file: Path, state_dir: Path, seconds: float) -> None:
     from activities.config import LifecycleSettings
-    from cli.devserver import DevServer, DevServerError
+    from devserver import DevServer, DevServerError
     from workflows.client import LifecycleClient
     from worker import run_worker, worker_activities
 
