@@ -196,6 +196,12 @@ def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str
     for call in info.calls:
         if call.name not in known:
             at((call.line, call.column), f"unknown function '{call.name}'{suggest(call.name, known)}")
+    if info.nested_loop is not None:
+        # The cost bound: one loop over data runs at most once per element (an event's data is
+        # at most 64 KiB); a loop inside a loop multiplies that, past what a workflow task can
+        # spend (about a second). Refused here rather than stopped at 3 a.m.
+        at(info.nested_loop, "a loop inside a loop (a macro such as all/exists/map/filter in another's "
+                             "body) could run for too long; compute the inner part once, e.g. in a var")
     return errors
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from engine import model as m
 from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, duration_of, evaluate, parse_time, to_plain
-from engine.limits import ACTION_BYTES, VALUE_BYTES, json_size
+from engine.limits import ACTION_BYTES, VALUE_BYTES, fits, json_size
 from engine.project import StageBundle
 from engine.promises import promise_kept
 from engine.runtime import Runtime
@@ -308,6 +308,8 @@ class StageRun:
         return any(match(event) for event in self.state.inbox)
 
     def _checked_size(self, what: str, value: Any, budget: int) -> None:
+        if fits(value, budget):
+            return
         size = json_size(value)
         if size > budget:
             raise StepFailed("payload", f"{what} is {size:,} bytes, over its budget of {budget:,}")
@@ -352,7 +354,7 @@ class StageRun:
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
             category=step.category, subject=subject, body=body,
         )
-        self._checked_size(f"the message of '{step.template}'", action.model_dump(mode="json"), ACTION_BYTES)
+        self._checked_size(f"the message of '{step.template}'", action.__dict__, ACTION_BYTES)
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
@@ -370,7 +372,7 @@ class StageRun:
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
             guideline=spec.guideline, due_at=due_at,
         )
-        self._checked_size(f"the task '{key}'", action.model_dump(mode="json"), ACTION_BYTES)
+        self._checked_size(f"the task '{key}'", action.__dict__, ACTION_BYTES)
         detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
         if reason:
             detail["reason"] = reason

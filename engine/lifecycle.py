@@ -14,7 +14,7 @@ from engine.context import expression_names
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
-from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
+from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, fits, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
@@ -57,6 +57,7 @@ class LifecycleMachine:
         # Refuse an event whose fact updates or transition guards fail (see `_rule_failure`);
         # the workflow turns it off to replay histories recorded before that rule.
         self.strict_rules = True
+        self._checked: tuple[Event, datetime, dict[str, Any]] | None = None  # updates `check` computed
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -94,7 +95,7 @@ class LifecycleMachine:
             names |= set(declared_events(self.lifecycle))
         return names
 
-    def check(self, event: Event) -> EventReceipt | None:
+    def check(self, event: Event, now: datetime | None = None) -> EventReceipt | None:
         """The rejection `event` would get, or None. Changes nothing: fit for an update validator.
 
         Callers ask `is_duplicate` first: a duplicate is acknowledged, never rejected."""
@@ -103,9 +104,10 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
-        size = json_size(event.data) + json_size(event.customer or {})
-        if size > EVENT_DATA_BYTES:
-            return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
+        if not fits([event.data, event.customer or {}], EVENT_DATA_BYTES + 8):  # 8: the list around them
+            size = json_size(event.data) + json_size(event.customer or {})
+            if size > EVENT_DATA_BYTES:
+                return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
             check_event(self.lifecycle, event.name, event.data)
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
@@ -116,36 +118,45 @@ class LifecycleMachine:
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         if self.strict_rules:
-            failure = self._rule_failure(event)
+            failure = self._rule_failure(event, now)
             if failure:
                 return rejected("rule_failed", failure)
         return None
 
-    def _rule_failure(self, event: Event) -> str | None:
+    def _rule_failure(self, event: Event, now: datetime | None = None) -> str | None:
         """Why the lifecycle's own rules (fact updates, transition guards) cannot judge `event`.
 
         An event whose rules fail is refused, with the reason, rather than taken with a fact
         left stale or a guard counted as false: the sender hears of it, and an operator fixes
-        the rule (or the data) and sends it again."""
-        now = self._clock()
+        the rule (or the data) and sends it again. The rules see the state as `_admit` will
+        make it (profile merged, facts updated); the updates are kept for `_admit`."""
+        now = now or self._clock()
         try:
-            data = check_event(self.lifecycle, event.name, event.data)
+            normalized = event.model_copy(update={
+                "data": check_event(self.lifecycle, event.name, event.data),
+                "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
+                "occurred_at": event.occurred_at or now,
+            })
         except PayloadError:
             return None  # reported as invalid_payload
-        event = event.model_copy(update={"data": data, "occurred_at": event.occurred_at or now})
+        state = self.state
+        customer, facts = state.customer, state.facts
+        if normalized.customer:
+            state.customer = {**customer, **{k: v for k, v in normalized.customer.items() if k != "id"}}
         try:
-            updated = self._updated_facts(event, now)
-        except ExpressionError as error:
-            return f"a fact update of '{event.name}' failed: {error}"
-        facts, self.state.facts = self.state.facts, {**self.state.facts, **updated}
-        try:
-            for transition in self._candidate_transitions(event):
+            try:
+                updated = self._updated_facts(normalized, now)
+            except ExpressionError as error:
+                return f"a fact update of '{event.name}' failed: {error}"
+            state.facts = {**facts, **updated}
+            for transition in self._candidate_transitions(normalized):
                 try:
-                    evaluate(transition.when, self._names(event, now, transition.when))
+                    evaluate(transition.when, self._names(normalized, now, transition.when))
                 except ExpressionError as error:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
         finally:
-            self.state.facts = facts
+            state.customer, state.facts = customer, facts
+        self._checked = (event, now, updated)
         return None
 
     def _candidate_transitions(self, event: Event) -> list[Any]:
@@ -206,9 +217,11 @@ class LifecycleMachine:
         """Dedupe and check an event, then apply what every event does: profile and facts."""
         if self.is_duplicate(event):
             return EventReceipt(status="duplicate", stage=self.state.stage)
-        rejection = self.check(event)
+        rejection = self.check(event, now)
         if rejection:
             return rejection
+        checked, self._checked = self._checked, None
+        original = event
         event = event.model_copy(update={
             "data": check_event(self.lifecycle, event.name, event.data),
             "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
@@ -220,7 +233,10 @@ class LifecycleMachine:
         if event.customer:
             self.state.customer.update({k: v for k, v in event.customer.items() if k != "id"})
         self.record("event", at=now, event=event.name, data=bounded(event.data))
-        self._apply_updates(event, now)
+        if checked is not None and checked[0] is original and checked[1] == now:
+            self.state.facts.update(checked[2])  # computed by `check` on this very state
+        else:
+            self._apply_updates(event, now)
         return event
 
     def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -69,6 +69,7 @@ class ExpressionInfo:
 
     references: tuple[Reference, ...]
     calls: tuple[Call, ...]
+    nested_loop: tuple[int, int] | None = None  # (line, column) of a macro inside another's body
 
 
 class ExpressionSyntaxError(ValueError):
@@ -197,6 +198,13 @@ class _Collector:
             line += 1
         return line + 1, offset - self.line_starts[line] + 1
 
+    def macro_name_before(self, paren: int) -> int:
+        """The offset of the macro's name (`exists`) whose opening parenthesis is at `paren`."""
+        start = paren
+        while start > 0 and (self.source[start - 1].isalnum() or self.source[start - 1] == "_"):
+            start -= 1
+        return start
+
     def name_at(self, name: str, start: int) -> int:
         """The offset of `name` at or after `start` (a select's position is its dot)."""
         found = self.source.find(name, start)
@@ -205,9 +213,12 @@ class _Collector:
     def run(self) -> ExpressionInfo:
         refs: list[Reference] = []
         calls: list[Call] = []
-        stack: list[tuple[Any, frozenset[str]]] = [(self.root, frozenset())]
+        nested_loop: tuple[int, int] | None = None
+        # Each entry: node, local names, and whether it is inside a loop's body (a macro there
+        # runs once per element of the outer one: the cost multiplies).
+        stack: list[tuple[Any, frozenset[str], bool]] = [(self.root, frozenset(), False)]
         while stack:
-            node, local = stack.pop()
+            node, local, in_loop = stack.pop()
             kind = node.WhichOneof("expr_kind")
             if kind == "ident_expr":
                 name = node.ident_expr.name.lstrip(".")
@@ -225,31 +236,34 @@ class _Collector:
                     names = (root, *(select.select_expr.field for select in chain))
                     refs.append(Reference(names, tuple(places)))
                 else:
-                    stack.append((bottom, local))
+                    stack.append((bottom, local, in_loop))
             elif kind == "call_expr":
                 call = node.call_expr
                 if _FUNCTION.match(call.function):
                     calls.append(self._call(call.function, node.id, call.HasField("target")))
                 if call.HasField("target"):
-                    stack.append((call.target, local))
-                stack.extend((arg, local) for arg in call.args)
+                    stack.append((call.target, local, in_loop))
+                stack.extend((arg, local, in_loop) for arg in call.args)
             elif kind == "list_expr":
-                stack.extend((element, local) for element in node.list_expr.elements)
+                stack.extend((element, local, in_loop) for element in node.list_expr.elements)
             elif kind == "struct_expr":
                 for entry in node.struct_expr.entries:
                     if entry.HasField("map_key"):
-                        stack.append((entry.map_key, local))
-                    stack.append((entry.value, local))
+                        stack.append((entry.map_key, local, in_loop))
+                    stack.append((entry.value, local, in_loop))
             elif kind == "comprehension_expr":
                 # A macro (`exists`, `all`, ...) arrives expanded: its variables are local.
                 loop = node.comprehension_expr
                 inner = local | {loop.iter_var, loop.accu_var} | ({loop.iter_var2} if loop.iter_var2 else set())
-                stack.append((loop.iter_range, local))
-                stack.append((loop.accu_init, local))
-                stack.extend((part, inner) for part in (loop.loop_condition, loop.loop_step, loop.result))
+                if in_loop and nested_loop is None:
+                    nested_loop = self.place(self.macro_name_before(self.positions.get(node.id, 0)))
+                stack.append((loop.iter_range, local, in_loop))
+                stack.append((loop.accu_init, local, in_loop))
+                stack.extend((part, inner, True) for part in (loop.loop_condition, loop.loop_step))
+                stack.append((loop.result, inner, in_loop))
         refs.sort(key=lambda r: r.positions[0])
         calls.sort(key=lambda c: (c.line, c.column))
-        return ExpressionInfo(tuple(refs), tuple(calls))
+        return ExpressionInfo(tuple(refs), tuple(calls), nested_loop)
 
     def _chain(self, node: Any) -> tuple[list[Any], Any]:
         """Unroll `a.b.c` into its select nodes (outermost last) and the bottom operand."""

@@ -440,3 +440,22 @@ def test_a_text_var_used_as_a_date_gets_the_declaration_hint(ws: Workspace) -> N
     ws.sale(CONDITION.format(e="now > vars.starts"),
             vars="starts: {type: timestamp, initial: '2026-04-01T00:00:00Z'}\n")
     ws.load()
+
+
+def test_a_loop_inside_a_loop_is_refused_at_load_because_its_cost_has_no_bound(ws: Workspace) -> None:
+    ws.sale("""\
+        - kind: if
+          when: "[1, 2].all(x, [3, 4].exists(y, y == x))"
+          then: [{kind: end}]
+        """)
+    [error] = ws.errors()
+    assert error.startswith("p/sale.yaml:4:33: a loop inside a loop")
+
+
+def test_loops_one_after_another_cost_no_more_than_their_data_and_load(ws: Workspace) -> None:
+    ws.sale("""\
+        - kind: if
+          when: "[1, 2].filter(x, x > 1).map(y, y * 2).exists(z, z == 4) && [3].all(w, w > 0)"
+          then: [{kind: end}]
+        """)
+    ws.load()
