@@ -1,35 +1,26 @@
 """What a request may weigh: body size (413), JSON that parses, nesting depth, id syntax.
 
 Ids become Temporal workflow ids and visibility query values, so they are checked here,
-before anything reaches Temporal.
+before anything reaches Temporal. The id rules and the event budgets live in engine/limits.py,
+shared with the CLI and `LifecycleClient`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError
 
-ID_CHARACTERS = "A-Za-z0-9._:@-"
-ID_PATTERN = rf"^[{ID_CHARACTERS}]{{1,200}}$"
-"""Customer ids and event names: 1-200 characters of letters, digits and `. _ : @ -`."""
+from engine.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, is_id
 
-KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
-"""Idempotency keys: 1-200 printable ASCII characters without spaces."""
+__all__ = ["ID_CHARACTERS", "ID_PATTERN", "KEY_PATTERN", "BodyLimit", "BodyTooLarge", "is_id", "parse_json",
+           "too_large"]
 
 MAX_DEPTH = 16
 """Nesting of objects and arrays in a request body; an event needs far fewer."""
-
-_ID = re.compile(ID_PATTERN)
-
-
-def is_id(value: str) -> bool:
-    """Whether `value` is a valid customer id or event name."""
-    return bool(_ID.match(value))
 
 
 class BodyTooLarge(Exception):
@@ -66,8 +57,9 @@ class BodyLimit:
 
 
 def too_large(max_bytes: int) -> ApiError:
-    """The 413 answer."""
-    return ApiError(413, "body_too_large", f"the request body is larger than {max_bytes} bytes")
+    """The 413 answer, naming the limit."""
+    return ApiError(413, "body_too_large", f"the request body is larger than {max_bytes} bytes",
+                    limit=max_bytes)
 
 
 def _reject_constant(name: str) -> Any:

@@ -233,10 +233,12 @@ async def test_readyz_is_ready_when_a_worker_polls_the_task_queue(http: httpx.As
     assert response.json()["task_queue"] == harness.task_queue
 
 
-async def test_without_a_worker_readyz_is_503_and_events_time_out_with_504(client: Client, harness: Harness):
-    # An API in this process, on a task queue no worker polls, with a short engine timeout.
+async def test_without_a_worker_a_keyed_event_is_queued_and_applied_when_a_worker_comes(
+        client: Client, harness: Harness, tmp_path: Path):
+    # An API in this process, on a task queue no worker polls yet, with a short engine timeout.
+    queue = f"nobody-{uuid.uuid4().hex[:6]}"
     settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
-                           task_queue=f"nobody-{uuid.uuid4().hex[:6]}", event_timeout=1.0)
+                           task_queue=queue, event_timeout=1.0)
     stop = asyncio.Event()
     sock = listen("127.0.0.1", 0)
     serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
@@ -244,9 +246,31 @@ async def test_without_a_worker_readyz_is_503_and_events_time_out_with_504(clien
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
             assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 503, "no_worker")
-            late = await http.post("/v1/events", json=placed(customer_id("late"), key="late-1"))
-            assert_error(late, 504, "temporal_timeout")
-            assert "same key" in late.json()["error"]["message"] or "idempotency key" in late.json()["error"]["message"]
+            customer = customer_id("late")
+            queued = await http.post("/v1/events", json=placed(customer, key="late-1"))
+            assert queued.status_code == 202, queued.text
+            assert queued.json()["status"] == "queued" and queued.json()["stage"] is None
+            # Without a key the event cannot be queued safely: 504, and the message says why.
+            unkeyed = await http.post("/v1/events", json=placed(customer_id("late")))
+            assert "idempotency key" in assert_error(unkeyed, 504, "temporal_timeout")["message"]
+            # A resend is safe: the same answer, nothing sent twice.
+            again = await http.post("/v1/events", json=placed(customer, key="late-1"))
+            assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+            # An ordinary event for the started-but-unserved lifecycle is queued too.
+            ticket = await http.post("/v1/events", json=event(customer, "ticket.opened", "late-t1", ticket_id="T-1"))
+            assert (ticket.status_code, ticket.json()["status"]) == (202, "queued")
+            late = Harness(client, harness.folder, tmp_path / "state", task_queue=queue)
+            async with late.worker:
+                async def applied() -> bool:
+                    response = await http.get(f"/v1/customers/{customer}")
+                    return response.status_code == 200 and response.json()["facts"]["open_tickets"] == 1
+
+                await eventually(applied)
+                status = (await http.get(f"/v1/customers/{customer}")).json()
+                assert status["stage"] == "set_expectations"
+                assert sum(1 for r in status["recent"] if r["kind"] == "event"
+                           and r["detail"].get("event") == "order.placed") == 1, status["recent"]
+                assert [entry["step"] for entry in late.outbox() if entry["customer_id"] == customer].count("summary") == 1
     finally:
         stop.set()
         await serving
@@ -371,13 +395,28 @@ async def test_an_event_after_the_lifecycle_ended_is_410(http: httpx.AsyncClient
 
 async def test_a_body_over_one_mebibyte_is_413_declared_or_streamed(http: httpx.AsyncClient):
     big = json.dumps(event("c-1", "ticket.opened", ticket_id="x" * (1024 * 1024))).encode()
-    assert_error(await http.post("/v1/events", content=big), 413, "body_too_large")
+    assert assert_error(await http.post("/v1/events", content=big), 413, "body_too_large")["limit"] == 1024 * 1024
 
     async def chunks():  # no Content-Length: the limit is counted while reading
         for start in range(0, len(big), 64 * 1024):
             yield big[start:start + 64 * 1024]
 
     assert_error(await http.post("/v1/events", content=chunks()), 413, "body_too_large")
+
+
+async def test_an_event_over_its_budget_is_422_naming_the_field_and_the_limit(http: httpx.AsyncClient):
+    customer = await started(http)
+    long = await http.post("/v1/events", json=event(customer, "ticket.opened", ticket_id="x" * 20_000))
+    assert assert_error(long, 422, "payload_too_large", "ticket_id")["limit"] == 16 * 1024
+    profile = await http.post("/v1/events", json={**event(customer, "ticket.opened", ticket_id="T"),
+                                                  "customer": {"name": "n" * 17_000}})
+    assert assert_error(profile, 422, "payload_too_large", "customer.name")["limit"] == 16 * 1024
+    # Fields each within the string budget, together over the profile's budget.
+    both = await http.post("/v1/events", json={**event(customer, "ticket.opened", ticket_id="T"),
+                                               "customer": {"name": "n" * 9_000, "address": "a" * 9_000}})
+    assert assert_error(both, 422, "payload_too_large", "customer")["limit"] == 16 * 1024
+    status = (await http.get(f"/v1/customers/{customer}")).json()
+    assert status["facts"]["open_tickets"] == 0  # nothing refused was acted on
 
 
 @pytest.mark.parametrize("customer", ["has/slash", "has space", "x" * 201, "", "ünïcode", "a'b"])
