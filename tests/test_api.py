@@ -233,6 +233,48 @@ async def test_readyz_is_ready_when_a_worker_polls_the_task_queue(http: httpx.As
     assert response.json()["task_queue"] == harness.task_queue
 
 
+async def test_readyz_turns_503_as_soon_as_the_last_worker_stops(client: Client, harness: Harness, tmp_path: Path):
+    queue = f"ready-{uuid.uuid4().hex[:6]}"
+    settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
+                           task_queue=queue)
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+            worker = Harness(client, harness.folder, tmp_path / "state", task_queue=queue)
+            async with worker.worker:
+                async def ready() -> httpx.Response | None:
+                    response = await http.get("/readyz")
+                    return response if response.status_code == 200 else None
+
+                assert (await eventually(ready)).json()["pollers"] == 1
+            # Temporal still lists the stopped worker's poller (for minutes), but it is not ready:
+            # well before a poller would count as stale (70 s).
+            began = time.monotonic()
+
+            async def not_ready() -> httpx.Response | None:
+                response = await http.get("/readyz")
+                return response if response.status_code != 200 else None
+
+            assert_error(await eventually(not_ready, timeout=20), 503, "no_worker")
+            print(f"/readyz said 503 {time.monotonic() - began:.1f}s after the worker stopped")
+    finally:
+        stop.set()
+        await serving
+
+
+async def test_a_poller_not_seen_for_70_seconds_is_not_alive(client: Client, harness: Harness):
+    from datetime import datetime, timedelta, timezone
+
+    from api.health import live_pollers
+
+    now = datetime.now(timezone.utc)
+    assert await live_pollers(client, harness.task_queue, now=now) == 1  # the module's worker
+    assert await live_pollers(client, harness.task_queue, now=now + timedelta(seconds=71 + 60)) == 0
+
+
 async def test_without_a_worker_a_keyed_event_is_queued_and_applied_when_a_worker_comes(
         client: Client, harness: Harness, tmp_path: Path):
     # An API in this process, on a task queue no worker polls yet, with a short engine timeout.
