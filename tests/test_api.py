@@ -85,14 +85,19 @@ def temporal_environ(env: WorkflowEnvironment, **extra: str) -> dict[str, str]:
 
 
 def start_api(env: WorkflowEnvironment, folder: Path, task_queue: str, log: Path,
-              tokens: str = f"tests:{TOKEN},other:{OTHER_TOKEN}") -> ApiProcess:
-    """Start `lifecycle api` and wait (with a deadline) until /healthz answers."""
+              tokens: str = f"tests:{TOKEN},other:{OTHER_TOKEN}", **settings: str) -> ApiProcess:
+    """Start `lifecycle api` and wait (with a deadline) until /healthz answers.
+
+    `settings` are more environment variables; the shared API runs without a rate limit, which
+    would otherwise refuse the thousand-event test (tests/test_api_security.py tests the limit)."""
+    settings = {"LIFECYCLE_API_RATE": "off", **settings}
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(BIN / "lifecycle"), "api", "--host", "127.0.0.1", "--port", str(port),
              "--playbooks", str(folder), "--task-queue", task_queue],
-            env=temporal_environ(env, LIFECYCLE_API_TOKENS=tokens), stdout=out, stderr=subprocess.STDOUT,
+            env=temporal_environ(env, LIFECYCLE_API_TOKENS=tokens, **settings), stdout=out,
+            stderr=subprocess.STDOUT,
         )
     api = ApiProcess(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 60

@@ -33,6 +33,7 @@ from workflows.contract import (
 )
 
 SIGNAL_TIMEOUT = timedelta(seconds=10)  # the fallback signal: one short RPC
+FAILING_PATIENCE = 10.0  # seconds; half of it (at most) is spent retrying while a workflow task fails
 
 
 class LifecycleNotFound(LookupError):
@@ -122,14 +123,33 @@ class LifecycleClient:
         """
         event = self.checked(event)
         spec = declared_events(self.lifecycle)[event.name]
+        patience = min(wait or FAILING_PATIENCE, FAILING_PATIENCE) / 2
         try:
             if wait is None:
-                return await self._update(event, spec.starts_lifecycle)
-            return await asyncio.wait_for(self._update(event, spec.starts_lifecycle), wait)
+                return await self._update_patiently(event, spec.starts_lifecycle, patience)
+            return await asyncio.wait_for(self._update_patiently(event, spec.starts_lifecycle, patience), wait)
         except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
             if wait is None or not event.idempotency_key:
                 raise asyncio.TimeoutError() from None
         return await self._signal(event, spec.starts_lifecycle)
+
+    async def _update_patiently(self, event: Event, starts: bool, patience: float) -> EventReceipt:
+        """`_update`, tried again for `patience` seconds while the workflow task is failing.
+
+        Under load a workflow task can time out once; Temporal then refuses updates until the
+        next attempt completes, a moment later. Only a failure that outlasts `patience` is
+        reported as `workflow_task_failed`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        delay = 0.2
+        while True:
+            try:
+                return await self._update(event, starts)
+            except TemporalRefused as refused:
+                if refused.code != "workflow_task_failed" or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _update(self, event: Event, starts: bool) -> EventReceipt:
         workflow_id = lifecycle_id(event.customer_id)
