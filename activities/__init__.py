@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.delivery import Delivery, deliver
-from activities.policy import DELIVERY_OPTIONS, RETRY_POLICY
+from workflows.policy import DELIVERY_OPTIONS, RETRY_POLICY
 
 ALL_ACTIVITIES: list[Callable[..., Any]] = [deliver]
 """The activities a lifecycle worker registers."""

@@ -91,7 +91,7 @@ class LifecycleSettings(BaseModel):
 
     def implementation_for(self, kind: str, channel: str | None) -> str:
         """The implementation that serves an action of this kind on this channel."""
-        if kind == "task":
+        if kind in ("task", "incident"):  # both are work for people
             return self.tasks
         return self.channels.get(channel or "", "outbox")
 

@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import LifecycleSettings
 from activities.outbox import send_to_outbox
-from activities.policy import HEARTBEAT_TIMEOUT
+from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.smtp import send_email
 from activities.webhook import post_action
 from engine.state import Action, ActionResult

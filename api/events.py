@@ -13,6 +13,8 @@
 | the run took all the updates Temporal allows     | 409    | update_limit_reached       |
 | the lifecycle's workflow code fails              | 409    | workflow_task_failed       |
 | the lifecycle has ended                          | 410    | lifecycle_ended            |
+| the lifecycle's rules fail on this event         | 422    | rule_failed                |
+| the engine failed taking it (a bug)              | 500    | engine_error               |
 | over Temporal's own size limit                   | 413    | too_large                  |
 | too many events in flight for one lifecycle      | 429    | lifecycle_busy             |
 | Temporal unreachable / no answer, no key to queue| 503/504| temporal_unavailable/...   |
@@ -55,6 +57,8 @@ _REJECTIONS = {
     "invalid_payload": (422, "invalid_payload"),
     "too_large": (422, "payload_too_large"),
     "unknown_task": (422, "unknown_task"),
+    "rule_failed": (422, "rule_failed"),
+    "internal_error": (500, "engine_error"),
 }
 
 # TemporalRefused codes → HTTP status; the code is passed on as it is.

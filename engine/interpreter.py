@@ -3,6 +3,15 @@
 It knows nothing of Temporal. Everything it does to the world goes through `runtime.act`,
 with an action id built from lifecycle id, stage, stage entry and step path, so the same
 step in the same stage entry always has the same idempotency key, on replay too.
+
+A stage run can stop in the middle and be picked up again: before it waits (or is held on
+an incident) it writes its position to `state.resume`, and a run started with that position
+skips the steps before it and follows the branches that lead to it. That is how a lifecycle
+continues-as-new inside a months-long wait, and how an operator's retry or skip goes on.
+
+A step that fails (an expression or template error, a value over its size budget, anything
+unexpected) never counts as false and never wedges the workflow: the customer is held at
+that step on an `incident` until the playbook is fixed or an operator says retry or skip.
 """
 
 from __future__ import annotations
@@ -14,12 +23,13 @@ from typing import Any
 from engine import model as m
 from engine.durations import parse_duration
 from engine.context import expression_names, template_context
-from engine.expressions import ExpressionError, evaluate, is_true, parse_time, to_plain
+from engine.expressions import ExpressionError, evaluate, parse_time, to_plain
+from engine.limits import ACTION_BYTES, VALUE_BYTES, json_size
 from engine.project import StageBundle
 from engine.runtime import Runtime
-from engine.state import Action, ActionResult, Event, LifecycleState, Pending, PromiseEntry
+from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
 from engine.templates import render
-from engine.walk import step_key
+from engine.walk import children, step_key
 
 
 # An action (None for a suppressed send) and what to record of its result.
@@ -44,17 +54,50 @@ class Interrupted(StageExit):
     """A transition event arrived; the lifecycle moves on."""
 
 
+class Suspended(StageExit):
+    """The run stops here to continue in a new one; `state.resume` says where."""
+
+
+class Released(StageExit):
+    """An incident was released (retry or skip): the stage runs again from `state.resume`,
+    with `bundle` when the release came from a fixed playbook."""
+
+    def __init__(self, bundle: StageBundle | None = None) -> None:
+        self.bundle = bundle
+
+
+HOLD_ON_FAILURE = "hold-on-failure"
+"""The change that made a failing step hold the customer: histories recorded before it, where a
+failing condition counted as false and a failing value skipped its step, replay as they ran."""
+
+
+class _LegacySkip(Exception):
+    """Before HOLD_ON_FAILURE: a step whose value failed was recorded as failed and skipped."""
+
+
+class StepFailed(Exception):
+    """A step cannot go on; the customer is held on an incident of this kind."""
+
+    def __init__(self, kind: str, error: str) -> None:
+        super().__init__(error)
+        self.kind = kind
+        self.error = error
+
+
 class StageRun:
-    """One run of a stage playbook, from the top, for one stage entry."""
+    """One run of a stage playbook for one stage entry: from the top, or from `state.resume`."""
 
     def __init__(self, lifecycle: m.Lifecycle, bundle: StageBundle, state: LifecycleState,
-                 runtime: Runtime, record: Callable[..., None]) -> None:
+                 runtime: Runtime, record: Callable[..., None],
+                 suspend: Callable[[], bool] = lambda: False) -> None:
         self.lifecycle = lifecycle
         self.bundle = bundle
         self.state = state
         self.runtime = runtime
         self.record = record
-        self.event = state.stage_event
+        self.suspend = suspend  # asked while waiting: stop here to continue in a new run
+        self.resume = state.resume
+        self.event = self.resume.event if self.resume else state.stage_event
         # Sends and plain tasks are batched by `_steps`; every other kind runs on its own.
         self._run = {
             m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
@@ -63,25 +106,46 @@ class StageRun:
         }
 
     async def run(self) -> None:
-        """Run every step; raises a StageExit subclass to leave the stage early."""
+        """Run the steps; raises a StageExit subclass to leave the stage early."""
         assert self.bundle.playbook is not None
         await self._steps(self.bundle.playbook.steps, "")
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ the loop
 
     async def _steps(self, steps: list[Any], prefix: str) -> None:
         # Consecutive sends and plain tasks happen at the same instant anyway; acting on them
         # in one batch costs the workflow one activity instead of one per step.
         batch: list[Effect] = []
-        for index, step in enumerate(steps):
-            path = f"{prefix}{index}"
-            if isinstance(step, m.Send):
-                batch += self._prepare_send(step, path)
-            elif isinstance(step, m.Task) and not (step.on_done or step.on_overdue):
-                batch.append(self._prepare_task(step, step, path))
-            else:
+        for index in range(self._first_index(prefix), len(steps)):
+            step, path = steps[index], f"{prefix}{index}"
+            if self._resuming_inside(path):
                 await self._act(batch)
-                await self._run[type(step)](step, path)
+                await self._descend(step, path)
+                continue
+            mode = self._resume_mode_at(path)
+            if mode == "skip":
+                continue
+            try:
+                if mode == "pause":
+                    await self._run[type(step)](step, path)
+                elif mode == "held":
+                    await self._hold_again(step, path)
+                elif isinstance(step, m.Send):
+                    batch += self._prepare_send(step, path)
+                elif isinstance(step, m.Task) and not (step.on_done or step.on_overdue):
+                    batch.append(self._prepare_task(step, step, path))
+                else:
+                    await self._act(batch)
+                    await self._run[type(step)](step, path)
+            except StageExit:
+                raise
+            except _LegacySkip:
+                continue
+            except Exception as error:  # whatever fails, the customer is held here, visibly
+                failure = error if isinstance(error, StepFailed) else \
+                    StepFailed("internal", f"{type(error).__name__}: {error}")
+                await self._act(batch)  # the steps before it are done
+                await self._hold(step, path, failure)
         await self._act(batch)
 
     async def _act(self, batch: list[Effect]) -> None:
@@ -94,24 +158,98 @@ class StageRun:
             on_result(next(results) if action is not None else None)
         batch.clear()
 
+    # ------------------------------------------------------------ resuming
+
+    def _first_index(self, prefix: str) -> int:
+        """Where a list of steps starts: 0, or the index on the way to the resume position."""
+        if self.resume is None or not self.resume.path.startswith(prefix):
+            return 0
+        head = self.resume.path[len(prefix):].split(".", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    def _resuming_inside(self, path: str) -> bool:
+        return self.resume is not None and self.resume.path.startswith(f"{path}.")
+
+    def _resume_mode_at(self, path: str) -> str | None:
+        """The resume mode if `path` is the resume position (which is then used up)."""
+        if self.resume is None or self.resume.path != path:
+            return None
+        mode = self.resume.mode
+        if mode in ("retry", "skip"):
+            self.resume = None
+        return mode
+
+    async def _descend(self, step: Any, path: str) -> None:
+        """Go into the branch of `step` that holds the resume position, without re-deciding it."""
+        assert self.resume is not None
+        branches = [(f"{path}.{label}.", nested) for label, nested in children(step)]
+        # The longest prefix: event names have dots (`on.order.` vs `on.order.delivered.`).
+        for prefix, nested in sorted(branches, key=lambda item: -len(item[0])):
+            if self.resume.path.startswith(prefix) and self.resume.path[len(prefix):].split(".")[0].isdigit():
+                await self._steps(nested, prefix)
+                return
+        self.resume = None  # the position is not in this playbook (it was edited): go on after it
+
+    # ------------------------------------------------------------ incidents
+
+    async def _hold(self, step: Any, path: str, failure: StepFailed) -> None:
+        """Hold the customer at this step until an operator or a fix releases it."""
+        incident = Incident(kind=failure.kind, stage=self.state.stage, step=step_key(step, path), path=path,
+                            error=failure.error[:2000], since=self.runtime.now())
+        self.state.incident = incident
+        self.record("incident", incident.step, failure=incident.kind, error=incident.error)
+        await self.runtime.act([incident_action(self.state, incident, self._action_id(step, path))])
+        await self._hold_again(step, path)
+
+    async def _hold_again(self, step: Any, path: str) -> None:
+        """Wait for the release of the incident at `path`; leave the run to act on it."""
+        self.state.resume = Resume(path=path, mode="held", event=self.event)
+        self.state.pending = Pending(step=step_key(step, path))
+        fixed = await self.runtime.hold(
+            self.state.stage, self.state.stage_version,
+            lambda: self._interrupted() or self.suspend() or self._released(),
+        )
+        self.state.pending = None
+        if self._interrupted():
+            raise Interrupted()
+        if fixed is not None and self.state.incident is not None:
+            self.state.incident.release = "retry"
+            self.state.incident.released_by = f"the playbook was changed (version {fixed.version})"
+            raise Released(fixed)
+        if self._released():
+            raise Released()
+        raise Suspended()
+
+    def _released(self) -> bool:
+        return self.state.incident is not None and self.state.incident.release is not None
+
+    # ------------------------------------------------------------ helpers
+
     def _names(self, source: str) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source)
 
-    def _value(self, source: str, step: Any, path: str) -> tuple[bool, Any]:
-        """(ok, value); a failing expression is recorded on the timeline, never raised."""
+    def _value(self, source: str, step: Any, path: str) -> Any:
+        """The value of an expression; a failure holds the step (it is never taken as false)."""
         try:
-            return True, evaluate(source, self._names(source))
+            return evaluate(source, self._names(source))
         except ExpressionError as error:
-            self.record("failed", step_key(step, path), error=str(error))
-            return False, None
+            self._legacy_failure(step, path, str(error))
+            raise StepFailed("expression", str(error)) from None
 
     def _condition(self, source: str, step: Any, path: str) -> bool:
         try:
-            return is_true(source, self._names(source))
-        except ExpressionError as error:
-            # A rule that cannot be evaluated (e.g. a fact still null) counts as false.
-            self.record("failed", step_key(step, path), error=str(error))
-            return False
+            value = self._value(source, step, path)
+        except _LegacySkip:
+            return False  # before HOLD_ON_FAILURE a failing condition counted as false
+        if not isinstance(value, bool):
+            raise StepFailed("expression", f"{source!r} gave {value!r}, not true or false")
+        return value
+
+    def _legacy_failure(self, step: Any, path: str, error: str) -> None:
+        """In a history recorded before HOLD_ON_FAILURE, fail as that release did."""
+        if not self.runtime.patched(HOLD_ON_FAILURE):
+            self.record("failed", step_key(step, path), error=error)
+            raise _LegacySkip()
 
     def _action_id(self, step: Any, path: str) -> str:
         state = self.state
@@ -120,16 +258,33 @@ class StageRun:
     def _interrupted(self) -> bool:
         return self.state.next_stage is not None
 
-    async def _pause(self, pending: Pending, ready: Callable[[], bool], until: datetime | None) -> bool:
-        """Wait on the runtime; a transition interrupts any wait."""
-        self.state.pending = pending
+    def _deadline(self, delay: timedelta) -> datetime:
         try:
-            done = await self.runtime.wait(lambda: self._interrupted() or ready(), until)
-        finally:
-            self.state.pending = None
+            return self.runtime.now() + delay
+        except OverflowError:
+            raise StepFailed("expression", f"a wait of {delay} goes past the year 9999") from None
+
+    async def _pause(self, step: Any, path: str, pending: Pending, ready: Callable[[], bool],
+                     until: datetime | None) -> bool:
+        """Wait on the runtime; a transition interrupts any wait, a suspension leaves the run."""
+        self.state.resume = Resume(path=path, mode="pause", until=until, event=self.event)
+        self.state.pending = pending
+        done = await self.runtime.wait(lambda: self._interrupted() or ready() or self.suspend(), until)
         if self._interrupted():
             raise Interrupted()
+        if not ready() and self.suspend():
+            raise Suspended()
+        self.state.pending = None
+        self.state.resume = self.resume = None
         return done and ready()
+
+    def _resumed_until(self, path: str, fresh: Callable[[], datetime | None]) -> datetime | None:
+        """The deadline of a wait: the one it had before a new run, else a fresh one."""
+        resume = self.resume
+        if resume is not None and resume.path == path and resume.mode == "pause":
+            self.resume = None
+            return resume.until
+        return fresh()
 
     def _take(self, match: Callable[[Event], bool]) -> Event | None:
         for index, event in enumerate(self.state.inbox):
@@ -139,6 +294,11 @@ class StageRun:
 
     def _has(self, match: Callable[[Event], bool]) -> bool:
         return any(match(event) for event in self.state.inbox)
+
+    def _checked_size(self, what: str, value: Any, budget: int) -> None:
+        size = json_size(value)
+        if size > budget:
+            raise StepFailed("payload", f"{what} is {size:,} bytes, over its budget of {budget:,}")
 
     # ------------------------------------------------------------ effects
 
@@ -171,12 +331,16 @@ class StageRun:
             return [self._prepare_task(step.otherwise, step, path, reason=f"no consent to send '{step.template}'")]
         channel, address = chosen
         context = template_context(self.state, self.event, self.runtime.now())
-        subject, body = render(self.bundle.templates[step.template], context)
+        try:
+            subject, body = render(self.bundle.templates[step.template], context)
+        except Exception as error:  # any Jinja error at render time: held, never a stuck workflow
+            raise StepFailed("template", f"template '{step.template}': {type(error).__name__}: {error}") from None
         action = Action(
             id=self._action_id(step, path), kind="message", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
             category=step.category, subject=subject, body=body,
         )
+        self._checked_size(f"the message of '{step.template}'", action.model_dump(mode="json"), ACTION_BYTES)
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
@@ -188,12 +352,13 @@ class StageRun:
 
     def _prepare_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
         key = step_key(step, path)
-        due_at = self.runtime.now() + spec.due if spec.due else None
+        due_at = self._deadline(spec.due) if spec.due else None
         action = Action(
             id=self._action_id(step, path), kind="task", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
             guideline=spec.guideline, due_at=due_at,
         )
+        self._checked_size(f"the task '{key}'", action.model_dump(mode="json"), ACTION_BYTES)
         detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
         if reason:
             detail["reason"] = reason
@@ -203,24 +368,29 @@ class StageRun:
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
                 self.record("task", key, **detail)
+                if key not in self.state.open_tasks:
+                    self.state.open_tasks.append(key)
             else:
                 self.record("failed", key, error=result.detail, **detail)
 
         return action, on_result
 
     async def _task(self, step: m.Task, path: str) -> None:
-        effect = self._prepare_task(step, step, path)
-        await self._act([effect])
-        action = effect[0]
+        key = step_key(step, path)
+        resumed = self.resume is not None and self.resume.path == path and self.resume.mode == "pause"
+        if resumed:  # created before a new run: only its wait goes on
+            due_at = self._resumed_until(path, lambda: None)
+        else:
+            effect = self._prepare_task(step, step, path)
+            await self._act([effect])
+            due_at = effect[0].due_at if effect[0] else None
         if not (step.on_done or step.on_overdue):
             return
-        key = step_key(step, path)
 
         def done(event: Event) -> bool:
             return event.name == "task.completed" and event.data.get("task") == key
 
-        if await self._pause(Pending(step=key, task=key, until=action.due_at), lambda: self._has(done),
-                             action.due_at):
+        if await self._pause(step, path, Pending(step=key, task=key, until=due_at), lambda: self._has(done), due_at):
             self.event = self._take(done)
             await self._steps(step.on_done, f"{path}.on_done.")
         else:
@@ -230,29 +400,31 @@ class StageRun:
     # ------------------------------------------------------------ flow
 
     async def _wait(self, step: m.Wait, path: str) -> None:
-        if step.duration is not None:
-            until = self.runtime.now() + step.duration
-        else:
-            ok, value = self._value(step.until, step, path)
-            until = parse_time(value) if ok else None
-            if until is None:
-                if ok:
-                    self.record("failed", step_key(step, path), error=f"'until' gave {value!r}, not a time")
-                return
-        if until <= self.runtime.now():
+        until = self._resumed_until(path, lambda: self._wait_until(step, path))
+        if until is None or until <= self.runtime.now():
             return
-        await self._pause(Pending(step=step_key(step, path), until=until), lambda: False, until)
+        await self._pause(step, path, Pending(step=step_key(step, path), until=until), lambda: False, until)
+
+    def _wait_until(self, step: m.Wait, path: str) -> datetime:
+        if step.duration is not None:
+            return self._deadline(step.duration)
+        value = self._value(step.until, step, path)
+        until = parse_time(value)
+        if until is None:
+            self._legacy_failure(step, path, f"'until' gave {value!r}, not a time")
+            raise StepFailed("expression", f"'until' gave {value!r}, not a time")
+        return until
 
     async def _wait_for(self, step: m.WaitFor, path: str) -> None:
         key = step_key(step, path)
         names = set(step.events)
-        until = self.runtime.now() + step.timeout if step.timeout else None
+        until = self._resumed_until(path, lambda: self._deadline(step.timeout) if step.timeout else None)
 
         def wanted(event: Event) -> bool:
             return event.name in names
 
         pending = Pending(step=key, events=sorted(names), until=until)
-        if await self._pause(pending, lambda: self._has(wanted), until):
+        if await self._pause(step, path, pending, lambda: self._has(wanted), until):
             self.event = self._take(wanted)
             assert self.event is not None
             await self._steps(step.on.get(self.event.name, []), f"{path}.on.{self.event.name}.")
@@ -269,14 +441,12 @@ class StageRun:
         await self._steps(step.else_, f"{path}.else.")
 
     async def _set(self, step: m.Set, path: str) -> None:
-        ok, value = self._value(step.value, step, path)
-        if not ok:
-            return
-        target = self.state.vars if step.var else self.state.facts
+        value = to_plain(self._value(step.value, step, path))
         name = step.var or step.fact
-        target[name] = to_plain(value)
-        self.record("set", step_key(step, path), **{("var" if step.var else "fact"): name,
-                                                    "value": to_plain(value)})
+        self._checked_size(f"the value for '{name}'", value, VALUE_BYTES)
+        target = self.state.vars if step.var else self.state.facts
+        target[name] = value
+        self.record("set", step_key(step, path), **{("var" if step.var else "fact"): name, "value": value})
 
     async def _goto(self, step: m.Goto, path: str) -> None:
         raise GotoStage(step.stage)
@@ -287,12 +457,11 @@ class StageRun:
     # ------------------------------------------------------------ promises
 
     async def _promise(self, step: m.Promise, path: str) -> None:
-        ok, expected = self._value(step.expected, step, path)
-        if not ok:
-            return
+        expected = to_plain(self._value(step.expected, step, path))
+        self._checked_size(f"the promise '{step.promise}'", expected, VALUE_BYTES)
         entry = PromiseEntry(
             name=step.promise, about=step.about, description=step.description,
-            expected=to_plain(expected), made_by=step.made_by, made_at=self.runtime.now(),
+            expected=expected, made_by=step.made_by, made_at=self.runtime.now(),
             stage=self.state.stage, tolerance=to_plain(step.tolerance),
         )
         self.state.promises[step.promise] = entry
@@ -305,9 +474,7 @@ class StageRun:
         if entry is None:
             self.record("failed", key, error=f"no promise '{step.promise}' was recorded")
             return
-        ok, actual = self._value(step.actual, step, path)
-        if not ok:
-            return
+        actual = self._value(step.actual, step, path)
         kept = promise_kept(entry.expected, actual, entry.tolerance)
         entry.state = "kept" if kept else "broken"
         entry.actual = to_plain(actual)
@@ -318,6 +485,17 @@ class StageRun:
             await self._steps(step.on_kept, f"{path}.on_kept.")
         else:
             await self._steps(step.on_broken, f"{path}.on_broken.")
+
+
+def incident_action(state: LifecycleState, incident: Incident, base_id: str) -> Action:
+    """The record an operator gets (outbox or webhook) when a customer is held."""
+    return Action(
+        id=f"{base_id}/incident@{incident.since.isoformat()}", kind="incident", customer_id=state.customer["id"],
+        stage=incident.stage, step=incident.step or "", role="operator",
+        title=f"Customer held: {incident.kind} failure at {incident.step or 'stage ' + incident.stage}",
+        guideline=f"{incident.error}\nFix the playbook (the customer resumes by itself) or run "
+                  f"`lifecycle retry {state.customer['id']}` / `lifecycle skip {state.customer['id']}`.",
+    )
 
 
 def promise_kept(expected: Any, actual: Any, tolerance: Any = None) -> bool:

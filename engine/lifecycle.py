@@ -13,11 +13,12 @@ from typing import Any
 from engine.context import expression_names
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
-from engine.interpreter import EndLifecycle, GotoStage, Interrupted, StageRun
+from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
+from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
 from engine.project import StageBundle
-from engine.runtime import Runtime
-from engine.state import Event, EventReceipt, LifecycleState, Record
+from engine.runtime import Runtime, StageLoadError
+from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record
 from engine.walk import walk_steps
 
 SEEN_KEYS_KEPT = 1000  # idempotency keys remembered per lifecycle; older ones age out
@@ -48,9 +49,14 @@ class LifecycleMachine:
         self.lifecycle = lifecycle
         self.state = state
         self.timeline_limit = timeline_limit
+        self.bundle: StageBundle | None = None  # what the running stage entry pinned
         self.playbook: Playbook | None = None  # the pinned playbook of the running stage
         self.waited_for: frozenset[str] = frozenset()  # its wait_for events, computed once per entry
         self._clock: Callable[[], datetime] = lambda: state.stage_since
+        self._suspend: Callable[[], bool] = lambda: False  # `run` sets it: stop inside a stage
+        # Refuse an event whose fact updates or transition guards fail (see `_rule_failure`);
+        # the workflow turns it off to replay histories recorded before that rule.
+        self.strict_rules = True
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -81,6 +87,8 @@ class LifecycleMachine:
         names |= {t.on for t in self.lifecycle.transitions if self._from_matches(t.from_, stage)}
         if self.state.next_stage is None:
             names |= self.waited_for
+            if self.state.open_tasks:
+                names.add("task.completed")
         if self.state.next_stage is not None or (self.playbook is None and not self.state.stage_done):
             # Between stages the next playbook is not pinned yet: keep its events for it.
             names |= set(declared_events(self.lifecycle))
@@ -95,14 +103,62 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
+        size = json_size(event.data) + json_size(event.customer or {})
+        if size > EVENT_DATA_BYTES:
+            return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
             check_event(self.lifecycle, event.name, event.data)
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
+        if event.name == "task.completed" and not self._task_is_open(str(event.data.get("task"))):
+            return rejected("unknown_task", f"no open task '{event.data.get('task')}' in stage '{self.state.stage}'")
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
+        if self.strict_rules:
+            failure = self._rule_failure(event)
+            if failure:
+                return rejected("rule_failed", failure)
         return None
+
+    def _rule_failure(self, event: Event) -> str | None:
+        """Why the lifecycle's own rules (fact updates, transition guards) cannot judge `event`.
+
+        An event whose rules fail is refused, with the reason, rather than taken with a fact
+        left stale or a guard counted as false: the sender hears of it, and an operator fixes
+        the rule (or the data) and sends it again."""
+        now = self._clock()
+        try:
+            data = check_event(self.lifecycle, event.name, event.data)
+        except PayloadError:
+            return None  # reported as invalid_payload
+        event = event.model_copy(update={"data": data, "occurred_at": event.occurred_at or now})
+        try:
+            updated = self._updated_facts(event, now)
+        except ExpressionError as error:
+            return f"a fact update of '{event.name}' failed: {error}"
+        facts, self.state.facts = self.state.facts, {**self.state.facts, **updated}
+        try:
+            for transition in self._candidate_transitions(event):
+                try:
+                    evaluate(transition.when, self._names(event, now, transition.when))
+                except ExpressionError as error:
+                    return f"the guard of the transition to '{transition.to}' failed: {error}"
+        finally:
+            self.state.facts = facts
+        return None
+
+    def _candidate_transitions(self, event: Event) -> list[Any]:
+        stage = self.state.next_stage or self.state.stage
+        if self.lifecycle.stages[stage].terminal:
+            return []
+        return [t for t in self.lifecycle.transitions
+                if t.on == event.name and t.when is not None and self._from_matches(t.from_, stage)]
+
+    def _task_is_open(self, task: str) -> bool:
+        pending = self.state.pending
+        # A lifecycle from before `open_tasks` was kept knows its awaited task from `pending`.
+        return task in self.state.open_tasks or (pending is not None and pending.task == task)
 
     def is_duplicate(self, event: Event) -> bool:
         return bool(event.idempotency_key) and event.idempotency_key in self.state.seen_keys
@@ -130,9 +186,21 @@ class LifecycleMachine:
             self.state.next_event = admitted
             self.state.inbox.clear()  # events before the transition belong to the old stage
             return EventReceipt(status="accepted", stage=self.state.stage, transition=target)
+        if admitted.name == "task.completed" and admitted.data.get("task") in self.state.open_tasks:
+            self.state.open_tasks.remove(admitted.data["task"])
         if self.playbook is None or admitted.name in self.waited_for:
-            self.state.inbox.append(admitted)  # others (fact updates only) need not be kept
+            self._keep(admitted, now)  # others (fact updates only) need not be kept
         return EventReceipt(status="accepted", stage=self.state.stage)
+
+    def _keep(self, event: Event, now: datetime) -> None:
+        """Put an event in the inbox, keeping at most INBOX_PER_EVENT of one name (the newest)."""
+        inbox = self.state.inbox
+        inbox.append(event)
+        same = [index for index, queued in enumerate(inbox) if queued.name == event.name]
+        if len(same) > INBOX_PER_EVENT:
+            dropped = inbox.pop(same[0])
+            self.record("failed", None, at=now, event=dropped.name,
+                        error=f"dropped: more than {INBOX_PER_EVENT} '{dropped.name}' events waiting")
 
     def _admit(self, event: Event, now: datetime) -> Event | EventReceipt:
         """Dedupe and check an event, then apply what every event does: profile and facts."""
@@ -151,22 +219,36 @@ class LifecycleMachine:
             del self.state.seen_keys[:-SEEN_KEYS_KEPT]
         if event.customer:
             self.state.customer.update({k: v for k, v in event.customer.items() if k != "id"})
-        self.record("event", at=now, event=event.name, data=event.data)
+        self.record("event", at=now, event=event.name, data=bounded(event.data))
         self._apply_updates(event, now)
         return event
 
     def _names(self, event: Event, now: datetime, source: str | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
 
+    def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
+        """The new values of the facts `event` updates; raises ExpressionError naming the fact."""
+        spec = self.lifecycle.events.get(event.name)
+        if spec is None or not spec.updates:
+            return {}
+        names = self._names(event, now)  # every update sees the facts as they were before
+        updated = {}
+        for fact, source in spec.updates.items():
+            try:
+                updated[fact] = to_plain(evaluate(source, names))
+            except ExpressionError as error:
+                raise ExpressionError(f"fact '{fact}': {error}") from None
+        return updated
+
     def _apply_updates(self, event: Event, now: datetime) -> None:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now)  # every update sees the facts as they were before
+        names = self._names(event, now)
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
-            except ExpressionError as error:
+            except ExpressionError as error:  # only before strict rules: `check` refuses it now
                 self.record("failed", None, at=now, fact=fact, error=str(error))
 
     @staticmethod
@@ -204,16 +286,24 @@ class LifecycleMachine:
         state.next_stage = None
         state.next_event = None
         state.vars = {}
+        state.resume = None
+        state.incident = None
+        state.pending = None
+        state.open_tasks = []
+        self.bundle = None
         self.playbook = None
         self.waited_for = frozenset()
         self.record("stage_entered", None, at=now, event=event.name if event else None)
 
-    async def run(self, runtime: Runtime, pause: Callable[[], bool] = lambda: False) -> str | None:
+    async def run(self, runtime: Runtime, pause: Callable[[], bool] = lambda: False,
+                  in_stage: bool = True) -> str | None:
         """Run stages until the lifecycle ends (its outcome) or `pause()` asks to stop (None).
 
-        `pause` is asked only at stage boundaries and while idle, where the whole lifecycle
-        is in `state` and can continue in a new run (Temporal's continue-as-new).
+        `pause` is asked at stage boundaries, while idle and inside every wait of a stage (which
+        then records where it is in `state.resume`; not when `in_stage` is false): the whole
+        lifecycle is in `state` and can continue in a new run (Temporal's continue-as-new).
         """
+        self._suspend = pause if in_stage else (lambda: False)
         self._clock = runtime.now
         state = self.state
         while state.ended is None:
@@ -221,9 +311,8 @@ class LifecycleMachine:
                 self._finish(state.stage)
                 break
             if not state.stage_done:
-                if pause():
+                if pause() or await self._run_stage(runtime, pause):
                     return None
-                await self._run_stage(runtime)
                 continue
             if state.next_stage is None:
                 await runtime.wait(lambda: state.next_stage is not None or pause(), None)
@@ -232,14 +321,24 @@ class LifecycleMachine:
             self.enter(state.next_stage, state.next_event, runtime.now())
         return state.ended
 
-    async def _run_stage(self, runtime: Runtime) -> None:
+    async def _run_stage(self, runtime: Runtime, pause: Callable[[], bool]) -> bool:
+        """Run (or go on with) the stage's playbook; True when it stopped to continue in a new run."""
         state = self.state
-        bundle = await runtime.stage_bundle(state.stage)
-        self.pin(bundle)
-        run = StageRun(self.lifecycle, bundle, state, runtime, self.record)
+        if self.bundle is None:
+            try:
+                self.pin(await runtime.stage_bundle(state.stage))
+            except StageLoadError as error:
+                return await self._hold_unloaded(runtime, pause, str(error))
+        assert self.bundle is not None
+        run = StageRun(self.lifecycle, self.bundle, state, runtime, self.record, suspend=self._suspend)
         try:
-            if bundle.playbook is not None:
+            if self.bundle.playbook is not None:
                 await run.run()
+        except Suspended:
+            return True
+        except Released as released:
+            self._release(released.bundle)
+            return False
         except GotoStage as goto:
             # The next stage sees the event this one was working with, as after a transition;
             # events still unread here belonged to this stage.
@@ -248,17 +347,101 @@ class LifecycleMachine:
         except EndLifecycle as end:
             self._finish(end.outcome)
         except Interrupted:
-            pass
-        state.stage_done = True
+            self._abandon_incident()
+        self._stage_finished()
+        return False
 
-    def pin(self, bundle: StageBundle) -> None:
-        """Pin the playbook version this stage entry runs with."""
+    def _stage_finished(self) -> None:
+        self.state.stage_done = True
+        self.state.resume = None
+        self.state.pending = None
+
+    # ------------------------------------------------------------ incidents
+
+    async def _incident(self, runtime: Runtime, kind: IncidentKind, error: str) -> None:
+        """Hold the whole stage entry (no step): record it once, and tell an operator."""
+        state = self.state
+        if state.incident is None or state.incident.error != error[:2000]:
+            state.incident = Incident(kind=kind, stage=state.stage, error=error[:2000], since=self._clock())
+            self.record("incident", None, failure=kind, error=state.incident.error)
+            base = f"{state.lifecycle_id}/{state.stage}/{state.stage_entry}"
+            await runtime.act([incident_action(state, state.incident, base)])
+
+    async def _hold_unloaded(self, runtime: Runtime, pause: Callable[[], bool], error: str) -> bool:
+        """The stage's playbook does not load: hold until it does, or an operator retries or skips."""
+        state = self.state
+        await self._incident(runtime, "load", error)
+        state.pending = None
+        released = lambda: state.next_stage is not None or self._suspend() or self._released()  # noqa: E731
+        fixed = await runtime.hold(state.stage, "", released)
+        if state.next_stage is not None:
+            self._abandon_incident()
+            self._stage_finished()
+        elif fixed is not None:
+            self._resolved("retry", f"the playbook loads again (version {fixed.version})")
+            self.pin(fixed)
+        elif self._released():
+            assert state.incident is not None
+            action = state.incident.release or "retry"
+            self._resolved(action, state.incident.released_by)
+            if action == "skip":
+                self._stage_finished()
+        else:
+            return True
+        return False
+
+    def _released(self) -> bool:
+        return self.state.incident is not None and self.state.incident.release is not None
+
+    def _release(self, fixed: StageBundle | None) -> None:
+        """An operator or a fix released the held step: go on from it (retry) or after it (skip)."""
+        state = self.state
+        incident, resume = state.incident, state.resume
+        assert incident is not None and incident.release is not None and resume is not None
+        state.resume = resume.model_copy(update={"mode": incident.release})
+        self._resolved(incident.release, incident.released_by)
+        if fixed is not None:
+            self.pin(fixed)
+        elif incident.release == "retry":
+            self.bundle = None  # a retry runs the playbook as it is on disk now
+
+    def _resolved(self, action: str, by: str) -> None:
+        incident = self.state.incident
+        assert incident is not None
+        self.record("resolved", incident.step, action=action, by=by, failure=incident.kind)
+        self.state.incident = None
+
+    def _abandon_incident(self) -> None:
+        if self.state.incident is not None:
+            self._resolved("left", "a transition to another stage")
+
+    def release_incident(self, action: str, by: str) -> Incident | None:
+        """An operator's retry or skip of the current incident; None when there is none."""
+        incident = self.state.incident
+        if incident is None or self.state.ended:
+            return None
+        incident.release = action  # type: ignore[assignment]
+        incident.released_by = by or "an operator"
+        return incident
+
+    def restore(self, bundle: StageBundle) -> None:
+        """A new run (continue-as-new) takes over the bundle its stage entry pinned, as it was."""
         if bundle.lifecycle is not None:
             self.lifecycle = bundle.lifecycle
+        self.bundle = bundle
+        self.playbook = bundle.playbook
+        self.waited_for = events_waited_for(bundle.playbook)
+
+    def pin(self, bundle: StageBundle) -> None:
+        """Pin the playbook version this stage entry runs with (vars start anew only on entry)."""
+        if bundle.lifecycle is not None:
+            self.lifecycle = bundle.lifecycle
+        fresh = self.state.resume is None and self.state.stage_version == ""
+        self.bundle = bundle
         self.playbook = bundle.playbook
         self.waited_for = events_waited_for(bundle.playbook)
         self.state.stage_version = bundle.version
-        if bundle.playbook is not None:
+        if bundle.playbook is not None and fresh:
             self.state.vars = dict(bundle.playbook.vars)
 
     def _finish(self, outcome: str) -> None:

@@ -31,4 +31,17 @@ class Runtime(Protocol):
         and return a result for each, in order."""
 
     async def stage_bundle(self, stage: str) -> StageBundle:
-        """The current version of a stage's playbook and templates, to pin for this entry."""
+        """The current version of a stage's playbook and templates, to pin for this entry.
+
+        Raises StageLoadError when it cannot be loaded (the customer is then held)."""
+
+    async def hold(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
+        """Wait while a customer is held on an incident, until `released()` holds (None) or the
+        stage's playbook on disk differs from `version` and loads (the new bundle)."""
+
+    def patched(self, change: str) -> bool:
+        """False only when replaying a history recorded before `change` (Temporal's `patched`)."""
+
+
+class StageLoadError(Exception):
+    """A stage's playbook (or the lifecycle file) cannot be loaded; the message says why."""

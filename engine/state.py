@@ -27,7 +27,7 @@ class Event(BaseModel):
 
 RejectionCode = Literal[
     "", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event", "too_large", "no_incident",
-    "unknown_task",
+    "unknown_task", "internal_error", "rule_failed",
 ]
 
 
@@ -45,7 +45,7 @@ class Action(BaseModel):
     """One effect the interpreter asks for; `id` is its idempotency key."""
 
     id: str
-    kind: Literal["message", "task"]
+    kind: Literal["message", "task", "incident"] = Field(description="An incident tells operators a customer is held.")
     customer_id: str
     stage: str
     step: str
@@ -106,15 +106,33 @@ class Pending(BaseModel):
     task: str | None = None
 
 
+IncidentKind = Literal["expression", "template", "payload", "load", "internal"]
+
+
 class Incident(BaseModel):
     """A failure the customer is held on, until the playbook is fixed or an operator acts."""
 
-    kind: str = Field(description="expression, template, payload, load, internal, ...")
+    kind: IncidentKind
     stage: str
-    step: str | None = None
+    step: str | None = Field(None, description="The held step (its id or kind@path); None for the stage.")
+    path: str | None = Field(None, description="The held step's path in the stage playbook.")
     error: str
     since: datetime
-    attempts: int = 1
+    release: Literal["retry", "skip"] | None = Field(None, description="What releases it: set by an operator or a fix.")
+    released_by: str = ""
+
+
+class Resume(BaseModel):
+    """Where a stage entry stopped, so a new run (continue-as-new) or a retry picks it up there.
+
+    `pause`: the step at `path` was waiting (until `until`); `held`: it is held on an incident;
+    `retry`: run it again; `skip`: go on after it. Steps before `path` have run.
+    """
+
+    path: str
+    mode: Literal["pause", "held", "retry", "skip"]
+    until: datetime | None = None
+    event: Event | None = Field(None, description="The event the stage was working with.")
 
 
 class LifecycleState(BaseModel):
@@ -139,3 +157,5 @@ class LifecycleState(BaseModel):
     timeline: list[Record] = Field(default_factory=list)
     ended: str | None = None
     incident: Incident | None = None
+    resume: Resume | None = None
+    open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,14 @@ from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient, LifecycleNotFound
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fast"
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_history(client: Client, customer: str, name: str, run_id: str | None = None) -> None:
+    """With RECORD_HISTORIES=1, keep this run's history as a replay fixture (tests/histories)."""
+    if os.environ.get("RECORD_HISTORIES"):
+        handle = client.get_workflow_handle(f"lifecycle/{customer}", run_id=run_id)
+        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
 
 
 class Harness:
@@ -45,7 +54,9 @@ class Harness:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def steps(self, customer: str) -> list[str]:
-        return [entry["step"] for entry in self.outbox() if entry["customer_id"] == customer]
+        """Steps of the messages and tasks sent for `customer` (not incident records)."""
+        return [entry["step"] for entry in self.outbox()
+                if entry["customer_id"] == customer and entry["kind"] != "incident"]
 
     async def event(self, customer: str, name: str, key: str | None = None, **data: Any):
         return await self.lifecycles.send(Event(customer_id=customer, name=name, data=data,

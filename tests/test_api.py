@@ -348,6 +348,32 @@ async def test_same_key_and_body_is_a_duplicate_answered_with_the_first_answer(h
     assert again.json() == {**first.json(), "status": "duplicate"}
 
 
+async def test_a_resent_event_is_answered_duplicate_by_the_lifecycle_and_costs_no_history(
+        http: httpx.AsyncClient, harness: Harness, client: Client):
+    """Past the API's own memory (here: the client road), the workflow's validator refuses a seen
+    key, so no update is accepted into history, and the caller is still answered `duplicate`."""
+    from temporalio.api.enums.v1 import EventType
+
+    customer = await started(http)
+    first = await harness.event(customer, "ticket.opened", "resent-1", ticket_id="T-1")
+    handle = client.get_workflow_handle(f"lifecycle/{customer}")
+
+    async def accepted_updates() -> int:
+        history = await handle.fetch_history()
+        return sum(1 for item in history.events
+                   if item.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+
+    before = await accepted_updates()
+    again = await harness.event(customer, "ticket.opened", "resent-1", ticket_id="T-1")
+    assert first.status == "accepted"
+    assert (again.status, again.stage) == ("duplicate", "set_expectations")
+    assert await accepted_updates() == before
+    by_http = await http.post("/v1/events", json=event(customer, "ticket.opened", "resent-1", ticket_id="T-1"))
+    assert (by_http.status_code, by_http.json()["status"], by_http.json()["stage"]) == (
+        200, "duplicate", "set_expectations")
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+
+
 async def test_the_key_may_come_as_an_idempotency_key_header(http: httpx.AsyncClient):
     customer = await started(http)
     body = event(customer, "ticket.opened", ticket_id="T-1")

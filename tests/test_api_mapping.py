@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.events import REFUSALS, rejection
 from engine.events import PayloadError
-from engine.limits import MAX_DATA_BYTES, MAX_STRING_BYTES, TooLarge, check_size, is_id, is_key
+from engine.limits import EVENT_DATA_BYTES, STRING_BYTES, TooLarge, check_size, is_id, is_key
 from engine.state import Event, EventReceipt
 from workflows.client import (
     TemporalBusy, TemporalRefused, check_envelope, check_sizes, is_closed, is_missing_workflow, refusal,
@@ -74,6 +74,7 @@ def test_a_closed_workflow_is_told_from_a_missing_one():
     ("ended", 410, "lifecycle_ended"), ("stage_cannot_take", 409, "stage_cannot_take_event"),
     ("not_a_start_event", 404, "customer_not_found"), ("invalid_payload", 422, "invalid_payload"),
     ("too_large", 422, "payload_too_large"), ("unknown_task", 422, "unknown_task"), ("", 409, "event_rejected"),
+    ("rule_failed", 422, "rule_failed"), ("internal_error", 500, "engine_error"),
 ])
 def test_engine_rejection_codes_map_to_http(code, status, api_code):
     error = rejection(EventReceipt(status="rejected", code=code, reason="why", stage="s"))
@@ -85,19 +86,19 @@ def test_engine_rejection_codes_map_to_http(code, status, api_code):
 
 def test_a_long_string_is_named_by_its_path():
     with pytest.raises(TooLarge) as caught:
-        check_size({"items": [{"note": "x" * (MAX_STRING_BYTES + 1)}]}, "data", MAX_DATA_BYTES)
-    assert (caught.value.field, caught.value.limit) == ("items[0].note", MAX_STRING_BYTES)
+        check_size({"items": [{"note": "x" * (STRING_BYTES + 1)}]}, "data", EVENT_DATA_BYTES)
+    assert (caught.value.field, caught.value.limit) == ("items[0].note", STRING_BYTES)
     # Bytes, not characters: 5,000 four-byte characters are 20,000 bytes.
     with pytest.raises(TooLarge):
         check_size({"name": "😀" * 5000}, "customer", 16 * 1024, inner="customer.")
-    check_size({"note": "x" * MAX_STRING_BYTES}, "data", MAX_DATA_BYTES)  # exactly at the budget
+    check_size({"note": "x" * STRING_BYTES}, "data", EVENT_DATA_BYTES)  # exactly at the budget
 
 
 def test_data_over_its_budget_is_refused_as_a_whole():
     data = {f"f{n}": "x" * 10_000 for n in range(7)}
     with pytest.raises(TooLarge) as caught:
-        check_size(data, "data", MAX_DATA_BYTES)
-    assert (caught.value.field, caught.value.limit) == ("data", MAX_DATA_BYTES)
+        check_size(data, "data", EVENT_DATA_BYTES)
+    assert (caught.value.field, caught.value.limit) == ("data", EVENT_DATA_BYTES)
     assert "65536" in str(caught.value)
 
 

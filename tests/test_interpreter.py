@@ -102,11 +102,12 @@ steps:
 TEMPLATES = {"summary": "Subject: Hello {{ customer.name }}\n\nDelivery by {{ promises.delivery_date.expected }}."}
 
 
-def project(sale: str = SALE, delivery: str = DELIVERY, lifecycle: str = LIFECYCLE) -> Project:
+def project(sale: str = SALE, delivery: str = DELIVERY, lifecycle: str = LIFECYCLE,
+            templates: dict[str, str] | None = None) -> Project:
     playbooks = {"sale": Playbook.model_validate(yaml.safe_load(sale)),
                  "delivery": Playbook.model_validate(yaml.safe_load(delivery))}
     return Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(lifecycle)),
-                   playbooks=playbooks, templates=dict(TEMPLATES),
+                   playbooks=playbooks, templates={**TEMPLATES, **(templates or {})},
                    versions={"sale": "v1", "delivery": "v1"})
 
 
@@ -117,6 +118,11 @@ CUSTOMER = {"id": "c1", "name": "Ada", "email": "ada@example.com", "phone": "+15
 def at(days: float, name: str, key: str | None = None, **data) -> ScheduledEvent:
     return ScheduledEvent(T0 + timedelta(days=days),
                           Event(customer_id="c1", name=name, data=data, idempotency_key=key))
+
+
+def release(days: float, action: str) -> ScheduledEvent:
+    """An operator's retry or skip of the incident the customer is held on."""
+    return ScheduledEvent(T0 + timedelta(days=days), release=action)
 
 
 def placed(**overrides) -> ScheduledEvent:
@@ -276,18 +282,65 @@ steps:
     assert [a.id for a in timeline.actions] == ["lifecycle/c1/sale/1/summary", "lifecycle/c1/delivery/2/hello"]
 
 
-def test_expression_error_is_recorded_and_counts_as_false():
-    delivery = """
+GATED = """
 playbook: delivery
 steps:
   - kind: if
     id: gate
     when: facts.last_score >= 9
     then: [{kind: send, id: referral, template: summary}]
+  - {kind: send, id: after_gate, template: summary}
 """
-    timeline = simulate(project(delivery=delivery), CUSTOMER, [placed(), delivered(8)])
-    assert "referral" not in timeline.steps()
-    assert timeline.of_kind("failed")[0].step == "gate"
+
+
+def test_a_failing_condition_holds_the_customer_instead_of_counting_as_false():
+    timeline = simulate(project(delivery=GATED), CUSTOMER, [placed(), delivered(8)])
+    assert "referral" not in timeline.steps() and "after_gate" not in timeline.steps()
+    incident = timeline.state.incident
+    assert (incident.kind, incident.step, incident.stage) == ("expression", "gate", "delivery")
+    assert "last_score" in incident.error
+    assert timeline.of_kind("incident")[0].step == "gate"
+    assert timeline.state.pending.step == "gate"
+
+
+def test_a_retry_after_the_data_is_fixed_runs_the_held_step_again():
+    events = [placed(), delivered(8), at(9, "survey.answered", score=10), release(10, "retry")]
+    timeline = simulate(project(delivery=GATED), CUSTOMER, events)
+    assert timeline.steps()[-2:] == ["referral", "after_gate"]
+    assert timeline.state.incident is None
+    assert [r.detail["action"] for r in timeline.of_kind("resolved")] == ["retry"]
+
+
+def test_a_skip_goes_on_after_the_held_step():
+    timeline = simulate(project(delivery=GATED), CUSTOMER, [placed(), delivered(8), release(9, "skip")])
+    assert timeline.steps()[-1] == "after_gate" and "referral" not in timeline.steps()
+
+
+def test_a_transition_moves_a_held_customer_on_and_closes_the_incident():
+    events = [placed(), delivered(8), at(9, "customer.lost", reason="moved away")]
+    timeline = simulate(project(delivery=GATED), CUSTOMER, events)
+    assert timeline.state.ended == "lost" and timeline.state.incident is None
+    assert timeline.of_kind("resolved")[0].detail["action"] == "left"
+
+
+def test_a_template_error_at_render_time_holds_the_send():
+    templates = {"summary": "Subject: Hi\n\n{{ 10 // facts.open_tickets }}"}
+    timeline = simulate(project(templates=templates), CUSTOMER, [placed()])
+    assert timeline.steps() == []
+    assert (timeline.state.incident.kind, timeline.state.incident.step) == ("template", "summary")
+    assert "ZeroDivisionError" in timeline.state.incident.error
+
+
+def test_a_value_over_its_budget_holds_the_step():
+    sale = """
+playbook: sale
+steps:
+  - {kind: set, id: big, var: blob, value: customer.name + customer.name}
+  - {kind: send, id: summary, template: summary}
+"""
+    timeline = simulate(project(sale=sale), {**CUSTOMER, "name": "x" * 40_000}, [placed()])
+    assert (timeline.state.incident.kind, timeline.state.incident.step) == ("payload", "big")
+    assert "blob" not in timeline.state.vars and timeline.steps() == []
 
 
 def test_templates_render_customer_and_promises():
@@ -327,3 +380,26 @@ def test_a_malformed_profile_in_an_event_is_rejected_before_it_can_break_the_lif
     receipt = timeline.receipts[1][1]
     assert (receipt.status, receipt.reason) == ("rejected", "field 'customer.consent' must be a map, got str")
     assert timeline.stages() == ["sale", "delivery"]
+
+
+def test_an_event_whose_transition_guard_fails_is_refused_with_the_reason_not_taken_as_false():
+    guarded = LIFECYCLE.replace("  - {from: sale, \"on\": order.delivered, to: delivery}",
+                                "  - {from: sale, \"on\": order.delivered, to: delivery, when: facts.last_score >= 9}")
+    assert guarded != LIFECYCLE
+    events = [placed(), delivered(8), at(9, "survey.answered", score=10), delivered(10)]
+    timeline = simulate(project(lifecycle=guarded), CUSTOMER, events)
+    refused = timeline.receipts[1][1]
+    assert (refused.status, refused.code) == ("rejected", "rule_failed")
+    assert "transition to 'delivery'" in refused.reason and "last_score" in refused.reason
+    assert timeline.receipts[3][1].transition == "delivery"
+
+
+def test_an_event_whose_fact_update_fails_is_refused_and_changes_nothing():
+    dividing = LIFECYCLE.replace("updates: {open_tickets: facts.open_tickets + 1}",
+                                 "updates: {open_tickets: 10 / (facts.open_tickets - facts.open_tickets)}")
+    assert dividing != LIFECYCLE
+    timeline = simulate(project(lifecycle=dividing), CUSTOMER, [placed(), at(1, "ticket.opened", ticket_id="T-1")])
+    refused = timeline.receipts[1][1]
+    assert (refused.status, refused.code) == ("rejected", "rule_failed")
+    assert "open_tickets" in refused.reason
+    assert timeline.state.facts["open_tickets"] == 0

@@ -18,11 +18,10 @@ from temporalio.worker import Replayer
 from engine.loader import load_project
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
-from harness import FIXTURE, Harness, eventually, pending_step, stage_of
+from harness import FIXTURE, HISTORIES, Harness, eventually, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
 
-HISTORIES = Path(__file__).parent / "histories"
 
 
 @pytest.fixture
@@ -50,13 +49,6 @@ async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client
     status = await harness.lifecycles.status(customer)
     assert status.promises["delivery_date"]["state"] == "broken"
     await record_history(client, customer, "four-stages")
-
-
-async def record_history(client: Client, customer: str, name: str, run_id: str | None = None) -> None:
-    """With RECORD_HISTORIES=1, keep this run's history as a replay fixture."""
-    if os.environ.get("RECORD_HISTORIES"):
-        handle = client.get_workflow_handle(f"lifecycle/{customer}", run_id=run_id)
-        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json())
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):
@@ -234,10 +226,36 @@ async def test_a_playbook_broken_on_disk_holds_the_next_stage_entry_until_it_is_
 
     async def held_with_the_reason() -> bool:
         status = await harness.lifecycles.status(customer)
-        failed = [r for r in status.recent if r.kind == "failed" and r.detail.get("stage_playbook")]
-        return bool(failed) and "not a duration" in failed[0].detail["error"] and status.version == ""
+        incident = status.incident
+        return incident is not None and incident.kind == "load" and "not a duration" in incident.error \
+            and "delivery-check-in.yaml:13:15" in incident.error and status.version == ""
 
     await eventually(held_with_the_reason)
+
+    async def listed_as_held() -> bool:
+        query = f"LifecycleIncident = 'load' AND LifecycleStage = 'delivery_check_in' AND CustomerId = '{customer}'"
+        return any([execution async for execution in harness.lifecycles.client.list_workflows(query)])
+
+    await eventually(listed_as_held)
     check_in.write_text(good)
     await eventually(lambda: pending_step(harness, customer, "await_survey"), timeout=60)
     assert harness.steps(customer) == ["summary", "check_in", "survey"]
+    status = await harness.lifecycles.status(customer)
+    assert status.incident is None
+    assert [r.detail["action"] for r in status.recent if r.kind == "resolved"] == ["retry"]
+
+
+async def test_a_broken_playbook_holds_only_its_own_stage(harness: Harness):
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    warranty = harness.folder / "warranty-follow-up.yaml"
+    warranty.write_text(warranty.read_text().replace("kind: wait_for", "kind: wait_four", 1))
+    await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+    # delivery_check_in is sound: it runs; warranty_follow_up, entered after it, is held.
+    async def held_in_warranty() -> bool:
+        status = await harness.lifecycles.status(customer)
+        return status.stage == "warranty_follow_up" and status.incident is not None \
+            and status.incident.kind == "load" and "warranty-follow-up.yaml" in status.incident.error
+
+    await eventually(held_in_warranty)
+    assert harness.steps(customer) == ["summary", "check_in"]

@@ -23,13 +23,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.lifecycle import lifecycle_id
 from engine.limits import (
-    ID_RULE, KEY_RULE, MAX_DATA_BYTES, MAX_PROFILE_BYTES, TooLarge, check_size, is_id, is_key,
+    EVENT_DATA_BYTES, ID_RULE, KEY_RULE, PROFILE_BYTES, TooLarge, check_size, is_id, is_key, json_size,
 )
 from engine.model import Lifecycle
-from engine.state import Event, EventReceipt
+from engine.state import Event, EventReceipt, Incident
 from workflows.contract import (
-    CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME,
-    LifecycleStart, LifecycleStatus,
+    CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY,
+    WORKFLOW_NAME, IncidentCommand, LifecycleStart, LifecycleStatus,
 )
 
 SIGNAL_TIMEOUT = timedelta(seconds=10)  # the fallback signal: one short RPC
@@ -77,9 +77,13 @@ def check_envelope(event: Event) -> None:
 
 def check_sizes(event: Event) -> None:
     """Raise TooLarge when the event's data or profile is over its budget (engine/limits.py)."""
-    check_size(event.data, "data", MAX_DATA_BYTES)
+    check_size(event.data, "data", EVENT_DATA_BYTES)
     if event.customer is not None:
-        check_size(event.customer, "customer", MAX_PROFILE_BYTES, inner="customer.")
+        check_size(event.customer, "customer", PROFILE_BYTES, inner="customer.")
+        together = json_size(event.data) + json_size(event.customer)
+        if together > EVENT_DATA_BYTES:  # the engine's own check (LifecycleMachine) counts both
+            raise TooLarge(f"'data' and 'customer' are {together} bytes together; the limit is "
+                           f"{EVENT_DATA_BYTES} bytes", "data", EVENT_DATA_BYTES)
 
 
 @dataclass
@@ -235,6 +239,22 @@ class LifecycleClient:
                                    f"(workflow task attempt {pending.attempt}); its history in the web UI says why")
         return RPCTimeoutOrCancelledError(f"the lifecycle did not answer in time; does a worker poll "
                                           f"task queue '{self.task_queue}'?")
+
+    async def release_incident(self, customer_id: str, action: str, by: str = "") -> Incident | EventReceipt:
+        """An operator's retry or skip of the incident a customer is held on: the incident it
+        released, or a rejection (code `no_incident`, `ended`)."""
+        handle = self.client.get_workflow_handle(lifecycle_id(customer_id))
+        try:
+            return await handle.execute_update(INCIDENT_UPDATE, IncidentCommand(action=action, by=by),
+                                               result_type=Incident)
+        except WorkflowUpdateFailedError as error:
+            return update_failure(error.cause)
+        except RPCError as error:
+            if "already completed" in error.message:
+                return EventReceipt(status="rejected", code="ended", reason="the lifecycle has ended")
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
+            raise
 
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None) -> list[ListedLifecycle]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 
 from engine.model import Lifecycle
+from engine.project import StageBundle
 from engine.state import Incident, LifecycleState, Pending, Record
 
 WORKFLOW_NAME = "CustomerLifecycle"
@@ -33,6 +34,7 @@ class LifecycleStart(BaseModel):
     customer_id: str
     lifecycle: Lifecycle
     state: LifecycleState | None = None
+    bundle: StageBundle | None = Field(None, description="What the running stage entry pinned, carried on.")
     max_history: int = Field(10_000, description="Continue as new past this many history events.")
     time_scale: float = Field(1.0, gt=0, description="Demos only: the lifecycle's clock runs this much faster.")
     clock_origin: datetime | None = Field(None, description="Where a scaled clock started; kept across runs.")

@@ -3,6 +3,10 @@
 Time is `workflow.now()`, waits are `workflow.wait_condition` (durable timers), effects are
 activities keyed by the interpreter's action ids, and events arrive as updates (validated
 before they enter history) or as signals for fire-and-forget senders.
+
+Nothing that fails here may fail the workflow task (Temporal would retry it for ever and the
+customer would be frozen): the engine holds a failing step as an incident, the handlers
+below answer a failure as a rejection, and the status query always answers.
 """
 
 from __future__ import annotations
@@ -16,19 +20,31 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.policy import DELIVERY_OPTIONS
+    from engine.interpreter import HOLD_ON_FAILURE
     from engine.lifecycle import LifecycleMachine
+    from engine.limits import UPDATES_PER_RUN, bounded, json_size
     from engine.project import StageBundle
-    from engine.state import Action, ActionResult, Event, EventReceipt
+    from engine.runtime import StageLoadError
+    from engine.state import Action, ActionResult, Event, EventReceipt, Incident
     from workflows.contract import (
-        CUSTOMER, EVENT_SIGNAL, EVENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY, WORKFLOW_NAME,
-        LifecycleResult, LifecycleStart, LifecycleStatus,
+        CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, PLAYBOOK, REJECTED, STAGE,
+        STATUS_QUERY, WORKFLOW_NAME, IncidentCommand, LifecycleResult, LifecycleStart, LifecycleStatus,
     )
+    from workflows.policy import DELIVERY_OPTIONS
 
 
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
+STATUS_BYTES = 512 * 1024  # a status query answers at most this much (Temporal's limit: 2 MB)
 LOAD_ONCE = RetryPolicy(maximum_attempts=1)  # the workflow retries, with durable timers
-LOAD_RETRY_DELAYS = (1, 2, 5, 10, 30, 60)  # seconds between attempts to load a broken playbook
+# Seconds between looks at a held stage's playbook on disk: quick at first (an author fixing
+# a typo), then every 15 minutes, ~100 history events a day; continue-as-new bounds the rest.
+HOLD_POLL_DELAYS = (2, 5, 10, 30, 60, 300, 900)
+STRICT_RULES = "refuse-events-whose-rules-fail"
+"""The change that refuses an event whose fact updates or transition guards fail (before it,
+the event was taken and the failure only recorded)."""
+MID_STAGE_CONTINUE = "continue-as-new-mid-stage"
+"""The change that lets a run continue-as-new inside a stage's wait and after 1,000 updates:
+histories recorded before it replay without those continue-as-new points."""
 
 
 class DemoClock:
@@ -88,27 +104,65 @@ class TemporalRuntime:
             return [ActionResult(status="failed", detail=detail) for _ in actions]
 
     async def stage_bundle(self, stage: str) -> StageBundle:
-        # A local activity: a quick read whose result is recorded as one marker in history.
-        # Each attempt is its own workflow task, so while a playbook is broken on disk the
-        # status query still answers, and says why the customer is held.
-        for attempt in range(10_000):
-            try:
-                bundle = await workflow.execute_local_activity(
-                    "load_stage", stage, result_type=StageBundle,
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=LOAD_ONCE,
-                )
-                break
-            except (ActivityError, ApplicationError) as error:  # a local activity's failure may come bare
-                delay = LOAD_RETRY_DELAYS[min(attempt, len(LOAD_RETRY_DELAYS) - 1)]
-                if attempt == 0 or delay == LOAD_RETRY_DELAYS[-1]:
-                    cause = error.cause.message if isinstance(error.cause, ApplicationError) else error.message
-                    self._lifecycle.machine.record("failed", None, at=self.now(), stage_playbook=stage,
-                                                   error=f"{cause.splitlines()[0]} (retrying every {delay}s)")
-                await workflow.sleep(delay)
-        else:
-            raise ApplicationError(f"the playbook of stage '{stage}' never loaded")
-        self._lifecycle._upsert_stage(stage, bundle.playbook.playbook if bundle.playbook else "")
+        try:
+            bundle = await self._load(stage)
+        except StageLoadError as error:
+            if workflow.patched(HOLD_ON_FAILURE):
+                raise  # the engine holds the customer on a `load` incident
+            bundle = await self._load_as_before_incidents(stage, str(error))
+        self._lifecycle._upsert_search_attributes(stage, bundle.playbook.playbook if bundle.playbook else "")
         return bundle
+
+    async def _load_as_before_incidents(self, stage: str, error: str) -> StageBundle:
+        """How a broken playbook was retried before HOLD_ON_FAILURE: kept so the histories of
+        lifecycles held that way replay as they ran (see docs/operations.md)."""
+        delays = (1, 2, 5, 10, 30, 60)
+        for attempt in range(10_000):
+            delay = delays[min(attempt, len(delays) - 1)]
+            if attempt == 0 or delay == delays[-1]:
+                self._lifecycle.machine.record("failed", None, at=self.now(), stage_playbook=stage,
+                                               error=f"{error.splitlines()[0]} (retrying every {delay}s)")
+            await workflow.sleep(delay)
+            try:
+                return await self._load(stage)
+            except StageLoadError as again:
+                error = str(again)
+        raise ApplicationError(f"the playbook of stage '{stage}' never loaded")
+
+    async def _load(self, stage: str) -> StageBundle:
+        # A local activity: a quick read whose result is recorded as one marker in history.
+        try:
+            return await workflow.execute_local_activity(
+                "load_stage", stage, result_type=StageBundle,
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=LOAD_ONCE,
+            )
+        except (ActivityError, ApplicationError) as error:  # a local activity's failure may come bare
+            cause = error.cause if isinstance(error.cause, ApplicationError) else error
+            raise StageLoadError(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+
+    async def hold(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
+        lifecycle = self._lifecycle
+        lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name)
+        try:
+            for attempt in range(1_000_000):
+                delay = HOLD_POLL_DELAYS[min(attempt, len(HOLD_POLL_DELAYS) - 1)]
+                try:
+                    await workflow.wait_condition(released, timeout=delay)
+                    return None
+                except asyncio.TimeoutError:
+                    pass
+                try:
+                    bundle = await self._load(stage)
+                except StageLoadError:
+                    continue
+                if bundle.version != version:
+                    return bundle
+            return None
+        finally:
+            lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name)
+
+    def patched(self, change: str) -> bool:
+        return workflow.patched(change)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -117,6 +171,8 @@ class CustomerLifecycle:
     def __init__(self, start: LifecycleStart) -> None:
         if start.state is not None:
             self.machine = LifecycleMachine(start.lifecycle, start.state, timeline_limit=TIMELINE_KEPT)
+            if start.bundle is not None:
+                self.machine.restore(start.bundle)
         else:
             self.machine = LifecycleMachine.new(
                 start.lifecycle, start.customer_id, workflow.now(), timeline_limit=TIMELINE_KEPT
@@ -124,31 +180,43 @@ class CustomerLifecycle:
         self.started = start.state is not None
         self.max_history = start.max_history
         self.clock = DemoClock(start.clock_origin or workflow.now(), start.time_scale)
+        self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
+        self.mid_stage = False
 
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
         runtime = TemporalRuntime(self)
-        outcome = await self.machine.run(runtime, pause=self._should_continue_as_new)
+        self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
+        outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(start.model_copy(update={
                 "lifecycle": self.machine.lifecycle, "state": self.machine.state,
-                "clock_origin": self.clock.origin,
+                "bundle": self.machine.bundle, "clock_origin": self.clock.origin,
             }))
-        self._upsert_stage(self.machine.state.stage, "")
+        self._upsert_search_attributes(self.machine.state.stage, "")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return LifecycleResult(outcome=outcome, state=self.machine.state)
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
+        return (info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
+                or (self.mid_stage and self.updates >= UPDATES_PER_RUN))
 
-    def _upsert_stage(self, stage: str, playbook: str) -> None:
-        """Make "who is in which stage" a visibility query; one history event per real change."""
+    @property
+    def playbook_name(self) -> str:
+        playbook = self.machine.playbook
+        return playbook.playbook if playbook else ""
+
+    def _upsert_search_attributes(self, stage: str, playbook: str) -> None:
+        """Make "who is in which stage" (and who is held) a visibility query; one history event
+        per real change."""
         current = workflow.info().typed_search_attributes
+        incident = self.machine.state.incident
         wanted = [STAGE.value_set(stage), PLAYBOOK.value_set(playbook or stage),
-                  CUSTOMER.value_set(self.machine.state.customer["id"])]
+                  CUSTOMER.value_set(self.machine.state.customer["id"]),
+                  INCIDENT.value_set(incident.kind) if incident else INCIDENT.value_unset()]
         if any(current.get(update.key) != update.value for update in wanted):
             workflow.upsert_search_attributes(wanted)
 
@@ -158,17 +226,25 @@ class CustomerLifecycle:
     def event(self, event: Event) -> EventReceipt:
         """Take an event and answer accepted, duplicate or rejected, with the reason."""
         now = self.clock.now()
-        if not self.started:
-            receipt = self.machine.start(event, now)
-            self.started = receipt.status == "accepted"
-            return receipt
-        return self.machine.receive(event, now)
+        self.updates += 1
+        self.machine.strict_rules = workflow.patched(STRICT_RULES)
+        try:
+            if not self.started:
+                receipt = self.machine.start(event, now)
+                self.started = receipt.status == "accepted"
+                return receipt
+            return self.machine.receive(event, now)
+        except Exception as error:  # never fail the workflow task: the sender is told, the timeline keeps it
+            reason = f"the engine could not take the event: {type(error).__name__}: {error}"[:500]
+            self.machine.record("failed", None, at=now, event=event.name, error=reason)
+            return EventReceipt(status="rejected", code="internal_error", reason=reason, stage=self.machine.state.stage)
 
     @event.validator
     def _validate_event(self, event: Event) -> None:
-        # Rejected here, a bad event never enters the history.
+        # Rejected here, a bad event never enters the history; nor does a resent one.
         if self.machine.is_duplicate(event):
-            return
+            raise ApplicationError("already taken (same idempotency key)", self.machine.state.stage,
+                                   type=DUPLICATE)
         if not self.started:
             spec = self.machine.lifecycle.events.get(event.name)
             if spec is None or not spec.starts_lifecycle:
@@ -182,15 +258,49 @@ class CustomerLifecycle:
     def event_signal(self, event: Event) -> None:
         """Fire-and-forget road to the same handler; a rejection is kept on the timeline."""
         receipt = self.event(event)
-        if receipt.status == "rejected":
+        if receipt.status == "rejected" and receipt.code != "internal_error":
             self.machine.record("failed", None, at=self.clock.now(), event=event.name, error=receipt.reason)
+
+    @workflow.update(name=INCIDENT_UPDATE)
+    def incident(self, command: IncidentCommand) -> Incident:
+        """An operator's retry or skip of the step the customer is held on."""
+        self.updates += 1
+        incident = self.machine.release_incident(command.action, command.by)
+        assert incident is not None  # the validator refused it otherwise
+        return incident
+
+    @incident.validator
+    def _validate_incident(self, command: IncidentCommand) -> None:
+        state = self.machine.state
+        if state.incident is None or state.ended:
+            raise ApplicationError("the customer is not held on an incident", "no_incident", state.stage,
+                                   type=REJECTED)
+        if state.incident.release is not None:
+            raise ApplicationError(f"already released ({state.incident.release})", "no_incident", state.stage,
+                                   type=REJECTED)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> LifecycleStatus:
         state = self.machine.state
-        return LifecycleStatus(
+        status = LifecycleStatus(
             customer_id=state.customer.get("id", ""), stage=state.stage, since=state.stage_since,
             version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
             promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
-            pending=state.pending, recent=state.timeline[-50:],
+            pending=state.pending, recent=state.timeline[-50:], incident=state.incident,
         )
+        return bounded_status(status)
+
+
+def bounded_status(status: LifecycleStatus) -> LifecycleStatus:
+    """The status cut to STATUS_BYTES: a query result over Temporal's blob limit would make
+    the customer unreadable for good."""
+    if json_size(status.model_dump(mode="json")) <= STATUS_BYTES:
+        return status
+
+    def cut(values: dict) -> dict:
+        return {name: bounded(value, 8 * 1024) for name, value in values.items()}
+
+    return status.model_copy(update={
+        "facts": cut(status.facts), "customer": cut(status.customer), "promises": cut(status.promises),
+        "recent": [record.model_copy(update={"detail": bounded(record.detail)}) for record in status.recent[-20:]],
+    })
