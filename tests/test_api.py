@@ -463,6 +463,16 @@ async def test_an_event_after_the_lifecycle_ended_is_410(http: httpx.AsyncClient
     assert_error(late, 410, "lifecycle_ended")
 
 
+async def test_an_event_for_a_terminated_lifecycle_is_410_never_503(http: httpx.AsyncClient, client: Client):
+    customer = await started(http)
+    await client.get_workflow_handle(f"lifecycle/{customer}").terminate(reason="test: an operator stopped it")
+    late = await http.post("/v1/events", json=event(customer, "ticket.opened", "after-end", ticket_id="T-9"))
+    assert_error(late, 410, "lifecycle_ended")
+    # A start event begins a new lifecycle after the terminated one.
+    again = await http.post("/v1/events", json=placed(customer, key="restart"))
+    assert (again.status_code, again.json()["status"]) == (202, "accepted"), again.text
+
+
 # --- limits and ids -------------------------------------------------------------------------
 
 
