@@ -163,9 +163,11 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
 @click.command("status")
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds to wait for the lifecycle (a worker) to answer.")
 @temporal_options
-def status_command(customer: str, as_json: bool, playbooks: Path, task_queue: str, address: str | None,
-                   namespace: str | None) -> None:
+def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path, task_queue: str,
+                   address: str | None, namespace: str | None) -> None:
     """Where CUSTOMER is: stage, facts, promise ledger, what it waits for, recent actions.
 
     Talks to the Temporal at --address or TEMPORAL_ADDRESS."""
@@ -173,7 +175,7 @@ def status_command(customer: str, as_json: bool, playbooks: Path, task_queue: st
     _, make = _client(playbooks, task_queue, address, namespace)
 
     async def query():
-        return await (await make()).status(customer)
+        return await (await make()).status(customer, timeout=timeout)
 
     status = _run(query)
     if as_json:

@@ -206,18 +206,19 @@ class LifecycleClient:
         return LifecycleStart(customer_id=event.customer_id, lifecycle=self.lifecycle,
                               max_history=self.max_history, time_scale=self.time_scale)
 
-    async def status(self, customer_id: str, timeout: float = 10.0) -> LifecycleStatus:
+    async def status(self, customer_id: str, timeout: float | None = None) -> LifecycleStatus:
         """The status query of the customer's lifecycle (the latest run).
 
         Raises LifecycleNotFound, TemporalRefused (`query_failed`, `workflow_task_failed`: a
         lifecycle whose workflow code fails cannot answer), RPCTimeoutOrCancelledError when no
-        worker answers within `timeout`, and RPCError when Temporal cannot be reached."""
+        worker answers within `timeout` seconds (default: Temporal's own), and RPCError when
+        Temporal cannot be reached."""
         if not is_id(customer_id):
             raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle (a customer id is {ID_RULE})")
         handle = self.client.get_workflow_handle(lifecycle_id(customer_id))
         try:
             return await handle.query(STATUS_QUERY, result_type=LifecycleStatus,
-                                      rpc_timeout=timedelta(seconds=timeout))
+                                      rpc_timeout=timedelta(seconds=timeout) if timeout else None)
         except WorkflowQueryFailedError as error:
             raise TemporalRefused("query_failed", f"the status query failed: {error.message}") from None
         except RPCError as error:
