@@ -43,7 +43,7 @@ from engine.model import Lifecycle
 from engine.state import Event, EventReceipt
 from engine.limits import TooLarge
 from workflows.client import (
-    SIGNAL_TIMEOUT, LifecycleClient, LifecycleNotFound, TemporalBusy, TemporalRefused,
+    SIGNAL_TIMEOUT, LifecycleClient, LifecycleNotFound, TemporalBusy, TemporalRefused, check_sizes,
 )
 
 BATCH_CONCURRENCY = 32  # customers of one batch handled at once
@@ -147,6 +147,7 @@ class EventDesk:
         # The update gets `timeout`; a keyed event then falls back to a signal, which needs one more RPC.
         guard = self.timeout + SIGNAL_TIMEOUT.total_seconds() + 5
         try:
+            check_sizes(event)  # names the field and the limit; the engine only knows the total
             receipt = await asyncio.wait_for(self.lifecycles.send(event, wait=self.timeout), guard)
         except TooLarge as error:
             raise ApiError(422, "payload_too_large", str(error), field=error.field, limit=error.limit) from None

@@ -81,8 +81,6 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(work())
-    except TooLarge as error:
-        fail(f"rejected: {error} (payload_too_large, limit {error.limit} bytes)")
     except PayloadError as error:
         fail(f"rejected: {error}")
     except LifecycleNotFound as error:
@@ -144,6 +142,12 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
     profile = _data(customer_json, "--customer-json") if customer_json else None
     message = Event(customer_id=customer, name=event, data=_data(data_text), idempotency_key=key,
                     customer=profile)
+    from workflows.client import check_sizes
+
+    try:
+        check_sizes(message)  # as the API does: name the field and the limit
+    except TooLarge as error:
+        fail(f"rejected: {error} (payload_too_large, limit {error.limit} bytes)")
     _, make = _client(playbooks, task_queue, address, namespace)
 
     async def send():

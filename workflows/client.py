@@ -76,7 +76,9 @@ def check_envelope(event: Event) -> None:
 
 
 def check_sizes(event: Event) -> None:
-    """Raise TooLarge when the event's data or profile is over its budget (engine/limits.py)."""
+    """Raise TooLarge when the event's data, its profile or one string in them is over its budget
+    (engine/limits.py). The HTTP API and the CLI call this first, to name the field and the limit;
+    `LifecycleClient.send` itself checks only the engine's own budget."""
     check_size(event.data, "data", EVENT_DATA_BYTES)
     if event.customer is not None:
         check_size(event.customer, "customer", PROFILE_BYTES, inner="customer.")
@@ -107,9 +109,8 @@ class LifecycleClient:
         self.time_scale = time_scale  # only `lifecycle demo` runs clocks faster
 
     def checked(self, event: Event) -> Event:
-        """The event with its payload and profile normalized; raises PayloadError or TooLarge."""
+        """The event with its payload and profile normalized; raises PayloadError."""
         check_envelope(event)
-        check_sizes(event)
         return event.model_copy(update={
             "data": check_event(self.lifecycle, event.name, event.data),
             "customer": check_customer(self.lifecycle, event.customer_id, event.customer),
@@ -118,13 +119,17 @@ class LifecycleClient:
     async def send(self, event: Event, wait: float | None = None) -> EventReceipt:
         """Deliver an event and answer its receipt.
 
-        Raises PayloadError (bad payload or id), TooLarge (over a budget), LifecycleNotFound,
+        Raises PayloadError (bad payload or id), LifecycleNotFound,
         TemporalRefused (a refusal that will not go away), TemporalBusy, and RPCError when
         Temporal cannot be reached. With `wait`, an event that no worker has taken within `wait`
         seconds and that carries an idempotency key is sent again as a signal, durable once it
         returns, and answered with a QueuedReceipt: the update may still be applied later, and
         the key makes the second delivery a duplicate. Without a key it raises TimeoutError.
         """
+        size = json_size(event.data) + json_size(event.customer or {})
+        if size > EVENT_DATA_BYTES:  # the engine would refuse it: spare the round trip
+            return EventReceipt(status="rejected", code="too_large",
+                                reason=f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         event = self.checked(event)
         spec = declared_events(self.lifecycle)[event.name]
         patience = min(wait or FAILING_PATIENCE, FAILING_PATIENCE) / 2
