@@ -25,6 +25,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.errors import ApiError
+from api.events import refused
+from workflows.client import TemporalRefused, refusal
 
 CHECK_TIMEOUT = timedelta(seconds=5)
 POLLER_FRESH = timedelta(seconds=70)
@@ -77,6 +79,9 @@ async def check_ready(client: Client, task_queue: str) -> int:
     try:
         pollers = await live_pollers(client, task_queue)
     except RPCError as error:
+        answer = refusal(error)
+        if isinstance(answer, TemporalRefused):  # e.g. the API's namespace does not exist: 502
+            raise refused(answer) from None
         raise ApiError(503, "temporal_unavailable", f"Temporal does not answer: {error.message}") from None
     if pollers == 0:
         raise ApiError(503, "no_worker", f"no worker polls task queue '{task_queue}' "

@@ -270,6 +270,29 @@ async def test_readyz_turns_503_as_soon_as_the_last_worker_stops(client: Client,
         await serving
 
 
+async def test_an_api_on_a_missing_namespace_says_so_with_502_not_503(client: Client, harness: Harness):
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    wrong = await Client.connect(client.service_client.config.target_host, namespace=f"nowhere-{uuid.uuid4().hex[:4]}",
+                                 data_converter=pydantic_data_converter)
+    settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
+                           task_queue=harness.task_queue, event_timeout=5.0)
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(create_app(settings, wrong), sock, stop, access_log=False))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+            assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 502, "namespace_not_found")
+            assert_error(await http.post("/v1/events", json=placed(customer_id(), key="ns-1")), 502,
+                         "namespace_not_found")
+            assert_error(await http.get("/v1/customers/c-1"), 502, "namespace_not_found")
+            assert_error(await http.get("/v1/customers"), 502, "namespace_not_found")
+    finally:
+        stop.set()
+        await serving
+
+
 async def test_a_poller_not_seen_for_70_seconds_is_not_alive(client: Client, harness: Harness):
     from datetime import datetime, timedelta, timezone
 
