@@ -154,3 +154,15 @@ async def test_a_lifecycle_whose_workflow_fails_is_reported_in_one_line(running,
                                     "--timeout", "3"))
     assert "workflow code is failing" in status and "workflow_task_failed" in status, status
     assert "workflow code is failing" in sent and "workflow_task_failed" in sent, sent
+
+
+async def test_without_a_worker_a_keyed_event_is_queued_and_an_unkeyed_one_says_why_not(running):
+    harness, env = running
+    idle = {**env, "LIFECYCLE_TASK_QUEUE": f"idle-{uuid.uuid4().hex[:6]}"}  # no worker polls it
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    queued = await run(idle, "event", customer, "order.placed", "--data", PLACED, "--key", "q-1", "--timeout", "1")
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.startswith("queued (no worker took it within 1s") and "--key q-1 is safe" in queued.stdout
+    unkeyed = one_line_error(await run(idle, "event", f"{customer}-2", "order.placed", "--data", PLACED,
+                                       "--timeout", "1"))
+    assert "no worker took the event within 1s" in unkeyed and "idempotency key" in unkeyed, unkeyed

@@ -139,7 +139,9 @@ class LifecycleClient:
             return await asyncio.wait_for(self._update_patiently(event, spec.starts_lifecycle, patience), wait)
         except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
             if wait is None or not event.idempotency_key:
-                raise asyncio.TimeoutError() from None
+                raise asyncio.TimeoutError(
+                    f"no worker took the event within {wait or 0:g}s, and without an idempotency key it "
+                    "cannot be queued safely" if wait else "no worker took the event") from None
         return await self._signal(event, spec.starts_lifecycle)
 
     async def _update_patiently(self, event: Event, starts: bool, patience: float) -> EventReceipt:
