@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.worker import Worker, WorkflowRunner
+
+from shutdown import until_stopped
 
 if TYPE_CHECKING:
     from activities.config import LifecycleSettings
@@ -58,7 +60,7 @@ def worker_activities(settings: LifecycleSettings, lifecycle_file: Path) -> list
     from activities.playbooks import PlaybookSource
 
     delivery = Delivery(settings)
-    return [delivery.deliver, delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage]
+    return [delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage]
 
 
 async def connect(
@@ -122,30 +124,6 @@ async def run_worker(
         raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
 
 
-async def until_stopped(running: Awaitable[None], shut_down: Callable[[], Awaitable[None]],
-                        stop: asyncio.Event | None = None) -> None:
-    """Await `running` until it ends or `stop` is set (SIGTERM/SIGINT when no `stop` is given);
-    then `shut_down()` and let `running` finish. Shared by the worker and the HTTP API."""
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-            handled.append(signum)
-    task = asyncio.ensure_future(running)
-    stopping = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            await shut_down()
-        await task
-    finally:
-        stopping.cancel()
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-
-
 async def serve(
     task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
 ) -> None:
@@ -196,7 +174,9 @@ def _first_line(error: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    from cli.main import run  # the same exit path as `lifecycle worker` (see cli.main.run)
-
-    sys.argv[1:1] = ["worker"]
-    run()
+    # Settings from the environment only (`lifecycle worker` has the options). Leave without
+    # interpreter finalization, as `lifecycle` does: Temporal's core threads can abort it.
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

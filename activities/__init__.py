@@ -6,13 +6,7 @@ imports from it inside `workflow.unsafe.imports_passed_through()`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from activities.delivery import Delivery, deliver
+from activities.delivery import Delivery
 from workflows.policy import DELIVERY_OPTIONS, RETRY_POLICY
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [deliver]
-"""The activities a lifecycle worker registers."""
-
-__all__ = ["ALL_ACTIVITIES", "DELIVERY_OPTIONS", "RETRY_POLICY", "Delivery", "deliver"]
+__all__ = ["DELIVERY_OPTIONS", "RETRY_POLICY", "Delivery"]

@@ -5,7 +5,8 @@ laptop and to a real SMTP relay or webhook in production.
 
     LIFECYCLE_CHANNELS="email=smtp,sms=outbox,letter=outbox"   # unlisted channels: outbox
     LIFECYCLE_TASKS=outbox|webhook
-    LIFECYCLE_SMTP_HOST / _PORT / _FROM / _USERNAME / _PASSWORD / _STARTTLS / _TLS / _TIMEOUT
+    LIFECYCLE_SMTP_HOST / _PORT / _FROM / _USERNAME / _PASSWORD / _STARTTLS / _TLS
+    LIFECYCLE_SMTP_TIMEOUT / _DATA_TIMEOUT (seconds; RFC 5321's 300 and 600 by default)
     LIFECYCLE_WEBHOOK_URL / _TOKEN / _TIMEOUT
     LIFECYCLE_STATE_DIR (default .lifecycle), LIFECYCLE_TASK_QUEUE (default lifecycle)
     LIFECYCLE_PLAYBOOKS (the lifecycle file or its folder; default playbooks)
@@ -45,7 +46,15 @@ class SmtpSettings(BaseModel):
         None, description="True: require STARTTLS; False: never; None: use it when offered."
     )
     tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(
+        300.0, gt=0,
+        description="Wait for the greeting and each command's reply (RFC 5321 §4.5.3.2: 5 minutes).",
+    )
+    data_timeout: float = Field(
+        600.0, gt=0,
+        description="Wait for the reply to the message's final '.' (RFC 5321 §4.5.3.2.6: 10 minutes). "
+        "Shorter risks resending a message the relay has already taken.",
+    )
 
 
 class WebhookSettings(BaseModel):
@@ -114,7 +123,7 @@ class LifecycleSettings(BaseModel):
             "SMTP_HOST": ("smtp", "host"), "SMTP_PORT": ("smtp", "port"),
             "SMTP_FROM": ("smtp", "sender"), "SMTP_USERNAME": ("smtp", "username"),
             "SMTP_PASSWORD": ("smtp", "password"), "SMTP_TLS": ("smtp", "tls"),
-            "SMTP_TIMEOUT": ("smtp", "timeout"),
+            "SMTP_TIMEOUT": ("smtp", "timeout"), "SMTP_DATA_TIMEOUT": ("smtp", "data_timeout"),
             "WEBHOOK_URL": ("webhook", "url"), "WEBHOOK_TOKEN": ("webhook", "token"),
             "WEBHOOK_TIMEOUT": ("webhook", "timeout"),
         }

@@ -18,8 +18,8 @@ from engine.state import Action, ActionResult
 class Delivery:
     """Routes actions to outbox, SMTP or webhook according to explicit settings.
 
-    A worker that wants settings other than the environment's registers
-    `Delivery(settings).deliver` instead of the module-level `deliver`.
+    The workflow calls `deliver_all` (the effects of one instant, in order); `deliver` is
+    one action, also an activity so a hand-written workflow can call it.
     """
 
     def __init__(self, settings: LifecycleSettings) -> None:
@@ -79,9 +79,3 @@ async def _keep_alive(done: list[ActionResult]) -> None:
         await asyncio.sleep(HEARTBEAT_TIMEOUT.total_seconds() / 3)
         activity.heartbeat([r.model_dump() for r in done])
 
-
-@activity.defn(name="deliver")
-async def deliver(action: Action) -> ActionResult:
-    """Perform the action with settings read from the LIFECYCLE_* environment at call time."""
-    # Read per call (cheap) so an operator's change applies without stale module state.
-    return await Delivery(LifecycleSettings.from_env()).deliver(action)

@@ -3,6 +3,11 @@
 SMTP itself cannot drop a duplicate, so each message carries a Message-ID derived from
 the action id (mail stores and clients collapse equal Message-IDs) plus the action id in
 `Idempotency-Key` and `X-Lifecycle-Action` for relays and tools that look for them.
+
+Timeouts are per reply, as RFC 5321 §4.5.3.2 asks: 5 minutes for the greeting and each
+command, 10 minutes for the reply to the message's final ".". A relay that is still
+delivering when an impatient client gives up has already taken the message; the retry
+would send it again ("would typically result in delivery of multiple copies", §4.5.3.2.6).
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import hashlib
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import aiosmtplib
+from aiosmtplib.response import SMTPResponse
 
 from activities.config import SmtpSettings
 from activities.errors import permanent, retryable
@@ -43,22 +50,41 @@ def build_message(action: Action, settings: SmtpSettings) -> EmailMessage:
     return message
 
 
+class RelayClient(aiosmtplib.SMTP):
+    """aiosmtplib's client with RFC 5321's longer wait for the end-of-message reply.
+
+    aiosmtplib has one timeout for every reply; DATA gets its own here (its 354 reply
+    waits as long too, which the RFC allows: its figures are minimums).
+    """
+
+    def __init__(self, *, data_timeout: float, **options: Any) -> None:
+        """`timeout` is the wait for the greeting and each command's reply."""
+        super().__init__(**options)
+        self.data_timeout = data_timeout
+
+    async def data(self, message: str | bytes, /, *, timeout: Any = None) -> SMTPResponse:
+        """Send the message and wait up to `data_timeout` for the relay to take it."""
+        return await super().data(message, timeout=self.data_timeout)
+
+
 async def send_email(action: Action, settings: SmtpSettings) -> ActionResult:
     """Hand the action's email to the relay; raise a retryable or permanent ApplicationError."""
     if not action.to:
         raise permanent(f"action {action.id}: no email address to send to")
     message = build_message(action, settings)
+    client = RelayClient(
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        start_tls=settings.starttls,
+        use_tls=settings.tls,
+        timeout=settings.timeout,
+        data_timeout=settings.data_timeout,
+    )
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=settings.password.get_secret_value() if settings.password else None,
-            start_tls=settings.starttls,
-            use_tls=settings.tls,
-            timeout=settings.timeout,
-        )
+        async with client:  # connects (greeting, STARTTLS, login); QUIT trouble afterwards is ignored
+            await client.send_message(message)
     except aiosmtplib.SMTPRecipientsRefused as error:
         codes = [refused.code for refused in error.recipients]
         detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in error.recipients)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from worker import until_stopped
+from shutdown import until_stopped
 
 
 class ApiServerError(RuntimeError):

@@ -26,14 +26,13 @@ from pathlib import Path
 import httpx
 
 from activities.config import LifecycleSettings
-from cli.devserver import DevServer, free_port
+from devserver import DevServer, free_port
 from engine.loader import load_project
 from engine.state import Event
 from worker import customer_workflow_runner, customer_workflows, worker_activities
 from workflows.client import LifecycleClient
 
 IN_FLIGHT = 50  # concurrent requests, in both variants
-TICKETS = 8  # per customer
 DUPLICATES = 0.2
 
 LIFECYCLE = """\

@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.playbooks import PlaybookSource
-from cli.devserver import DevServer
+from devserver import DevServer
 from engine.state import Action, ActionResult, Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient

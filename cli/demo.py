@@ -61,7 +61,7 @@ def demo_command(playbooks: Path, state_dir: Path, seconds: float) -> None:
 
 async def _demo(project, lifecycle_file: Path, state_dir: Path, seconds: float) -> None:
     from activities.config import LifecycleSettings
-    from cli.devserver import DevServer, DevServerError
+    from devserver import DevServer, DevServerError
     from workflows.client import LifecycleClient
     from worker import run_worker, worker_activities
 
@@ -132,6 +132,8 @@ def _print(character: Character, record) -> None:
     if record.kind not in shown:
         return
     detail = record.detail
+    # A task past its due time is overdue; a wait_for that timed out got no answer.
+    label = "overdue" if record.kind == "timeout" and detail.get("reason") == "task overdue" else shown[record.kind]
     what = {
         "stage_entered": record.stage,
         "message": f"{detail.get('channel')}: {detail.get('template')}",
@@ -140,7 +142,7 @@ def _print(character: Character, record) -> None:
         "promise_kept": detail.get("promise"), "promise_broken": detail.get("promise"),
         "timeout": record.step, "ended": detail.get("outcome"), "suppressed": detail.get("template"),
     }[record.kind]
-    click.echo(f"{record.at:%Y-%m-%d} {character.customer_id:<9} {shown[record.kind]:<16} {what}")
+    click.echo(f"{record.at:%Y-%m-%d} {character.customer_id:<9} {label:<16} {what}")
 
 
 async def _react(lifecycles, character: Character, status, days: float) -> None:

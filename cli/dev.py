@@ -1,36 +1,50 @@
 """`lifecycle dev`: the embedded default: a Temporal dev server on SQLite, and a worker.
 
 Running it again on the same state dir resumes every lifecycle where it was: the SQLite
-file is Temporal's database, and the workflows carry all their state.
+file is Temporal's database, and the workflows carry all their state. It never shares:
+a state dir in use by another `lifecycle dev`, or a port someone else listens on, is a
+one-line refusal, not an instance quietly attached to someone else's server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
 import signal
+import sys
 from pathlib import Path
 
 import click
 
 from cli.output import fail, lifecycle_path, load
 
+DEFAULT_PORT = 7233  # where `lifecycle` and `temporal` connect when TEMPORAL_ADDRESS is unset
+DEFAULT_PLAYBOOKS = Path("playbooks")
+
 
 @click.command("dev")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=".lifecycle", show_default=True,
               help="Where the Temporal database, the outbox and logs live.")
-@click.option("--playbooks", type=click.Path(exists=True, path_type=Path), default="playbooks",
+@click.option("--playbooks", type=click.Path(exists=True, path_type=Path), default=str(DEFAULT_PLAYBOOKS),
               show_default=True, help="The lifecycle file or its folder.")
-@click.option("--port", type=int, default=7233, show_default=True, help="Temporal gRPC port.")
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Temporal gRPC port.")
 @click.option("--ui-port", type=int, default=8233, show_default=True, help="Temporal web UI port.")
 @click.option("--api-port", type=int, default=8000, show_default=True,
               help="HTTP API port on 127.0.0.1 (0: no API).")
 def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_port: int) -> None:
     """Start Temporal (with its web UI), a worker running the playbooks and the HTTP API;
     Ctrl-C stops them all."""
+    from devserver import StateDirLock, StateDirLocked
+
     lifecycle_file = lifecycle_path(playbooks)
     load(lifecycle_file)  # refuse to start on playbooks that do not load
-    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = StateDirLock(state_dir)
+    try:
+        lock.acquire()  # held until this process exits, however it exits
+    except (StateDirLocked, OSError) as error:
+        fail(str(error))
     os.environ.setdefault("LIFECYCLE_STATE_DIR", str(state_dir))
     os.environ["LIFECYCLE_PLAYBOOKS"] = str(lifecycle_file)
     api = None
@@ -46,13 +60,15 @@ def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_p
 
 async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int, api=None) -> None:
     from activities.config import LifecycleSettings
-    from cli.devserver import DevServer, DevServerError
+    from devserver import DevServer, DevServerError, PortTaken
     from worker import WorkerError, customer_workflows, run_worker, worker_activities
 
     settings = LifecycleSettings.from_env()
     server = DevServer(state_dir / "temporal.db", port=port, ui_port=ui_port)
     try:
         await server.start_async()
+    except PortTaken as error:
+        fail(f"{error} (--port, --ui-port and --api-port choose others)")
     except DevServerError as error:
         fail(str(error))
     stop = asyncio.Event()
@@ -67,8 +83,7 @@ async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int,
         click.echo(f"Playbooks  {lifecycle_file}")
         click.echo(f"Outbox     {settings.outbox_path}")
         click.echo(f"Worker     task queue {settings.task_queue}; Ctrl-C stops everything")
-        click.echo("Try        lifecycle event cust-1 order.placed --data "
-                   "'{\"order_id\": \"A-1\", \"promised_delivery\": \"2026-12-01\", \"price\": 1200}'")
+        click.echo("Try        " + try_command(server.address, port, lifecycle_file))
         if api is not None:
             serving_api = asyncio.create_task(api.serve(client, stop))
         await run_worker(client, settings.task_queue, customer_workflows(),
@@ -81,3 +96,25 @@ async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int,
             await serving_api
         await server.stop_async()
         click.echo("stopped")
+
+
+def try_command(address: str, port: int, lifecycle_file: Path) -> str:
+    """A first `lifecycle event` that works when pasted into another terminal, from the same folder."""
+    prefix = f"TEMPORAL_ADDRESS={address} " if port != DEFAULT_PORT else ""
+    words = [lifecycle_program(), "event", "cust-1", "order.placed", "--data",
+             '{"order_id": "A-1", "promised_delivery": "2026-12-01", "price": 1200}']
+    if lifecycle_file.resolve() != lifecycle_path(DEFAULT_PLAYBOOKS).resolve():
+        words += ["--playbooks", str(lifecycle_file)]
+    return prefix + shlex.join(words)
+
+
+def lifecycle_program() -> str:
+    """How to call this `lifecycle`: its bare name when PATH finds this one, else its path."""
+    program = Path(sys.argv[0])
+    on_path = shutil.which(program.name)
+    if program.name == "lifecycle" and on_path and Path(on_path).resolve() == program.resolve():
+        return "lifecycle"
+    relative = os.path.relpath(program.resolve())
+    if relative.startswith(".."):
+        return str(program.resolve())
+    return relative if os.sep in relative else f".{os.sep}{relative}"

@@ -9,8 +9,6 @@ import click
 from cli.output import fail
 from engine.schema import LIFECYCLE_FILE, PLAYBOOK_FILE, lifecycle_schema, playbook_schema, render
 
-REGENERATE = "lifecycle schema --output schemas"
-
 
 @click.command("schema")
 @click.argument("kind", required=False, type=click.Choice(["lifecycle", "playbook"]))

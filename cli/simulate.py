@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
-import yaml
 
 from cli.output import fail, lifecycle_path, load
-from engine.scenario import ScenarioError, parse_customer, parse_events
+from engine.scenario import (
+    DEFAULT_HORIZON,
+    ScenarioError,
+    parse_customer,
+    parse_events,
+    parse_until,
+    read_scenario_file,
+)
 from engine.simulator import Timeline, simulate
-
-
-def _read_yaml(path: Path) -> object:
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        fail(f"{path}: {error}".splitlines()[0])
+from engine.state import Record
 
 
 @click.command("simulate")
@@ -26,42 +27,103 @@ def _read_yaml(path: Path) -> object:
               help="YAML file with the customer profile.")
 @click.option("--events", "events_file", type=click.Path(exists=True, path_type=Path), required=True,
               help="YAML file with the events and when they arrive.")
+@click.option("--until", "until_text", metavar="DATE|DURATION",
+              help="Stop at this date, or this long after the first event "
+                   "(default: ten years after it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
-def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: Path, as_json: bool) -> None:
-    """Run LIFECYCLE for one customer over the events file, months in milliseconds."""
+def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: Path,
+                     until_text: str | None, as_json: bool) -> None:
+    """Run LIFECYCLE for one customer over the events file, months in milliseconds.
+
+    Exits 1 when an event of the scenario was rejected (each is printed with the reason), or
+    when the customer ends held on an incident (a step that failed at run time).
+    """
     project = load(lifecycle_path(lifecycle))
     try:
-        customer = parse_customer(_read_yaml(customer_file) if customer_file else {}, str(customer_file))
-        events = parse_events(_read_yaml(events_file), customer["id"], str(events_file))
-        timeline = simulate(project, customer, events)
-    except (ScenarioError, ValueError) as error:
-        fail(str(error))
+        customer_doc = read_scenario_file(customer_file) if customer_file else None
+        customer = parse_customer(customer_doc.data if customer_doc else {}, str(customer_file), customer_doc)
+        events_doc = read_scenario_file(events_file)
+        events = parse_events(events_doc.data, customer["id"], str(events_file), events_doc)
+    except ScenarioError as error:
+        for line in str(error).splitlines():
+            click.echo(line, err=True)
+        sys.exit(1)
+    if not events:
+        fail(f"{events_file}: no events; the first one starts the lifecycle")
+    first = min(item.at for item in events)
+    try:
+        until = parse_until(until_text, first) if until_text else first + DEFAULT_HORIZON
+    except ValueError as error:
+        fail(f"--until: {error}")
+    try:
+        timeline = simulate(project, customer, events, until=until)
+    except ValueError as error:  # the customer profile or an event does not fit the lifecycle
+        fail(str(error).splitlines()[0])
+    except OverflowError:
+        fail(f"a timer would go past the year 9999; stop earlier with --until (now {until:%Y-%m-%d})")
+    except Exception as error:  # noqa: BLE001 - the edge: one readable line, never a traceback
+        fail(f"the simulation failed: {type(error).__name__}: {error}".splitlines()[0])
     if as_json:
         click.echo(json.dumps(timeline.to_json(), indent=2, default=str))
     else:
         click.echo(format_timeline(timeline))
+    if timeline.stopped_at is not None and not until_text:
+        click.echo(f"-- stopped at {timeline.stopped_at:%Y-%m-%d}, ten years after the first event; "
+                   f"pass --until DATE|DURATION to see further", err=True)
+    rejected = [(item, receipt) for item, receipt in timeline.receipts if receipt.status == "rejected"]
+    if rejected:
+        click.echo(f"error: {len(rejected)} event(s) of the scenario were rejected", err=True)
+    incident = timeline.state.incident
+    if incident:
+        click.echo(f"error: the customer is held at step '{incident.step or incident.stage}': "
+                   f"{incident.kind} failure: {incident.error.splitlines()[0]}", err=True)
+    if rejected or incident:
+        sys.exit(1)
+
+
+def entered_via(records: list[Record], index: int) -> str:
+    """What moved the customer into the stage entered at `records[index]`: an event, or `goto`.
+
+    The entry's own `event` is the event the stage starts with; after a goto that is the one
+    the previous stage was working with, possibly months old. An event that moved the customer
+    is recorded just before the entry, at the same time, with nothing between them but other
+    events and failures (of a fact update or a guard).
+    """
+    entry = records[index]
+    name = entry.detail.get("event")
+    for record in reversed(records[:index]):
+        if record.at != entry.at or record.kind not in ("event", "failed"):
+            break
+        if record.kind == "event" and record.detail.get("event") == name:
+            return str(name)
+    return "goto"
 
 
 def format_timeline(timeline: Timeline) -> str:
     """One line per record: time, stage, what happened, and its details."""
     lines = []
-    for record in timeline.records:
+    records = timeline.records
+    for index, record in enumerate(records):
         detail = record.detail
         what = {
             "message": lambda: f"{detail.get('channel')}: {detail.get('template')}",
             "task": lambda: f"{detail.get('role')}: {detail.get('title')}",
             "event": lambda: detail.get("event", ""),
-            "stage_entered": lambda: f"via {detail.get('event') or 'goto'}",
+            "stage_entered": lambda: f"via {entered_via(records, index)}",
             "promise": lambda: f"{detail.get('promise')} = {detail.get('expected')} (by {detail.get('made_by')})",
             "promise_kept": lambda: f"{detail.get('promise')}: {detail.get('actual')} <= {detail.get('expected')}",
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",
+            "incident": lambda: f"held: {detail.get('failure')} failure: {str(detail.get('error', '')).splitlines()[0]}",
+            "resolved": lambda: f"{detail.get('action')} by {detail.get('by')}",
         }.get(record.kind, lambda: ", ".join(f"{k}={v}" for k, v in detail.items()))()
         step = f" [{record.step}]" if record.step else ""
         lines.append(f"{record.at:%Y-%m-%d %H:%M}  {record.stage:<20} {record.kind:<15} {what}{step}")
     ended = timeline.state.ended
-    lines.append(f"-- {'ended: ' + ended if ended else 'now in stage ' + timeline.state.stage}; "
+    stopped = f" at {timeline.stopped_at:%Y-%m-%d}" if timeline.stopped_at and not ended else ""
+    lines.append(f"-- {'ended: ' + ended if ended else 'now in stage ' + timeline.state.stage + stopped}; "
                  f"promises: " + (", ".join(f"{n}={p.state}" for n, p in timeline.state.promises.items()) or "none"))
     for scheduled, receipt in timeline.receipts:
         if receipt.status == "rejected":
-            lines.append(f"!! {scheduled.at:%Y-%m-%d %H:%M} {scheduled.event.name} rejected: {receipt.reason}")
+            name = scheduled.event.name if scheduled.event else f"@{scheduled.release}"
+            lines.append(f"!! {scheduled.at:%Y-%m-%d %H:%M} {name} rejected: {receipt.reason}")
     return "\n".join(lines)

@@ -32,10 +32,15 @@ def format_result(result: CaseResult) -> str:
 def test_command(paths: tuple[Path, ...]) -> None:
     """Run playbook test cases through the simulator (default: playbooks/tests).
 
+    PATHS are case files or folders of them; a playbooks folder means its tests/ folder.
+
     Each case simulates a customer's events and checks the stages, actions, promises,
     facts and outcome it expects. Exit 1 when any case fails.
     """
-    chosen = list(paths) or [DEFAULT_CASES]
+    # A playbooks folder (one holding lifecycle.yaml) means its tests/, as `lifecycle test
+    # playbooks` reads next to `lifecycle validate playbooks`.
+    chosen = [path / "tests" if (path / "lifecycle.yaml").is_file() else path
+              for path in paths] or [DEFAULT_CASES]
     for path in chosen:
         if not path.exists():
             fail(f"no such file or folder: {path}")

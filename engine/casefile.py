@@ -35,7 +35,7 @@ from engine.errors import PlaybookLoadError, suggest
 from engine.expressions import parse_time
 from engine.loader import Document, parse_yaml
 from engine.project import Project
-from engine.scenario import ScenarioError, parse_customer, parse_events
+from engine.scenario import DEFAULT_HORIZON, ScenarioError, parse_customer, parse_events
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
@@ -135,7 +135,7 @@ def load_case(path: Path) -> Case:
         if until is None:
             try:
                 until = _start(data, error) + parse_duration(str(data["until"]))
-            except ValueError as problem:
+            except (ValueError, OverflowError) as problem:
                 raise error(("until",), f"'until' must be a duration after start or a date: {problem}") from None
     return Case(path=path, name=data["name"].strip(), lifecycle=(path.parent / lifecycle),
                 customer=customer, events=events, expect=_expect(data["expect"], error), until=until)
@@ -167,10 +167,8 @@ def _events(doc: Document, data: dict[str, Any], customer_id: str,
                     raise error(("events", index, name), f"'{name}' must be {what}")
         try:
             scheduled += parse_events({"start": start.isoformat(), "events": [item]}, customer_id, "")
-        except (ScenarioError, ValueError) as problem:  # pydantic's ValidationError is a ValueError
-            # parse_events names the item `events[0]`; the position says which one it is.
-            message = str(problem).split(": ", 2)[-1]
-            raise error(("events", index), message) from None
+        except ScenarioError as problem:
+            raise error(("events", index), problem.reason) from None
     return scheduled
 
 
@@ -210,8 +208,10 @@ def run_case(case: Case, load: Callable[[Path], Project]) -> CaseResult:
     except PlaybookLoadError as error:
         result.failures = [f"the lifecycle does not load: {line}" for line in error.errors]
         return result
+    # Without `until`, a lifecycle that never ends (a stage that repeats) stops at the horizon.
+    until = case.until or (min(item.at for item in case.events) + DEFAULT_HORIZON if case.events else None)
     try:
-        result.timeline = simulate(project, case.customer, case.events, until=case.until)
+        result.timeline = simulate(project, case.customer, case.events, until=until)
     except ValueError as error:
         result.failures = [f"cannot simulate: {error}"]
         return result
@@ -262,7 +262,8 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
         failures += _list("stages", expect["stages"], timeline.stages())
     if "actions" in expect:
         failures += _list("actions", expect["actions"], timeline.steps())
-    rejected = [item.event.name for item, receipt in timeline.receipts if receipt.status == "rejected"]
+    rejected = [item.event.name if item.event else f"@{item.release}"
+                for item, receipt in timeline.receipts if receipt.status == "rejected"]
     if rejected or "rejected" in expect:
         failures += _list("rejected", expect.get("rejected", []), rejected)
     if "channels" in expect:

@@ -14,11 +14,9 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from celpy.evaluation import base_functions
-from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import SandboxedEnvironment
 
+from engine import typecheck
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expressions import FUNCTIONS, ROOTS
 from engine.model import (
@@ -36,11 +34,14 @@ from engine.model import (
     Send,
     Set,
     Task,
+    Transition,
     Wait,
     WaitFor,
 )
+from engine.promises import promise_type
 from engine.references import MACROS, ExpressionSyntaxError, analyse
-from engine.templates import attribute_name, split_subject
+from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
+from engine.templates import parse as parse_jinja
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -51,11 +52,19 @@ TEMPLATE_EVENT_FIELDS = ("name", "data")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+# CEL's standard functions and methods (https://github.com/google/cel-spec, langdef.md).
+CEL_FUNCTIONS = (
+    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double", "string",
+    "bytes", "bool", "timestamp", "duration", "type", "dyn", "has", "getFullYear", "getMonth",
+    "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes",
+    "getSeconds", "getMilliseconds",
+)
+
+
 @lru_cache(maxsize=1)
 def _functions() -> frozenset[str]:
     """Functions and methods an expression may call: CEL's, the macros and the engine's own."""
-    names = {name for name in base_functions if name[:1].isalpha()}
-    return frozenset(names | set(MACROS) | set(FUNCTIONS) | {"has", "dyn", "min"})
+    return frozenset(set(CEL_FUNCTIONS) | set(MACROS) | set(FUNCTIONS))
 
 
 class Located(Protocol):
@@ -79,6 +88,7 @@ class Scope:
     events: set[str] | None = None  # the events `event` can be here; None: cannot tell
     vars: set[str] = field(default_factory=set)
     promises: set[str] | None = None  # None: unknown (a playbook failed to load), skip
+    var_kinds: dict[str, str] | None = None  # the type of each var, where vars can be read
 
 
 def _all_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
@@ -97,8 +107,48 @@ def _names(items: Iterable[str]) -> str:
 
 
 def check_expression(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
-                     scope: Scope) -> list[PlaybookError]:
-    """Syntax and every name an expression reads, each error placed inside the YAML scalar."""
+                     scope: Scope, expect: tuple[str, str] | None = None) -> list[PlaybookError]:
+    """Syntax, every name an expression reads, then its types, each error placed inside the scalar.
+
+    `expect`: (kind, what) when the result must have a type, e.g. ("bool", "a condition").
+    """
+    errors = _check_names(lifecycle, doc, path, source, scope)
+    if errors:
+        return errors  # the type checker would report the same unknown names, less helpfully
+    checked = _check_types(lifecycle, source, scope)
+    for problem in checked.problems:
+        errors.append(doc.expression_error(path, problem.line, problem.column,
+                                           problem.message + _var_hint(problem.message, source, scope)))
+    if expect is not None and not errors:
+        problem = typecheck.expect(checked, *expect)
+        if problem:
+            errors.append(doc.expression_error(path, 1, 1, problem))
+    return errors
+
+
+def _var_hint(message: str, source: str, scope: Scope) -> str:
+    """A text var used as a date or a duration was most likely meant to be one: say how."""
+    if not scope.var_kinds or "string" not in message or not ("timestamp" in message or "duration" in message):
+        return ""
+    texts = sorted({ref.field for ref in analyse(source).references
+                    if ref.root == "vars" and ref.field and scope.var_kinds.get(ref.field) == "string"})
+    if not texts:
+        return ""
+    kind = "timestamp" if "timestamp" in message else "duration"
+    return (f" (a var holding a {'date' if kind == 'timestamp' else 'duration'}: declare it as "
+            f"`{texts[0]}: {{type: {kind}, initial: ...}}` in the playbook's vars)")
+
+
+def _check_types(lifecycle: Lifecycle, source: str, scope: Scope) -> typecheck.Checked:
+    events = frozenset(scope.events) if scope.events else None
+    var_kinds = scope.var_kinds if "vars" in scope.roots else None
+    if var_kinds is None and "vars" in scope.roots:
+        var_kinds = {name: "dyn" for name in scope.vars}
+    return typecheck.types_of(lifecycle).check(source, events, var_kinds)
+
+
+def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
+                 scope: Scope) -> list[PlaybookError]:
     try:
         info = analyse(source)
     except ExpressionSyntaxError as error:
@@ -213,7 +263,9 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located,
                 errors.append(doc.error(path, f"unknown fact '{fact}'{suggest(fact, lifecycle.facts)}", key=True))
             scope = Scope(where="an event's 'updates'", roots=_without_vars(), events={name},
                           promises=promises)
-            errors += check_expression(lifecycle, doc, path, source, scope)
+            kind = lifecycle.facts[fact].type if fact in lifecycle.facts else None
+            expect = (kind, f"fact '{fact}'") if kind else None
+            errors += check_expression(lifecycle, doc, path, source, scope, expect)
     errors += _check_transitions(lifecycle, doc, events, unknown_stage, promises)
     return errors
 
@@ -244,6 +296,7 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
                 errors.append(doc.error(where, f"unknown stage '{source}'{hint}"))
             elif stages[source].terminal:
                 errors.append(doc.error(where, f"stage '{source}' is terminal: no transition can leave it"))
+        errors += _check_except(transition, doc, base, stages, live)
         if transition.on not in events:
             errors.append(doc.error((*base, "on"), f"unknown event '{transition.on}'{suggest(transition.on, events)}"))
         if transition.to not in stages:
@@ -251,9 +304,10 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.when is not None:
             scope = Scope(where="a transition's 'when'", roots=_without_vars(), events={transition.on},
                           promises=promises)
-            errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope)
+            errors += check_expression(lifecycle, doc, (*base, "when"), transition.when, scope,
+                                       ("bool", "a transition's 'when'"))
         # The first matching transition wins: one after an unconditional twin never fires.
-        sources = live if "*" in transition.from_ else [s for s in transition.from_ if s in live]
+        sources = [stage for stage in live if transition.applies_in(stage)]
         blockers = [first_unconditional.get((s, transition.on)) for s in sources]
         if sources and all(b is not None for b in blockers):
             line = doc.position(("transitions", min(b for b in blockers if b is not None)))[0]
@@ -262,6 +316,26 @@ def _check_transitions(lifecycle: Lifecycle, doc: Located, events: dict[str, Eve
         if transition.when is None:
             for source in sources:
                 first_unconditional.setdefault((source, transition.on), index)
+    return errors
+
+
+def _check_except(transition: Transition, doc: Located, base: DataPath, stages: dict[str, Any],
+                  live: list[str]) -> list[PlaybookError]:
+    """The stages a `from: '*'` transition leaves out: known, non-terminal, listed once, not all."""
+    errors: list[PlaybookError] = []
+    seen: set[str] = set()
+    for position, stage in enumerate(transition.except_):
+        where = (*base, "except", position)
+        if stage in seen:
+            errors.append(doc.error(where, f"stage '{stage}' is listed twice"))
+        elif stage not in stages:
+            errors.append(doc.error(where, f"unknown stage '{stage}'{suggest(stage, stages)}"))
+        elif stages[stage].terminal:
+            errors.append(doc.error(where, f"stage '{stage}' is terminal: '*' never includes it"))
+        seen.add(stage)
+    if transition.except_ and "*" in transition.from_ and not any(transition.applies_in(s) for s in live):
+        errors.append(doc.error((*base, "except"), "this transition never fires: 'except' leaves out "
+                                                   "every non-terminal stage"))
     return errors
 
 
@@ -291,10 +365,15 @@ def _initial_problem(spec: FactSpec) -> str | None:
 # ---------------------------------------------------------------- stage playbooks
 
 
-def promises_recorded(playbooks: Iterable[Playbook]) -> set[str]:
-    """Names of every promise a `promise` step records, in any stage playbook."""
-    return {step.promise for playbook in playbooks for step, _ in step_paths(playbook.steps)
-            if isinstance(step, Promise)}
+def promises_recorded(playbooks: Iterable[Playbook]) -> dict[str, str]:
+    """Every promise a `promise` step records, in any stage playbook: name → what it is about
+    (the first step's, when several record it). Used as a set of names, and to type `actual`."""
+    recorded: dict[str, str] = {}
+    for playbook in playbooks:
+        for step, _ in step_paths(playbook.steps):
+            if isinstance(step, Promise):
+                recorded.setdefault(step.promise, step.about)
+    return recorded
 
 
 def step_paths(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[Any, DataPath]]:
@@ -374,6 +453,23 @@ class _PlaybookChecker:
         self.vars = set(playbook.vars) | {
             step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
         }
+        self.var_kinds = self._var_kinds()
+
+    def _var_kinds(self) -> dict[str, str]:
+        """Declared vars have their type; a var only a `set` step gives gets its value's type."""
+        kinds = {name: "dyn" for name in self.vars}
+        kinds.update(self.playbook.var_kinds())
+        if self.doc is None:
+            return kinds
+        types = typecheck.types_of(self.lifecycle)
+        for step, _ in step_paths(self.playbook.steps):
+            if isinstance(step, Set) and step.var and step.var not in self.playbook.vars \
+                    and kinds[step.var] == "dyn":
+                result = types.check(step.value, None, kinds).result
+                kinds[step.var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
+                # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
+                self.playbook.var_types[step.var] = kinds[step.var]
+        return kinds
 
     def flow_from(self, events: set[str] | None) -> None:
         """Follow `event` through the steps; with no document, only record the gotos."""
@@ -404,11 +500,27 @@ class _PlaybookChecker:
             else:
                 first[step.id] = path
 
-    def _expression(self, path: DataPath, source: str, events: set[str] | None) -> None:
+    def _expression(self, path: DataPath, source: str, events: set[str] | None,
+                    expect: tuple[str, str] | None = None) -> None:
         if self.doc is None:
             return
-        scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises)
-        self.errors += check_expression(self.lifecycle, self.doc, path, source, scope)
+        scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises,
+                      var_kinds=self.var_kinds)
+        self.errors += check_expression(self.lifecycle, self.doc, path, source, scope, expect)
+
+    def _span(self, path: DataPath, value: Any, events: set[str] | None) -> None:
+        """A `due`, `timeout` or `duration` written as an expression must be a duration."""
+        if isinstance(value, str):
+            self._expression(path, value, events, ("duration", f"'{path[-1]}'"))
+
+    def _set_type(self, step: Set, path: DataPath) -> tuple[str, str] | None:
+        """The type a `set` value must have: the fact's, or the var's (declared or first set)."""
+        if step.fact is not None:
+            spec = self.lifecycle.facts.get(step.fact)
+            return (spec.type, f"fact '{step.fact}'") if spec else None
+        assert step.var is not None
+        kind = self.var_kinds.get(step.var, "dyn")
+        return (kind, f"var '{step.var}'")
 
     def _role(self, path: DataPath, role: str) -> None:
         if role not in self.lifecycle.roles:
@@ -429,35 +541,42 @@ class _PlaybookChecker:
             self._send(step, path)
         elif isinstance(step, Task):
             self._role((*path, "role"), step.role)
+            self._span((*path, "due"), step.due, events)
             if step.on_done or step.on_overdue:
                 done = self._flow(step.on_done, (*path, "on_done"), {"task.completed"})
                 overdue = self._flow(step.on_overdue, (*path, "on_overdue"), events)
                 return _union(_union(done, overdue), events)
         elif isinstance(step, Wait):
+            self._span((*path, "duration"), step.duration, events)
             if step.until is not None:
-                self._expression((*path, "until"), step.until, events)
+                self._expression((*path, "until"), step.until, events, ("timestamp", "'until'"))
         elif isinstance(step, WaitFor):
             return self._wait_for(step, path, events)
         elif isinstance(step, If):
-            self._expression((*path, "when"), step.when, events)
+            self._expression((*path, "when"), step.when, events, ("bool", "a condition"))
             after = self._flow(step.then, (*path, "then"), events)
             for index, branch in enumerate(step.elif_):
-                self._expression((*path, "elif", index, "when"), branch.when, events)
+                self._expression((*path, "elif", index, "when"), branch.when, events, ("bool", "a condition"))
                 after = _union(after, self._flow(branch.then, (*path, "elif", index, "then"), events))
             return _union(after, self._flow(step.else_, (*path, "else"), events))
         elif isinstance(step, Set):
             if step.fact is not None and step.fact not in self.lifecycle.facts:
                 self.error((*path, "fact"), f"unknown fact '{step.fact}'{suggest(step.fact, self.lifecycle.facts)}")
-            self._expression((*path, "value"), step.value, events)
+            self._expression((*path, "value"), step.value, events, self._set_type(step, path))
         elif isinstance(step, Promise):
             self._role((*path, "made_by"), step.made_by)
-            self._expression((*path, "expected"), step.expected, events)
+            kind = promise_type(step.about)
+            self._expression((*path, "expected"), step.expected, events,
+                             (kind, f"what a {step.about} promise expects") if kind else None)
             self._tolerance(step, path)
         elif isinstance(step, CheckPromise):
             if self.promises is not None and step.promise not in self.promises:
                 self.error((*path, "promise"), f"no 'promise' step records a promise named '{step.promise}'"
                                                f"{suggest(step.promise, self.promises)}")
-            self._expression((*path, "actual"), step.actual, events)
+            about = self.promises.get(step.promise) if isinstance(self.promises, dict) else None
+            kind = promise_type(about) if about else None
+            self._expression((*path, "actual"), step.actual, events,
+                             (kind, f"what happened to a {about} promise") if kind else None)
             kept = self._flow(step.on_kept, (*path, "on_kept"), events)
             return _union(kept, self._flow(step.on_broken, (*path, "on_broken"), events))
         elif isinstance(step, Goto):
@@ -482,8 +601,10 @@ class _PlaybookChecker:
                                            f"{hint or f' (use {_names(channels)} or preferred)'}")
         if step.otherwise is not None:
             self._role((*path, "otherwise", "role"), step.otherwise.role)
+            self._span((*path, "otherwise", "due"), step.otherwise.due, None)
 
     def _wait_for(self, step: WaitFor, path: DataPath, events: set[str] | None) -> set[str] | None:
+        self._span((*path, "timeout"), step.timeout, events)
         seen: set[str] = set()
         for index, name in enumerate(step.events):
             if name in seen:
@@ -504,11 +625,11 @@ class _PlaybookChecker:
     def _tolerance(self, step: Promise, path: DataPath) -> None:
         if step.tolerance is None:
             return
-        timed = step.about in ("delivery_date", "response_time")
-        if timed and not isinstance(step.tolerance, timedelta):
+        kind = promise_type(step.about)
+        if kind in ("timestamp", "duration") and not isinstance(step.tolerance, timedelta):
             self.error((*path, "tolerance"), f"a {step.about} promise needs a duration as tolerance, e.g. 2d")
-        elif step.about == "price" and isinstance(step.tolerance, timedelta):
-            self.error((*path, "tolerance"), "a price promise needs an amount as tolerance, e.g. 10")
+        elif kind == "number" and isinstance(step.tolerance, timedelta):
+            self.error((*path, "tolerance"), f"a {step.about} promise needs an amount as tolerance, e.g. 10")
 
 
 def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
@@ -532,13 +653,10 @@ def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Lo
 # ---------------------------------------------------------------- templates
 
 
-_ENV = SandboxedEnvironment()
-
-
 @lru_cache(maxsize=512)
 def parse_template(text: str) -> jinja_nodes.Template:
     """The Jinja syntax tree of a template part; raises TemplateSyntaxError. Cached (not mutated)."""
-    return _ENV.parse(text)
+    return parse_jinja(text)
 
 
 def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Playbook],
@@ -556,13 +674,13 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
     customer = _customer_fields(lifecycle)
     events = _all_events(lifecycle)
     payload = {name for spec in events.values() for name in spec.payload}
-    allowed = set(TEMPLATE_ROOTS) | set(_ENV.globals)
+    allowed = set(TEMPLATE_ROOTS) | set(ENVIRONMENT.globals)
     for text, first_line in parts:
         try:
             tree = parse_template(text)
         except Exception:
             continue  # syntax errors are reported by the loader
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = undeclared_names(tree)  # never meta's: it folds constants
 
         def at(node: jinja_nodes.Node, message: str) -> None:
             errors.append(PlaybookError(path, first_line + max((node.lineno or 1) - 1, 0), 1, message))

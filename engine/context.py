@@ -3,73 +3,169 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from celpy import celtypes
-
 from engine.events import declared_events
-from engine.expressions import to_cel, typed_map
-from engine.model import BUILTIN_CUSTOMER_FIELDS, Lifecycle
+from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
+from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
+from engine.types import to_cel, typed
 
-S = celtypes.StringType
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
+def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, str],
+              only: frozenset[str] | None = None) -> dict[str, Any]:
+    """A map for CEL with every declared field present (null when missing), typed by its spec.
+
+    `specs` maps a name to its FieldSpec or directly to its kind; `only`, when given, limits
+    the map to the fields an expression reads (converting the rest would be wasted work).
+    """
+    if only is not None:
+        result = {}
+        for name in only:
+            value = values.get(name)
+            spec = specs.get(name)
+            kind = spec if isinstance(spec, str) or spec is None else spec.type
+            result[name] = None if value is None else to_cel(typed(value, kind))
+        return result
+    result = {k: to_cel(v) for k, v in values.items() if k not in specs}
+    for name, spec in specs.items():
+        value = values.get(name)
+        kind = spec if isinstance(spec, str) else spec.type
+        result[name] = None if value is None else to_cel(typed(value, kind))
+    return result
+
+
+_KINDS: dict[int, tuple[Any, dict[str, str]]] = {}
+
+
+def _kinds(owner: Any, specs: dict[str, FieldSpec]) -> dict[str, str]:
+    """name → kind of `specs`, computed once per owner object (a lifecycle, an event spec)."""
+    known = _KINDS.get(id(owner))
+    if known is None or known[0] is not owner:
+        if len(_KINDS) > 256:
+            _KINDS.clear()
+        known = _KINDS[id(owner)] = (owner, {name: spec.type for name, spec in specs.items()})
+    return known[1]
+
+
+def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
+    return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
+
+
+def _event_view(lifecycle: Lifecycle, event: Event | None, only: frozenset[str] | None = None) -> Any:
     if event is None:
-        return to_cel({"name": "", "data": {}, "occurred_at": None})
+        return {"name": "", "data": {}, "occurred_at": None}
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, spec.payload) if spec else to_cel(event.data)
-    return celtypes.MapType({
-        S("name"): S(event.name),
-        S("data"): data,
-        S("occurred_at"): to_cel(event.occurred_at),
-    })
+    data = typed_map(event.data, _kinds(spec, spec.payload) if spec else {}, only) \
+        if spec or only is not None else to_cel(event.data)
+    return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
 
 
-def _promises_view(state: LifecycleState) -> Any:
-    return to_cel({
-        name: {
+def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
+    views = {}
+    for name, entry in state.promises.items():
+        if only is not None and name not in only:
+            continue
+        kind = promise_type(entry.about)
+        views[name] = {
             "about": entry.about,
             "description": entry.description,
-            "expected": entry.expected,
+            "expected": to_cel(typed(entry.expected, kind)),
             "state": entry.state,
-            "actual": entry.actual,
+            "actual": to_cel(typed(entry.actual, kind)),
             "made_by": entry.made_by,
         }
-        for name, entry in state.promises.items()
-    })
+    return views
 
 
 def expression_names(
     lifecycle: Lifecycle, state: LifecycleState, event: Event | None, now: datetime,
-    *, with_vars: bool = True, source: str | None = None,
+    *, with_vars: bool = True, source: str | tuple[str, ...] | None = None,
+    var_kinds: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The activation for a CEL expression: the only names an expression can read.
+
+    `var_kinds` (Playbook.var_kinds()) types the stage vars, which are stored as JSON.
+    `source` may be several expressions (an event's updates), which then share the names.
 
     Given the expression's `source`, only the roots it reads are built: converting the
     whole state to CEL values for every condition was most of the simulator's time.
     """
-    views = {
-        "customer": lambda: typed_map(state.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}),
-        "event": lambda: _event_view(lifecycle, event),
-        "facts": lambda: typed_map(state.facts, lifecycle.facts),
-        "promises": lambda: _promises_view(state),
-        "now": lambda: to_cel(now),
-    }
-    if with_vars:
-        views["vars"] = lambda: to_cel(state.vars)
-    wanted = roots_read(source) if source is not None else None
-    return {root: view() for root, view in views.items() if wanted is None or root in wanted}
+    wanted = _reads_of(source) if source is not None else None
+    if wanted is None:
+        wanted = _EVERYTHING
+    names: dict[str, Any] = {}
+    for root, only in wanted.items():
+        if root == "customer":
+            names[root] = typed_map(state.customer, _customer_kinds(lifecycle), only)
+        elif root == "facts":
+            names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
+        elif root == "event":
+            names[root] = _event_view(lifecycle, event, wanted.get("event.data"))
+        elif root == "promises":
+            names[root] = _promises_view(state, only)
+        elif root == "now":
+            names[root] = now
+        elif root == "vars" and with_vars:
+            names[root] = typed_map(state.vars, var_kinds or {}, only)
+    return names
+
+
+_EVERYTHING: dict[str, frozenset[str] | None] = {root: None for root in
+                                                 ("customer", "event", "facts", "vars", "promises", "now")}
+
+
+@lru_cache(maxsize=4096)
+def reads(source: str) -> dict[str, frozenset[str] | None] | None:
+    """What an expression reads: root → the fields it reads of it (None: the whole root, e.g.
+    `promises.all(...)`); `event.data` → the payload fields. None when it does not parse."""
+    try:
+        references = analyse(source).references
+    except ExpressionSyntaxError:
+        return None
+    found: dict[str, set[str] | None] = {}
+
+    def add(key: str, field: str | None) -> None:
+        if field is None:
+            found[key] = None
+        elif key not in found:
+            found[key] = {field}
+        elif found[key] is not None:
+            found[key].add(field)
+
+    for reference in references:
+        add(reference.root, reference.field)
+        if reference.root == "event" and reference.field in (None, "data"):
+            # The payload is filtered when every read names its field: event.data.x.
+            add("event.data", reference.names[2] if len(reference.names) > 2 else None)
+    if "event" in found and "event.data" not in found:
+        found["event.data"] = set()  # event.name or event.occurred_at only
+    return {key: (None if fields is None else frozenset(fields)) for key, fields in found.items()}
+
+
+@lru_cache(maxsize=1024)
+def _reads_of(source: str | tuple[str, ...]) -> dict[str, frozenset[str] | None] | None:
+    """`reads` of one expression, or everything several expressions read."""
+    if isinstance(source, str):
+        return reads(source)
+    merged: dict[str, frozenset[str] | None] = {}
+    for one in source:
+        found = reads(one)
+        if found is None:
+            return None
+        for key, fields in found.items():
+            before = merged.get(key, frozenset())
+            merged[key] = None if fields is None or before is None else before | fields
+    return merged
 
 
 def roots_read(source: str) -> frozenset[str] | None:
     """The roots (`facts`, `event`, ...) an expression reads; None when it does not parse."""
-    try:
-        return frozenset(reference.root for reference in analyse(source).references)
-    except ExpressionSyntaxError:
-        return None
+    found = reads(source)
+    return None if found is None else frozenset(key for key in found if "." not in key)
 
 
 def template_context(state: LifecycleState, event: Event | None, now: datetime) -> dict[str, Any]:

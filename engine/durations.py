@@ -11,6 +11,10 @@ _ISO = re.compile(
     r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE
 )
 EXAMPLES = "examples: 30m, 2d, 1w, 1d12h, P14D"
+MAX_YEARS = 100
+MAX_DURATION = timedelta(days=36525)
+"""The longest duration a playbook may give: a wait or a due date beyond it is a mistake, and
+added to a date it would leave the calendar (year 9999) inside a running workflow."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -21,12 +25,20 @@ def parse_duration(text: str) -> timedelta:
     match = _SHORT.match(source) or _ISO.match(source)
     if not source or source.upper() in ("P", "PT") or match is None or not any(match.groups()):
         raise ValueError(f"'{text}' is not a duration ({EXAMPLES})")
-    weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        weeks, days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    except ValueError:  # thousands of digits
+        raise ValueError(f"'{text[:40]}' is longer than {MAX_YEARS} years") from None
+    total = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{text[:40]}' is longer than {MAX_YEARS} years")
+    return timedelta(seconds=total)
 
 
-def format_duration(delta: timedelta) -> str:
-    """The shortest short form of a duration: 2d, 1d12h, 90s → 1m30s."""
+def format_duration(delta: timedelta | str) -> str:
+    """The shortest short form of a duration: 2d, 1d12h, 90s → 1m30s (an expression as written)."""
+    if isinstance(delta, str):
+        return delta
     remaining = int(delta.total_seconds())
     if remaining == 0:
         return "0s"

@@ -66,7 +66,19 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
         raise PayloadError(f"field '{name}' must be a finite number", name)
     if spec.enum is not None and value not in spec.enum:
         raise PayloadError(f"field '{name}' must be one of {', '.join(spec.enum)}", name)
+    _check_limits(name, value, spec)
     return value
+
+
+def _check_limits(name: str, value: Any, spec: FieldSpec) -> None:
+    """The field spec's `min`, `max` and `max_length`, on a value of the right type."""
+    if spec.min is not None and value < spec.min:
+        raise PayloadError(f"field '{name}' must be at least {spec.min}, got {value}", name)
+    if spec.max is not None and value > spec.max:
+        raise PayloadError(f"field '{name}' must be at most {spec.max}, got {value}", name)
+    if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
+        raise PayloadError(f"field '{name}' must be at most {spec.max_length} characters, "
+                           f"got {len(value)}", name)
 
 
 def validate_payload(event: str, spec: EventSpec, data: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +135,12 @@ def payload_json_schema(spec: EventSpec) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": types.get(field.type, "string")}
         if field.type == "int":
             schema.update(minimum=INT_MIN, maximum=INT_MAX)
+        if field.min is not None:
+            schema["minimum"] = field.min
+        if field.max is not None:
+            schema["maximum"] = field.max
+        if field.max_length is not None:
+            schema["maxLength"] = field.max_length
         if field.type in formats:
             schema["format"] = formats[field.type]
         if field.enum:

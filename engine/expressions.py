@@ -2,20 +2,24 @@
 
 An expression reads `customer`, `event`, `facts`, `vars`, `promises` and `now`, and nothing
 else: CEL has no I/O, and the activation below is the whole world it can see.
+
+The runtime is Google's CEL (cel-expr-python, C++). Types are checked when a playbook loads
+(engine.typecheck, with the declarations built from the lifecycle's field specs); here each
+source is compiled once without the checker and evaluated over plain maps, so a value that is
+null at run time (a fact not yet known) compares as null instead of as a protobuf default.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+import calendar
+import re
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import celpy
-import celpy.evaluation
-from celpy import celtypes
+from cel_expr_python import cel
 
-from engine.durations import format_duration
-from engine.model import FieldSpec
+from engine.types import parse_delta, parse_time, to_cel, to_plain  # noqa: F401  (re-exported)
 
 ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
 
@@ -24,55 +28,112 @@ class ExpressionError(Exception):
     """An expression failed at run time (e.g. comparing null with a number)."""
 
 
-def _days(n: Any) -> celtypes.DurationType:
-    return celtypes.DurationType(timedelta(days=int(n)))
+# ------------------------------------------------------------- the engine's functions
 
 
-def _hours(n: Any) -> celtypes.DurationType:
-    return celtypes.DurationType(timedelta(hours=int(n)))
+def add_months(moment: datetime, months: int) -> datetime:
+    """`moment` moved by whole calendar months; the day is clamped (Jan 31 + 1 month = Feb 28)."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
 
 
-def _null_safe(compare: Any, if_null: bool) -> Any:
-    # The CEL spec compares anything with null (heterogeneous equality); cel-python raises,
-    # which would turn the natural `facts.score != null && ...` into an error.
-    def equality(a: Any, b: Any) -> Any:
-        if a is None or b is None or isinstance(a, celtypes.NullType) or isinstance(b, celtypes.NullType):
-            same = (a is None or isinstance(a, celtypes.NullType)) == (b is None or isinstance(b, celtypes.NullType))
-            return celtypes.BoolType(same == if_null)
-        return compare(a, b)
-    return equality
+def add_years(moment: datetime, years: int) -> datetime:
+    """`moment` moved by whole calendar years; Feb 29 becomes Feb 28 in a common year."""
+    return add_months(moment, 12 * years)
 
 
-FUNCTIONS = {
-    "days": _days,
-    "hours": _hours,
-    "_==_": _null_safe(celpy.evaluation.bool_eq, True),
-    "_!=_": _null_safe(celpy.evaluation.bool_ne, False),
+T = cel.Type
+_ORDERED = (("int", T.INT), ("double", T.DOUBLE), ("string", T.STRING), ("timestamp", T.TIMESTAMP),
+            ("duration", T.DURATION))
+
+# name → [(overload id, parameter types, result type, implementation)]; the checker and the
+# runtime get the same list, so a function that checks is a function that runs.
+FUNCTION_SIGNATURES: dict[str, list[tuple[str, list[Any], Any, Any]]] = {
+    "days": [("days_int", [T.INT], T.DURATION, lambda n: timedelta(days=n))],
+    "hours": [("hours_int", [T.INT], T.DURATION, lambda n: timedelta(hours=n))],
+    "add_months": [("add_months_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_months)],
+    "add_years": [("add_years_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_years)],
+    "min": [(f"min_{name}", [kind, kind], kind, min) for name, kind in _ORDERED],
+    "max": [(f"max_{name}", [kind, kind], kind, max) for name, kind in _ORDERED],
 }
-_ENV = celpy.Environment()
+FUNCTIONS = tuple(FUNCTION_SIGNATURES)
+
+
+def function_declarations() -> list[cel.FunctionDecl]:
+    """The engine's functions as CEL declarations with their implementations."""
+    return [
+        cel.FunctionDecl(name, [cel.Overload(id, result, params, impl=impl)
+                                for id, params, result, impl in overloads])
+        for name, overloads in FUNCTION_SIGNATURES.items()
+    ]
+
+
+# Every root is dynamic here: the types were checked at load; `now` is always a timestamp.
+_ENV = cel.NewEnv(
+    variables={**{root: T.DYN for root in ROOTS}, "now": T.TIMESTAMP},
+    functions=function_declarations(),
+)
 
 
 @lru_cache(maxsize=4096)
-def compile_expression(source: str) -> celpy.Runner:
-    """Compile once per distinct source; the loader has already reported syntax errors."""
-    return _ENV.program(_ENV.compile(source), functions=FUNCTIONS)
+def compile_expression(source: str) -> cel.Expression:
+    """Compile once per distinct source; the loader has already reported syntax and type errors."""
+    try:
+        return _ENV.compile(source, disable_check=True)
+    except RuntimeError as error:
+        raise ExpressionError(f"{source!r}: {_reason(error)}") from None
 
 
 def evaluate(source: str, names: dict[str, Any]) -> Any:
-    """Evaluate `source` over CEL-typed `names`; return a plain Python value."""
+    """Evaluate `source` over the `names` (see engine.context); return a plain Python value.
+
+    Timestamps come back as aware datetimes, durations as timedeltas.
+    """
     try:
-        result = compile_expression(source).evaluate(names)
-    except Exception as error:  # cel-python raises plain errors for some type mismatches
+        result = compile_expression(source).eval(data=names)
+    except (RuntimeError, TypeError, ValueError, OverflowError) as error:
         raise ExpressionError(f"{source!r}: {_reason(error)}") from None
-    if isinstance(result, celpy.CELEvalError):
-        raise ExpressionError(f"{source!r}: {_reason(result)}")
-    return from_cel(result)
+    value = result.plain_value()
+    if type(value) is str and result.type() == T.ERROR:  # an error's plain value is its message
+        raise ExpressionError(f"{source!r}: {_reason(value)}")
+    return value
 
 
-def _reason(error: Exception) -> str:
-    # cel-python can put the whole activation in a message; a timeline line needs the gist.
-    text = str(error.args[0] if error.args else error)
+def _reason(error: Any) -> str:
+    # The runtime prefixes a status code ("INVALID_ARGUMENT: ..."); a timeline line needs the gist.
+    text = str(error.args[0] if isinstance(error, Exception) and error.args else error)
+    code, sep, rest = text.partition(": ")
+    if sep and code.isupper() and code.replace("_", "").isalpha():
+        text = rest
+    text = text.replace("int64", "int").replace("uint64", "uint")
+    overload = re.match(r"No matching overloads found : (\S+?)\((.*)\)$", text)
+    if overload:
+        operator = _OPERATORS.get(overload.group(1), overload.group(1))
+        types = overload.group(2).replace("null_type", "null")
+        text = f"'{operator}' cannot take ({types})"
+        if "null" in types:
+            text += ": a value is null; guard it, e.g. facts.x != null && facts.x > 0"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+_OPERATORS = {"_==_": "==", "_!=_": "!=", "_<_": "<", "_<=_": "<=", "_>_": ">", "_>=_": ">=", "_+_": "+",
+              "_-_": "-", "_*_": "*", "_/_": "/", "_%_": "%", "!_": "!", "-_": "-", "_[_]": "[]"}
+
+
+def duration_of(value: timedelta | str | None, names: Any) -> timedelta | None:
+    """A step's `due`, `timeout` or `duration`: the literal, or its expression's value.
+
+    `names(source)` gives the activation (the interpreter's `_names`); raises ExpressionError
+    when the expression fails or gives no duration.
+    """
+    if value is None or isinstance(value, timedelta):
+        return value
+    result = evaluate(value, names(value))
+    if not isinstance(result, timedelta):
+        raise ExpressionError(f"{value!r} gave {result!r}, not a duration")
+    return result
 
 
 def is_true(source: str, names: dict[str, Any]) -> bool:
@@ -80,91 +141,7 @@ def is_true(source: str, names: dict[str, Any]) -> bool:
     return evaluate(source, names) is True
 
 
-# ----------------------------------------------------------------- conversions
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A timestamp from a datetime, a date or an ISO 8601 string; None when it is none of them."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return None
-
-
-def to_cel(value: Any, kind: str | None = None) -> Any:
-    """A plain (JSON-like) value as CEL sees it; `kind` types dates and durations."""
-    if value is None:
-        return None
-    if kind in ("date", "timestamp") or isinstance(value, (datetime, date)):
-        moment = parse_time(value)
-        if moment is not None:
-            return celtypes.TimestampType(moment)
-    if kind == "duration" or isinstance(value, timedelta):
-        from engine.durations import parse_duration
-
-        delta = value if isinstance(value, timedelta) else parse_duration(str(value))
-        return celtypes.DurationType(delta)
-    if isinstance(value, bool):
-        return celtypes.BoolType(value)
-    if isinstance(value, int):
-        return celtypes.IntType(value)
-    if isinstance(value, float):
-        return celtypes.DoubleType(value)
-    if isinstance(value, str):
-        return celtypes.StringType(value)
-    if isinstance(value, dict):
-        return celtypes.MapType({celtypes.StringType(k): to_cel(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return celtypes.ListType([to_cel(v) for v in value])
-    raise ExpressionError(f"cannot use a {type(value).__name__} in an expression")
-
-
-def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec]) -> celtypes.MapType:
-    """A CEL map with every declared field present (null when missing), typed by its spec."""
-    result = {celtypes.StringType(k): to_cel(v) for k, v in values.items() if k not in specs}
-    for name, spec in specs.items():
-        result[celtypes.StringType(name)] = to_cel(values.get(name), spec.type)
-    return celtypes.MapType(result)
-
-
-def from_cel(value: Any) -> Any:
-    """A CEL result as a plain Python value (datetimes and timedeltas kept as such)."""
-    if value is None or isinstance(value, celtypes.NullType):
-        return None
-    if isinstance(value, celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, celtypes.TimestampType):
-        return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
-    if isinstance(value, celtypes.DurationType):
-        return timedelta(seconds=value.total_seconds())
-    if isinstance(value, (celtypes.IntType, celtypes.UintType)):
-        return int(value)
-    if isinstance(value, celtypes.DoubleType):
-        return float(value)
-    if isinstance(value, celtypes.StringType):
-        return str(value)
-    if isinstance(value, celtypes.MapType):
-        return {str(k): from_cel(v) for k, v in value.items()}
-    if isinstance(value, celtypes.ListType):
-        return [from_cel(v) for v in value]
-    return value
-
-
-def to_plain(value: Any) -> Any:
-    """A value fit for state that is stored as JSON: times as ISO strings, durations as text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_plain(v) for v in value]
-    return value
+__all__ = [
+    "ROOTS", "FUNCTIONS", "ExpressionError", "evaluate", "is_true", "duration_of", "compile_expression",
+    "parse_time", "parse_delta", "to_plain", "to_cel", "add_months", "add_years",
+]

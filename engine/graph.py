@@ -103,8 +103,7 @@ def lifecycle_graph(project: Project) -> Graph:
         label = transition.on + (f" [{_short(transition.when)}]" if transition.when else "")
         for source in transition.from_:
             if source == "*":
-                graph.add(Node(ANY, ["any stage"], "any"))
-                source = ANY
+                source = _any_node(graph, transition.except_)
             graph.link(source, transition.to, label)
     for stage, playbook in project.playbooks.items():
         for step, _ in walk_steps(playbook.steps):
@@ -118,6 +117,17 @@ def lifecycle_graph(project: Project) -> Graph:
             graph.add(Node(END, ["end"], "end"))
             graph.link(stage, END)
     return graph
+
+
+def _any_node(graph: Graph, excepted: list[str]) -> str:
+    """The "any stage" box of a `*` transition; one per distinct `except` list."""
+    if not excepted:
+        node = Node(ANY, ["any stage"], "any")
+    else:
+        node = Node(f"{ANY}_except_{'_'.join(sorted(excepted))}",
+                    [f"any stage except {', '.join(sorted(excepted))}"], "any")
+    graph.add(node)
+    return node.id
 
 
 # ---------------------------------------------------------------- one stage playbook
@@ -268,8 +278,9 @@ def _mermaid_state(graph: Graph) -> str:
     ids = {START: "[*]", END: "[*]"}
     for node in graph.nodes.values():
         if node.shape == "any":
-            lines.append(f'    state "{node.label[0]}" as any_stage')
-            ids[node.id] = "any_stage"
+            # `__any__` is drawn as `any_stage`, `__any___except_a_b` as `any_stage_except_a_b`.
+            ids[node.id] = "any_stage" + node.id.removeprefix(ANY)
+            lines.append(f'    state "{node.label[0]}" as {ids[node.id]}')
     for edge in graph.edges:
         source, target = ids.get(edge.source, edge.source), ids.get(edge.target, edge.target)
         label = f": {_state_label(edge.label)}" if edge.label else ""
@@ -279,8 +290,9 @@ def _mermaid_state(graph: Graph) -> str:
     lines.append("    classDef anystage stroke-dasharray:5 5")
     if terminal:
         lines.append(f"    class {','.join(terminal)} terminal")
-    if ANY in graph.nodes:
-        lines.append("    class any_stage anystage")
+    wildcards = [ids[node.id] for node in graph.nodes.values() if node.shape == "any"]
+    if wildcards:
+        lines.append(f"    class {','.join(wildcards)} anystage")
     return "\n".join(lines) + "\n"
 
 

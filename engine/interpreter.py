@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import model as m
-from engine.durations import parse_duration
 from engine.context import expression_names, template_context
-from engine.expressions import ExpressionError, evaluate, parse_time, to_plain
+from engine.expressions import ExpressionError, duration_of, evaluate, parse_time, to_plain
 from engine.limits import ACTION_BYTES, VALUE_BYTES, json_size
 from engine.project import StageBundle
+from engine.promises import promise_kept
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
-from engine.templates import render
+from engine.templates import TemplateRenderError, render
 from engine.walk import children, step_key
 
 
@@ -98,6 +98,7 @@ class StageRun:
         self.suspend = suspend  # asked while waiting: stop here to continue in a new run
         self.resume = state.resume
         self.event = self.resume.event if self.resume else state.stage_event
+        self.var_kinds = bundle.playbook.var_kinds() if bundle.playbook else {}
         # Sends and plain tasks are batched by `_steps`; every other kind runs on its own.
         self._run = {
             m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
@@ -226,7 +227,8 @@ class StageRun:
     # ------------------------------------------------------------ helpers
 
     def _names(self, source: str) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source)
+        return expression_names(self.lifecycle, self.state, self.event, self.runtime.now(), source=source,
+                                var_kinds=self.var_kinds)
 
     def _value(self, source: str, step: Any, path: str) -> Any:
         """The value of an expression; a failure holds the step (it is never taken as false)."""
@@ -242,6 +244,8 @@ class StageRun:
         except _LegacySkip:
             return False  # before HOLD_ON_FAILURE a failing condition counted as false
         if not isinstance(value, bool):
+            if not self.runtime.patched(HOLD_ON_FAILURE):
+                return False  # before HOLD_ON_FAILURE anything but true counted as false, unrecorded
             raise StepFailed("expression", f"{source!r} gave {value!r}, not true or false")
         return value
 
@@ -258,7 +262,11 @@ class StageRun:
     def _interrupted(self) -> bool:
         return self.state.next_stage is not None
 
-    def _deadline(self, delay: timedelta) -> datetime:
+    def _deadline(self, delay: timedelta | str) -> datetime:
+        try:
+            delay = duration_of(delay, self._names)  # a literal, or an expression: days(vars.sla_days)
+        except ExpressionError as error:
+            raise StepFailed("expression", str(error)) from None
         try:
             return self.runtime.now() + delay
         except OverflowError:
@@ -286,7 +294,11 @@ class StageRun:
             return resume.until
         return fresh()
 
-    def _take(self, match: Callable[[Event], bool]) -> Event | None:
+    def _take(self, match: Callable[[Event], bool], latest: bool = False) -> Event | None:
+        if latest:  # the newest wins; the older matching events are outdated by it and dropped
+            matching = [event for event in self.state.inbox if match(event)]
+            self.state.inbox[:] = [event for event in self.state.inbox if not match(event)]
+            return matching[-1] if matching else None
         for index, event in enumerate(self.state.inbox):
             if match(event):
                 return self.state.inbox.pop(index)
@@ -332,9 +344,9 @@ class StageRun:
         channel, address = chosen
         context = template_context(self.state, self.event, self.runtime.now())
         try:
-            subject, body = render(self.bundle.templates[step.template], context)
-        except Exception as error:  # any Jinja error at render time: held, never a stuck workflow
-            raise StepFailed("template", f"template '{step.template}': {type(error).__name__}: {error}") from None
+            subject, body = render(self.bundle.templates[step.template], context, name=step.template)
+        except TemplateRenderError as error:  # held, never a stuck workflow
+            raise StepFailed("template", str(error)) from None
         action = Action(
             id=self._action_id(step, path), kind="message", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
@@ -425,7 +437,7 @@ class StageRun:
 
         pending = Pending(step=key, events=sorted(names), until=until)
         if await self._pause(step, path, pending, lambda: self._has(wanted), until):
-            self.event = self._take(wanted)
+            self.event = self._take(wanted, latest=step.take == "latest")
             assert self.event is not None
             await self._steps(step.on.get(self.event.name, []), f"{path}.on.{self.event.name}.")
         else:
@@ -475,7 +487,7 @@ class StageRun:
             self.record("failed", key, error=f"no promise '{step.promise}' was recorded")
             return
         actual = self._value(step.actual, step, path)
-        kept = promise_kept(entry.expected, actual, entry.tolerance)
+        kept = promise_kept(entry.about, entry.expected, actual, entry.tolerance)
         entry.state = "kept" if kept else "broken"
         entry.actual = to_plain(actual)
         entry.checked_at = self.runtime.now()
@@ -497,15 +509,3 @@ def incident_action(state: LifecycleState, incident: Incident, base_id: str) -> 
                   f"`lifecycle retry {state.customer['id']}` / `lifecycle skip {state.customer['id']}`.",
     )
 
-
-def promise_kept(expected: Any, actual: Any, tolerance: Any = None) -> bool:
-    """Dates: kept when actual <= expected + tolerance; numbers likewise; other values: equal."""
-    expected_time, actual_time = parse_time(expected), parse_time(actual)
-    if expected_time is not None and actual_time is not None:
-        slack = parse_duration(tolerance) if isinstance(tolerance, str) else timedelta(0)
-        return actual_time <= expected_time + slack
-    numbers = (int, float)
-    if isinstance(expected, numbers) and isinstance(actual, numbers) and not isinstance(actual, bool):
-        slack = tolerance if isinstance(tolerance, numbers) else 0
-        return actual <= expected + slack
-    return expected == actual

@@ -84,7 +84,7 @@ class LifecycleMachine:
         """Events the current stage can take: fact updates, transitions, waits of its playbook."""
         stage = self.state.next_stage or self.state.stage
         names = {name for name, spec in self.lifecycle.events.items() if spec.updates}
-        names |= {t.on for t in self.lifecycle.transitions if self._from_matches(t.from_, stage)}
+        names |= {t.on for t in self.lifecycle.transitions if t.applies_in(stage)}
         if self.state.next_stage is None:
             names |= self.waited_for
             if self.state.open_tasks:
@@ -111,7 +111,7 @@ class LifecycleMachine:
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
-        if event.name == "task.completed" and not self._task_is_open(str(event.data.get("task"))):
+        if self.strict_rules and event.name == "task.completed" and not self._task_is_open(str(event.data.get("task"))):
             return rejected("unknown_task", f"no open task '{event.data.get('task')}' in stage '{self.state.stage}'")
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
@@ -153,7 +153,7 @@ class LifecycleMachine:
         if self.lifecycle.stages[stage].terminal:
             return []
         return [t for t in self.lifecycle.transitions
-                if t.on == event.name and t.when is not None and self._from_matches(t.from_, stage)]
+                if t.on == event.name and t.when is not None and t.applies_in(stage)]
 
     def _task_is_open(self, task: str) -> bool:
         pending = self.state.pending
@@ -197,7 +197,7 @@ class LifecycleMachine:
         inbox = self.state.inbox
         inbox.append(event)
         same = [index for index, queued in enumerate(inbox) if queued.name == event.name]
-        if len(same) > INBOX_PER_EVENT:
+        if len(same) > INBOX_PER_EVENT and self.strict_rules:
             dropped = inbox.pop(same[0])
             self.record("failed", None, at=now, event=dropped.name,
                         error=f"dropped: more than {INBOX_PER_EVENT} '{dropped.name}' events waiting")
@@ -223,7 +223,7 @@ class LifecycleMachine:
         self._apply_updates(event, now)
         return event
 
-    def _names(self, event: Event, now: datetime, source: str | None = None) -> dict[str, Any]:
+    def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
 
     def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
@@ -231,7 +231,8 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None or not spec.updates:
             return {}
-        names = self._names(event, now)  # every update sees the facts as they were before
+        # Every update sees the facts as they were before (names built once, for all of them).
+        names = self._names(event, now, tuple(spec.updates.values()))
         updated = {}
         for fact, source in spec.updates.items():
             try:
@@ -244,23 +245,19 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now)
+        names = self._names(event, now, tuple(spec.updates.values()))
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
             except ExpressionError as error:  # only before strict rules: `check` refuses it now
                 self.record("failed", None, at=now, fact=fact, error=str(error))
 
-    @staticmethod
-    def _from_matches(sources: list[str], stage: str) -> bool:
-        return stage in sources or "*" in sources
-
     def _transition_for(self, event: Event, now: datetime) -> str | None:
         stage = self.state.next_stage or self.state.stage
         if self.lifecycle.stages[stage].terminal:
             return None
         for transition in self.lifecycle.transitions:
-            if transition.on != event.name or not self._from_matches(transition.from_, stage):
+            if transition.on != event.name or not transition.applies_in(stage):
                 continue
             if transition.when is None:
                 return transition.to

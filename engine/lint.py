@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import meta
 from jinja2 import nodes as jinja_nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from engine.checks import step_paths
 from engine.events import declared_events
 from engine.loader import Document, load_document
 from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
-from engine.templates import attribute_name
+from engine.templates import attribute_name, undeclared_names
+from engine.templates import parse as parse_template
 
 DataPath = tuple[Any, ...]
 
@@ -34,6 +33,8 @@ RULES: dict[str, str] = {
     "unreachable-stage": "a stage that is not initial and that no transition or goto leads to",
     "dead-end-stage": "a non-terminal stage with no transition naming it in 'from' and no goto/end "
                       "in its playbook ('*' transitions do not count)",
+    "wildcard-restarts-target": "a from '*' transition to a non-terminal stage without 'except' for it: "
+                                "a second event restarts that stage",
     "unused-event": "an event that starts nothing, updates no fact, moves no one and is waited for nowhere",
     "wait-interrupted": "a wait_for on an event that an unguarded transition from the same stage takes first",
     "wait-without-timeout": "a wait_for without timeout, or a task with on_done but no due: it may wait forever",
@@ -45,7 +46,6 @@ RULES: dict[str, str] = {
 }
 
 _IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")
-_TEMPLATES = SandboxedEnvironment()
 
 
 @dataclass(frozen=True, order=True)
@@ -156,6 +156,7 @@ class _Linter:
         """Every rule, then drop the warnings an ignore comment silences."""
         self._stages()
         self._events()
+        self._wildcards()
         for stage, playbook in self.project.playbooks.items():
             self._playbook(stage, playbook)
         self._templates()
@@ -210,13 +211,24 @@ class _Linter:
                       f"event '{name}' is never used: it starts no lifecycle, updates no fact, moves "
                       f"no customer and no wait_for waits for it, so every stage rejects it", key=True)
 
+    def _wildcards(self) -> None:
+        stages = self.lifecycle.stages
+        for index, transition in enumerate(self.lifecycle.transitions):
+            target = transition.to
+            if "*" in transition.from_ and target in stages and not stages[target].terminal \
+                    and transition.applies_in(target):
+                self.warn(self.base, ("transitions", index, "from"), "wildcard-restarts-target",
+                          f"from '*' includes '{target}' itself: a second '{transition.on}' there "
+                          f"restarts '{target}' from the top (add except: [{target}] unless that "
+                          f"is meant)")
+
     # ------------------------------------------------------------ playbook rules
 
     def _interrupting(self, stage: str) -> dict[str, str]:
         """event → target stage of the unguarded transitions that leave `stage` on it."""
         out: dict[str, str] = {}
         for transition in self.lifecycle.transitions:
-            if transition.when is None and (stage in transition.from_ or "*" in transition.from_):
+            if transition.when is None and transition.applies_in(stage):
                 out.setdefault(transition.on, transition.to)
         return out
 
@@ -354,10 +366,10 @@ class _Linter:
 def _event_data_fields(source: str) -> list[tuple[str, int]]:
     """(field, line) of every `event.data.X` / `event['data']['X']` a template reads."""
     try:
-        tree = _TEMPLATES.parse(source)
+        tree = parse_template(source)
     except Exception:
         return []  # the loader reports template syntax errors
-    if "event" not in meta.find_undeclared_variables(tree):
+    if "event" not in undeclared_names(tree):  # never meta's: it folds constants
         return []  # `event` is a local name here (a loop or a set), not the event
     out = []
     for node in tree.find_all((jinja_nodes.Getattr, jinja_nodes.Getitem)):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
@@ -17,7 +19,7 @@ from engine import checks
 from engine.errors import PlaybookError, PlaybookLoadError
 from engine.model import Lifecycle, Playbook
 from engine.project import Project, templates_used
-from engine.templates import split_subject
+from engine.templates import compile_part, split_subject, unsafe_uses
 from engine.validation import validate
 from engine.yamlsource import DataPath, Document, parse_yaml
 
@@ -55,6 +57,23 @@ def _read(path: Path, at: Callable[[str], PlaybookError] | None = None) -> tuple
     return None, None, [at(message) if at else PlaybookError(shown, 1, 1, message)]
 
 
+def outside(base: Path, given: str) -> str | None:
+    """Why the file or folder `given` (relative to the folder `base`) is not inside `base`, or None.
+
+    A lifecycle reads only its own folder: an absolute path, a `..` way out, or a link to
+    a file elsewhere (`/etc/passwd`) is refused before anything is read.
+    """
+    if Path(given).is_absolute():
+        return f"'{given}' is an absolute path; give a path inside the lifecycle's folder, relative to it"
+    try:
+        (base / given).resolve().relative_to(base.resolve())
+    except ValueError:
+        return f"'{given}' leads outside the lifecycle's folder (through '..' or a link); keep the files inside it"
+    except (OSError, RuntimeError):  # a link loop
+        return f"'{given}' cannot be resolved (a link that leads to itself?)"
+    return None
+
+
 def load_document(path: Path, at: Callable[[str], PlaybookError] | None = None) -> tuple[bytes | None, Document | None, list[PlaybookError]]:
     """Read and parse one YAML file into a located Document."""
     raw, text, errors = _read(path, at)
@@ -79,10 +98,10 @@ def load_playbook_file(path: str | Path, lifecycle: Lifecycle | None = None) -> 
     playbook = None
     if doc is not None and _validatable(doc, errors):
         playbook, more = validate(doc, Playbook)
-        errors += more
+        errors += more + plain_values(None, playbook, doc)
     if playbook is not None and lifecycle is not None:
         folder = path.parent / lifecycle.templates
-        available = _template_files(folder)
+        available = set() if outside(path.parent, lifecycle.templates) else _template_files(folder)
         errors += checks.check_playbook(
             lifecycle, playbook.playbook, playbook, doc,
             promises=None, templates=available, templates_folder=_display(folder),
@@ -101,22 +120,60 @@ def _template_files(folder: Path) -> set[str]:
 
 
 def compile_template(path: str, source: str) -> list[PlaybookError]:
-    """Syntax errors of a template file, compiled the way `engine.templates` renders it."""
+    """Syntax errors and sandbox violations of a template file, compiled the way
+    `engine.templates` renders it (which evaluates nothing)."""
     subject, body = split_subject(source)
-    parts = [(body, 1)]
+    parts = [(body, 1, 0)]
     if subject:
-        _, _, rest = source.partition("\n")
-        parts = [(subject, 1), (body, 2 + len(rest) - len(rest.lstrip("\n")))]
+        first, _, rest = source.partition("\n")
+        parts = [(subject, 1, first.find(subject)), (body, 2 + len(rest) - len(rest.lstrip("\n")), 0)]
     errors = []
-    for text, first_line in parts:
+    for text, first_line, indent in parts:
         try:
-            checks.parse_template(text)
-        except TemplateSyntaxError as error:
+            tree = checks.parse_template(text)
+            compile_part(text)  # unknown filters and tests; evaluates nothing
+        except TemplateSyntaxError as error:  # TemplateAssertionError too
             line = first_line + max((error.lineno or 1) - 1, 0)
             errors.append(PlaybookError(path, line, 1, f"template syntax error: {error.message}"))
+            continue
         except RecursionError:
             errors.append(PlaybookError(path, first_line, 1, "template is nested too deeply"))
+            continue
+        for line, column, message in unsafe_uses(tree, text):
+            errors.append(PlaybookError(path, first_line + line - 1, column + (indent if line == 1 else 0), message))
     return errors
+
+
+def _kept_as_is(value: Any, path: DataPath) -> tuple[DataPath, str] | None:
+    """Where a value would not come back the same from workflow state (JSON), and why."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _kept_as_is(item, (*path, key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _kept_as_is(item, (*path, index))
+            if found:
+                return found
+    elif isinstance(value, (date, datetime)):
+        return path, (f"{value.isoformat()} is read as a date, which becomes text once the workflow "
+                      f"stores it; quote it ('{value.isoformat()}') or keep dates in a fact of type date")
+    elif value is not None and not isinstance(value, (str, int, float)):
+        return path, f"a {type(value).__name__} value cannot be kept; use text, numbers, lists and mappings"
+    return None
+
+
+def plain_values(lifecycle: Lifecycle | None, playbook: Playbook | None, doc: Document) -> list[PlaybookError]:
+    """A playbook's vars and a lifecycle's fact initial values must survive workflow state as
+    they are, or the simulator would preview a date where the workflow sees text."""
+    found = []
+    if playbook is not None:
+        found = [_kept_as_is(value, ("vars", name)) for name, value in playbook.vars.items()]
+    if lifecycle is not None:
+        found = [_kept_as_is(spec.initial, ("facts", name, "initial")) for name, spec in lifecycle.facts.items()
+                 if not (spec.type in ("date", "timestamp") and isinstance(spec.initial, date))]
+    return [doc.error(path, message) for path, message in filter(None, found)]
 
 
 def _version(*parts: bytes) -> str:
@@ -165,7 +222,7 @@ class _ProjectLoader:
         lifecycle = None
         if _validatable(doc, errors):
             lifecycle, errors = validate(doc, Lifecycle)
-            self.errors += errors
+            self.errors += errors + plain_values(lifecycle, None, doc)
         if lifecycle is None:
             # The lifecycle is unusable, but the playbook files it names can still be checked.
             self._check_named_playbooks(doc)
@@ -173,7 +230,13 @@ class _ProjectLoader:
 
         playbooks, sources, docs = self._load_playbooks(lifecycle, doc)
         folder = self.path.parent / lifecycle.templates
-        available = _template_files(folder)
+        escape = outside(self.path.parent, lifecycle.templates)
+        if escape:
+            self.errors.append(doc.error(("templates",), escape))
+            # Read nothing there; pretend the templates exist rather than report each send step.
+            available = set().union(*(templates_used(p) for p in playbooks.values()))
+        else:
+            available = _template_files(folder)
         all_loaded = len(playbooks) == sum(1 for s in lifecycle.stages.values() if s.playbook)
         # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
@@ -184,7 +247,7 @@ class _ProjectLoader:
                 lifecycle, stage, playbook, docs[stage], promises=promises,
                 templates=available, templates_folder=_display(folder), entry=entries.get(stage),
             )
-        templates = self._load_templates(lifecycle, playbooks, folder, available, promises)
+        templates = {} if escape else self._load_templates(lifecycle, playbooks, folder, available, promises)
         if self.errors:
             raise PlaybookLoadError(self._sorted())
 
@@ -211,8 +274,12 @@ class _ProjectLoader:
             if path in seen:
                 continue
             seen.add(path)
-            self.file_order.append(_display(path))
             where = ("stages", stage, "playbook")
+            escape = outside(self.path.parent, file)
+            if escape:
+                self.errors.append(doc.error(where, f"stage '{stage}': {escape}"))
+                continue
+            self.file_order.append(_display(path))
             _, playbook_doc, errors = load_document(path, lambda m, w=where: doc.error(w, m))
             self.errors += errors
             if playbook_doc is not None and _validatable(playbook_doc, errors):
@@ -228,6 +295,10 @@ class _ProjectLoader:
                 continue
             path = self.path.parent / spec.playbook
             where = ("stages", stage, "playbook")
+            escape = outside(self.path.parent, spec.playbook)
+            if escape:
+                self.errors.append(doc.error(where, f"stage '{stage}': {escape}"))
+                continue
             if path not in cache:
                 self.file_order.append(_display(path))
                 raw, playbook_doc, errors = load_document(
@@ -237,7 +308,7 @@ class _ProjectLoader:
                 playbook = None
                 if playbook_doc is not None and _validatable(playbook_doc, errors):
                     playbook, errors = validate(playbook_doc, Playbook)
-                    self.errors += errors
+                    self.errors += errors + plain_values(None, playbook, playbook_doc)
                 cache[path] = (raw, playbook_doc, playbook)
             raw, playbook_doc, playbook = cache[path]
             if playbook is not None and playbook_doc is not None and raw is not None:
@@ -257,6 +328,10 @@ class _ProjectLoader:
             path = folder / f"{name}{TEMPLATE_SUFFIX}"
             shown = _display(path)
             self.file_order.append(shown)
+            if outside(self.path.parent, str(path.relative_to(self.path.parent))):
+                self.errors.append(PlaybookError(shown, 1, 1, "this template is a link to a file outside "
+                                                              "the lifecycle's folder; copy the file in instead"))
+                continue
             _, text, errors = _read(path)
             self.errors += errors
             if text is None:

@@ -8,6 +8,7 @@ events, channels, roles, templates, names inside expressions) are checked by
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
@@ -17,11 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
 from engine.durations import format_duration, parse_duration
+from engine.types import KINDS, FieldKind, kind_of
 
 Duration = Annotated[
     timedelta,
@@ -32,6 +36,28 @@ Duration = Annotated[
             "type": "string",
             "description": "A duration: 30m, 2d, 1w, 1d12h or ISO 8601 such as P14D.",
             "examples": ["30m", "2d", "1w", "P14D"],
+        }
+    ),
+]
+
+def _duration_or_expression(value: Any) -> Any:
+    # `2d` is a duration; `days(vars.sla_days)` (a call or a dotted name) is an expression of
+    # type duration, checked at load and evaluated when the step runs.
+    if isinstance(value, str) and any(char in value for char in "(."):
+        return value.strip()
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+TimeSpan = Annotated[
+    Union[timedelta, str],
+    BeforeValidator(_duration_or_expression),
+    PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A duration (30m, 2d, 1w, P14D), or a CEL expression of type duration "
+            "such as days(vars.sla_days).",
+            "examples": ["30m", "2d", "days(vars.sla_days)"],
         }
     ),
 ]
@@ -50,7 +76,6 @@ EventName = Annotated[
     Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", examples=["order.delivered"]),
 ]
 
-FieldKind = Literal["string", "int", "number", "bool", "date", "timestamp", "duration", "list", "map"]
 
 
 class Strict(BaseModel):
@@ -71,6 +96,38 @@ class FieldSpec(Strict):
     enum: list[str] | None = Field(
         None, description="Allowed values, for a string field.", examples=[["consumer", "enterprise"]]
     )
+    min: int | float | None = Field(
+        None, description="The smallest value allowed, for an int or number field (inclusive).", examples=[0]
+    )
+    max: int | float | None = Field(
+        None, description="The largest value allowed, for an int or number field (inclusive).", examples=[10]
+    )
+    max_length: int | None = Field(
+        None, ge=0, description="The most characters allowed, for a string field.", examples=[200]
+    )
+
+    @field_validator("min", "max")
+    @classmethod
+    def _number_bound(cls, value: int | float | None, info: ValidationInfo) -> int | float | None:
+        if value is None:
+            return None
+        kind = info.data.get("type")
+        if kind is not None and kind not in ("int", "number"):
+            raise ValueError(f"'{info.field_name}' applies to int and number fields, not to a {kind} field")
+        if not math.isfinite(value):
+            raise ValueError(f"'{info.field_name}' must be a finite number")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and low > value:
+            raise ValueError(f"'min' ({low}) is greater than 'max' ({value})")
+        return value
+
+    @field_validator("max_length")
+    @classmethod
+    def _string_bound(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("type")
+        if value is not None and kind is not None and kind != "string":
+            raise ValueError(f"'max_length' applies to string fields, not to a {kind} field")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +143,15 @@ class FactSpec(FieldSpec):
     """A fact kept per customer, updated by events and by `set` steps; rules read it."""
 
     initial: Any = Field(None, description="The value before any event sets it.", examples=[0])
+
+    @model_validator(mode="after")
+    def _no_limits(self) -> FactSpec:
+        # Limits are checked where values come in from outside (payloads, the profile); a fact
+        # is computed by expressions, where a limit would fail a customer at run time instead.
+        for key in ("min", "max", "max_length"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' (for event payloads and customer fields) cannot be used")
+        return self
 
 
 class EventSpec(Strict):
@@ -132,12 +198,22 @@ class StageSpec(Strict):
     terminal: bool = Field(False, description="Entering this stage ends the lifecycle.", examples=[True])
 
 
+# A single stage name where a list of them is expected: `from: sale` means `from: [sale]`.
+StageList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
 class Transition(Strict):
     """Which event moves a customer from which stage to which, with an optional guard."""
 
-    from_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+    from_: StageList = Field(
         alias="from", description="Stage name(s) or '*' for any non-terminal stage.",
         examples=["set_expectations", ["warranty_follow_up", "referral_request"], "*"],
+    )
+    except_: StageList = Field(
+        default_factory=list, alias="except",
+        description="With from '*': stages the transition does not leave (e.g. its own target, "
+        "so that a second event does not restart that stage).",
+        examples=[["at_risk"], "lost_customer_review"],
     )
     on: EventName = Field(description="The event that moves the customer.", examples=["order.delivered"])
     to: Name = Field(description="The stage the customer moves to.", examples=["delivery_check_in"])
@@ -145,6 +221,22 @@ class Transition(Strict):
         None, description="A guard: the transition happens only when this CEL expression holds.",
         examples=["event.data.installed == true"],
     )
+
+    @model_validator(mode="after")
+    def _except_needs_wildcard(self) -> Transition:
+        if self.except_ and "*" not in self.from_:
+            raise ValueError("'except' needs from: '*' (otherwise list only the stages you mean)")
+        return self
+
+    def applies_in(self, stage: str) -> bool:
+        """Whether this transition can move a customer who is in `stage` (guard aside).
+
+        `*` is every stage but those in `except`, the target included: a customer already in
+        the target enters it again. Terminal stages never move; the caller knows which they are.
+        """
+        if "*" in self.from_:
+            return stage not in self.except_
+        return stage in self.from_
 
 
 class Lifecycle(Strict):
@@ -222,7 +314,7 @@ class TaskSpec(Strict):
         description="What good practice looks like for this task.",
         examples=["Ask how the installation went; listen before you suggest anything."],
     )
-    due: Duration | None = Field(None, description="How long the role has to do it.", examples=["2d"])
+    due: TimeSpan | None = Field(None, description="How long the role has to do it.", examples=["2d"])
 
 
 class Send(Step):
@@ -273,7 +365,7 @@ class Wait(Step):
     """Pause the stage for a fixed time, or until a time computed from the context."""
 
     kind: Literal["wait"] = Field("wait", description="Pause the stage.", examples=["wait"])
-    duration: Duration | None = Field(None, description="How long to wait.", examples=["2d"])
+    duration: TimeSpan | None = Field(None, description="How long to wait.", examples=["2d"])
     until: Expression | None = Field(
         None, description="A CEL expression giving the time to wait until.",
         examples=["timestamp(customer.warranty_ends) - duration('720h')"],
@@ -293,7 +385,13 @@ class WaitFor(Step):
     events: list[EventName] = Field(
         min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
     )
-    timeout: Duration | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    timeout: TimeSpan | None = Field(None, description="How long to wait at most.", examples=["7d"])
+    take: Literal["oldest", "latest"] = Field(
+        "oldest",
+        description="Which matching event in the stage's inbox ends the wait: the oldest (the others "
+        "stay for later waits), or the latest (the older matching ones are dropped as outdated).",
+        examples=["latest"],
+    )
     on_timeout: list[AnyStep] = Field(
         default_factory=list, description="Steps to run when no event came before the timeout.",
         examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",
@@ -358,8 +456,12 @@ class Promise(Step):
 
     kind: Literal["promise"] = Field("promise", description="Record a promise.", examples=["promise"])
     promise: Name = Field(description="The promise's name in the ledger.", examples=["delivery_date"])
-    about: Literal["delivery_date", "price", "scope", "response_time", "other"] = Field(
-        description="What the promise is about; decides how it is checked.", examples=["delivery_date"]
+    about: Literal["delivery_date", "price", "quantity", "scope", "response_time", "other"] = Field(
+        description="What the promise is about; decides its type and how it is checked: delivery_date "
+        "(a timestamp; kept on or before), response_time (a duration; at most), price (a number; at "
+        "most), quantity (a number; at least: amounts, energy, uptime), scope (text; equal), other "
+        "(equal).",
+        examples=["delivery_date"],
     )
     expected: Expression = Field(description="What was promised.", examples=["event.data.promised_delivery"])
     made_by: Name = Field(description="The role that made the promise.", examples=["sales_rep"])
@@ -423,13 +525,46 @@ class Playbook(Strict):
     )
     vars: dict[Name, Any] = Field(
         default_factory=dict,
-        description="The playbook's parameters, readable as vars.NAME; `set` may change them.",
-        examples=[{"promoter_score": 9}],
+        description="The playbook's parameters, readable as vars.NAME; `set` may change them. "
+        "A var's type is that of its value; declare it as {type: timestamp} (optionally with "
+        "initial and description) to hold a timestamp, a date or a duration, or to start as null.",
+        examples=[{"promoter_score": 9, "called_at": {"type": "timestamp"}}],
+    )
+    var_types: dict[Name, FieldKind] = Field(
+        default_factory=dict,
+        description="Declared var types; filled from the {type: ...} declarations in `vars`.",
+        examples=[{"called_at": "timestamp"}],
     )
     steps: list[AnyStep] = Field(
         min_length=1, description="The steps, run top to bottom.",
         examples=[[{"kind": "wait", "duration": "2d"}, {"kind": "send", "template": "check_in"}]],
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_vars(cls, data: Any) -> Any:
+        # `due: {type: timestamp, initial: ...}` declares a type: split it into the initial
+        # value (vars) and the type (var_types), so the state keeps plain values.
+        if not isinstance(data, dict) or not isinstance(data.get("vars"), dict):
+            return data
+        values, types = {}, dict(data.get("var_types") or {})
+        for name, value in data["vars"].items():
+            if name in types:  # already split (a playbook read back from JSON): keep its value
+                values[name] = value
+            elif isinstance(value, dict) and "type" in value and set(value) <= {"type", "initial", "description"}:
+                if value["type"] not in KINDS:
+                    raise ValueError(f"var '{name}': unknown type '{value['type']}' (one of {', '.join(KINDS)})")
+                types[name] = value["type"]
+                values[name] = value.get("initial")
+            else:
+                values[name] = value
+        return {**data, "vars": values, "var_types": types}
+
+    def var_kinds(self) -> dict[str, str]:
+        """The type of every var: as declared, that of its initial value, or (a var only a `set`
+        step gives) the type the loader found for its first value."""
+        kinds = {name: self.var_types.get(name) or kind_of(value) for name, value in self.vars.items()}
+        return {**self.var_types, **kinds}
 
 
 for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):

@@ -44,8 +44,9 @@ class Project:
 
 def templates_used(playbook: Playbook | None) -> set[str]:
     """Names of every template a playbook's `send` steps use, at any depth."""
+    from engine.model import Send
     from engine.walk import walk_steps
 
     if playbook is None:
         return set()
-    return {step.template for step, _ in walk_steps(playbook.steps) if getattr(step, "kind", "") == "send"}
+    return {step.template for step, _ in walk_steps(playbook.steps) if isinstance(step, Send)}

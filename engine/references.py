@@ -2,22 +2,24 @@
 
 The loader uses this to reject `facts.opne_tickets` or `dayz(3)` when a playbook loads,
 instead of when the expression first runs inside a workflow months later.
+
+The expression is parsed by CEL's own parser (cel-expr-python), the one that runs it; its
+syntax tree comes back as a serialized `cel.expr.ParsedExpr`, read with the few message
+types declared below (field numbers from cel-spec's syntax.proto).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-import celpy
-import lark
-from celpy.celparser import CELParseError
+from cel_expr_python import cel
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
 
 # Comprehension macros: `list.exists(x, predicate)`; their first argument(s) bind local names.
 MACROS = {"all": 1, "exists": 1, "exists_one": 1, "map": 1, "filter": 1, "reduce": 2}
-
-_ENV = celpy.Environment()
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -88,12 +90,14 @@ def analyse(source: str) -> ExpressionInfo:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionSyntaxError(1, 1, "empty expression")
     try:
-        tree = _ENV.compile(source)
-    except CELParseError as error:
-        raise _syntax_error(source, error) from None
-    except RecursionError:
-        raise ExpressionSyntaxError(1, 1, "expression is nested too deeply") from None
-    return _collect(tree)
+        serialized = _PARSER.compile(source, disable_check=True).serialize()
+    except RuntimeError as error:
+        raise _syntax_error(source, str(error)) from None
+    wrapper = any_pb2.Any()
+    wrapper.ParseFromString(serialized)
+    parsed = _PARSED()
+    parsed.ParseFromString(wrapper.value)
+    return _Collector(source, parsed).run()
 
 
 def references(source: str) -> list[tuple[str, str | None, int]]:
@@ -101,131 +105,191 @@ def references(source: str) -> list[tuple[str, str | None, int]]:
     return [(ref.root, ref.field, ref.column) for ref in analyse(source).references]
 
 
-def _syntax_error(source: str, error: CELParseError) -> ExpressionSyntaxError:
-    cause = error.__context__
+# ---------------------------------------------------------------- the syntax tree's types
+
+
+def _syntax_types() -> Any:
+    """cel.expr.ParsedExpr, as much of it as the collector reads (other fields are skipped)."""
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="lifecycle_cel_syntax.proto", package="lcsyntax",
+                                              syntax="proto3")
+
+    def add(message: Any, name: str, number: int, kind: int, type_name: str = "", repeated: bool = False,
+            oneof: int | None = None) -> None:
+        field = message.field.add(name=name, number=number, type=kind,
+                                  label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
+        if type_name:
+            field.type_name = type_name
+        if oneof is not None:
+            field.oneof_index = oneof
+
+    expr = file.message_type.add(name="Expr")
+    file.message_type.add(name="Constant")
+    ident = expr.nested_type.add(name="Ident")
+    add(ident, "name", 1, F.TYPE_STRING)
+    select = expr.nested_type.add(name="Select")
+    add(select, "operand", 1, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    add(select, "field", 2, F.TYPE_STRING)
+    add(select, "test_only", 3, F.TYPE_BOOL)
+    call = expr.nested_type.add(name="Call")
+    add(call, "target", 1, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    add(call, "function", 2, F.TYPE_STRING)
+    add(call, "args", 3, F.TYPE_MESSAGE, ".lcsyntax.Expr", repeated=True)
+    create_list = expr.nested_type.add(name="CreateList")
+    add(create_list, "elements", 1, F.TYPE_MESSAGE, ".lcsyntax.Expr", repeated=True)
+    create_struct = expr.nested_type.add(name="CreateStruct")
+    entry = create_struct.nested_type.add(name="Entry")
+    add(entry, "map_key", 3, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    add(entry, "value", 4, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    add(create_struct, "entries", 2, F.TYPE_MESSAGE, ".lcsyntax.Expr.CreateStruct.Entry", repeated=True)
+    comprehension = expr.nested_type.add(name="Comprehension")
+    for name, number in (("iter_var", 1), ("accu_var", 3), ("iter_var2", 8)):
+        add(comprehension, name, number, F.TYPE_STRING)
+    for name, number in (("iter_range", 2), ("accu_init", 4), ("loop_condition", 5), ("loop_step", 6),
+                         ("result", 7)):
+        add(comprehension, name, number, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    expr.oneof_decl.add(name="expr_kind")
+    add(expr, "id", 2, F.TYPE_INT64)
+    for name, number, type_name in (
+        ("const_expr", 3, ".lcsyntax.Constant"), ("ident_expr", 4, ".lcsyntax.Expr.Ident"),
+        ("select_expr", 5, ".lcsyntax.Expr.Select"), ("call_expr", 6, ".lcsyntax.Expr.Call"),
+        ("list_expr", 7, ".lcsyntax.Expr.CreateList"), ("struct_expr", 8, ".lcsyntax.Expr.CreateStruct"),
+        ("comprehension_expr", 9, ".lcsyntax.Expr.Comprehension"),
+    ):
+        add(expr, name, number, F.TYPE_MESSAGE, type_name, oneof=0)
+    info = file.message_type.add(name="SourceInfo")
+    positions = info.nested_type.add(name="PositionsEntry")
+    positions.options.map_entry = True
+    add(positions, "key", 1, F.TYPE_INT64)
+    add(positions, "value", 2, F.TYPE_INT32)
+    add(info, "positions", 4, F.TYPE_MESSAGE, ".lcsyntax.SourceInfo.PositionsEntry", repeated=True)
+    parsed = file.message_type.add(name="ParsedExpr")
+    add(parsed, "expr", 2, F.TYPE_MESSAGE, ".lcsyntax.Expr")
+    add(parsed, "source_info", 3, F.TYPE_MESSAGE, ".lcsyntax.SourceInfo")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("lcsyntax.ParsedExpr"))
+
+
+_PARSED = _syntax_types()
+_PARSER = cel.NewEnv()
+_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Collector:
+    """Walks a parsed expression (without recursion: deep expressions make deep trees)."""
+
+    def __init__(self, source: str, parsed: Any) -> None:
+        self.source = source
+        self.positions = dict(parsed.source_info.positions)
+        self.root = parsed.expr
+        starts, offset = [], 0
+        for line in source.split("\n"):
+            starts.append(offset)
+            offset += len(line) + 1
+        self.line_starts = starts
+
+    def place(self, offset: int) -> tuple[int, int]:
+        """(line, column), both 1-based, of a character offset into the source."""
+        offset = max(0, min(offset, len(self.source)))
+        line = 0
+        while line + 1 < len(self.line_starts) and self.line_starts[line + 1] <= offset:
+            line += 1
+        return line + 1, offset - self.line_starts[line] + 1
+
+    def name_at(self, name: str, start: int) -> int:
+        """The offset of `name` at or after `start` (a select's position is its dot)."""
+        found = self.source.find(name, start)
+        return found if found >= 0 else start
+
+    def run(self) -> ExpressionInfo:
+        refs: list[Reference] = []
+        calls: list[Call] = []
+        stack: list[tuple[Any, frozenset[str]]] = [(self.root, frozenset())]
+        while stack:
+            node, local = stack.pop()
+            kind = node.WhichOneof("expr_kind")
+            if kind == "ident_expr":
+                name = node.ident_expr.name.lstrip(".")
+                if name not in local:
+                    refs.append(Reference((name,), (self.place(self.positions.get(node.id, 0)),)))
+            elif kind == "select_expr":
+                chain, bottom = self._chain(node)
+                if bottom.WhichOneof("expr_kind") == "ident_expr" and \
+                        bottom.ident_expr.name.lstrip(".") not in local:
+                    root = bottom.ident_expr.name.lstrip(".")
+                    places = [self.place(self.positions.get(bottom.id, 0))]
+                    for select in chain:
+                        dot = self.positions.get(select.id, 0)
+                        places.append(self.place(self.name_at(select.select_expr.field, dot)))
+                    names = (root, *(select.select_expr.field for select in chain))
+                    refs.append(Reference(names, tuple(places)))
+                else:
+                    stack.append((bottom, local))
+            elif kind == "call_expr":
+                call = node.call_expr
+                if _FUNCTION.match(call.function):
+                    calls.append(self._call(call.function, node.id, call.HasField("target")))
+                if call.HasField("target"):
+                    stack.append((call.target, local))
+                stack.extend((arg, local) for arg in call.args)
+            elif kind == "list_expr":
+                stack.extend((element, local) for element in node.list_expr.elements)
+            elif kind == "struct_expr":
+                for entry in node.struct_expr.entries:
+                    if entry.HasField("map_key"):
+                        stack.append((entry.map_key, local))
+                    stack.append((entry.value, local))
+            elif kind == "comprehension_expr":
+                # A macro (`exists`, `all`, ...) arrives expanded: its variables are local.
+                loop = node.comprehension_expr
+                inner = local | {loop.iter_var, loop.accu_var} | ({loop.iter_var2} if loop.iter_var2 else set())
+                stack.append((loop.iter_range, local))
+                stack.append((loop.accu_init, local))
+                stack.extend((part, inner) for part in (loop.loop_condition, loop.loop_step, loop.result))
+        refs.sort(key=lambda r: r.positions[0])
+        calls.sort(key=lambda c: (c.line, c.column))
+        return ExpressionInfo(tuple(refs), tuple(calls))
+
+    def _chain(self, node: Any) -> tuple[list[Any], Any]:
+        """Unroll `a.b.c` into its select nodes (outermost last) and the bottom operand."""
+        chain = []
+        while node.WhichOneof("expr_kind") == "select_expr":
+            chain.append(node)
+            node = node.select_expr.operand
+        chain.reverse()
+        return chain, node
+
+    def _call(self, name: str, node_id: int, method: bool) -> Call:
+        # A call's position is its opening parenthesis; the name ends just before it.
+        paren = self.positions.get(node_id, 0)
+        start = self.source.rfind(name, 0, paren + 1)
+        line, column = self.place(start if start >= 0 else paren)
+        return Call(name, line, column, method=method)
+
+
+_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (?:Syntax error: )?(.*)")
+
+
+def _syntax_error(source: str, text: str) -> ExpressionSyntaxError:
+    """The parser's first error, in the words the loader has always used."""
     lines = source.split("\n")
     end = (len(lines), len(lines[-1]) + 1)
-    if isinstance(cause, lark.exceptions.UnexpectedToken):
-        token = cause.token
-        if token.type == "$END":
-            return ExpressionSyntaxError(*end, "syntax error: the expression ends too early")
-        line, column = _position(token.line, token.column, end)
-        return ExpressionSyntaxError(line, column, f"syntax error: unexpected '{token}'")
-    if isinstance(cause, lark.exceptions.UnexpectedCharacters):
-        line, column = _position(cause.line, cause.column, end)
-        char = cause.char if getattr(cause, "char", None) else "?"
-        return ExpressionSyntaxError(line, column, f"syntax error: unexpected character {char!r}")
-    if isinstance(cause, lark.exceptions.UnexpectedEOF):
+    if "recursion" in text.lower():
+        return ExpressionSyntaxError(1, 1, "expression is nested too deeply")
+    match = _ERROR.search(text)
+    if match is None:
+        return ExpressionSyntaxError(*end, f"syntax error: {text.splitlines()[0] if text else 'invalid'}")
+    line, column, message = int(match.group(1)), int(match.group(2)), match.group(3).strip()
+    if not (1 <= line <= len(lines)) or column < 1:
+        line, column = end
+    if "'<EOF>'" in message.split(" expecting ")[0]:
         return ExpressionSyntaxError(*end, "syntax error: the expression ends too early")
-    line, column = _position(error.line, error.column, end)
-    first = str(error).splitlines()[0] if str(error).strip() else "invalid expression"
-    return ExpressionSyntaxError(line, column, f"syntax error: {first}")
-
-
-def _position(line: object, column: object, end: tuple[int, int]) -> tuple[int, int]:
-    # lark reports -1 or None when it has no position; fall back to the end of the text.
-    if isinstance(line, int) and isinstance(column, int) and line >= 1 and column >= 1:
-        return line, column
-    return end
-
-
-def _token_position(token: lark.Token) -> tuple[int, int]:
-    return (token.line or 1, token.column or 1)
-
-
-def _collect(tree: lark.Tree) -> ExpressionInfo:
-    """Walk the tree without recursion (deep expressions make deep trees)."""
-    refs: list[Reference] = []
-    calls: list[Call] = []
-    stack: list[tuple[lark.Tree | lark.Token, frozenset[str]]] = [(tree, frozenset())]
-    while stack:
-        node, local = stack.pop()
-        if not isinstance(node, lark.Tree):
-            continue
-        kind = node.data
-        if kind == "member_dot":
-            bottom, chain = _chain(node)
-            root = _ident(bottom)
-            if root is not None:
-                if root.value not in local:
-                    names = (root.value, *(t.value for t in chain))
-                    positions = tuple(_token_position(t) for t in (root, *chain))
-                    refs.append(Reference(names, positions))
-            else:
-                stack.append((bottom, local))
-            continue
-        if kind == "ident":
-            token = node.children[0]
-            if token.value not in local:
-                refs.append(Reference((token.value,), (_token_position(token),)))
-            continue
-        if kind == "dot_ident":
-            token = node.children[0]
-            refs.append(Reference((token.value,), (_token_position(token),)))
-            continue
-        if kind in ("ident_arg", "dot_ident_arg"):
-            token = node.children[0]
-            calls.append(Call(token.value, *_token_position(token), method=False))
-            stack.extend((child, local) for child in node.children[1:])
-            continue
-        if kind == "member_dot_arg":
-            receiver, token = node.children[0], node.children[1]
-            calls.append(Call(token.value, *_token_position(token), method=True))
-            args = _args(node)
-            stack.append((receiver, local))
-            bound = MACROS.get(token.value, 0)
-            names = [_bare_ident(arg) for arg in args[:bound]]
-            if bound and len(args) > bound and all(name is not None for name in names):
-                inner = local | frozenset(name for name in names if name is not None)
-                stack.extend((arg, inner) for arg in args[bound:])
-            else:
-                stack.extend((arg, local) for arg in args)
-            continue
-        if kind == "member_object":
-            # `Type{field: value}`: the type name is not a variable; only the values are read.
-            stack.extend((child, local) for child in node.children[1:])
-            continue
-        stack.extend((child, local) for child in reversed(node.children))
-    refs.sort(key=lambda r: r.positions[0])
-    calls.sort(key=lambda c: (c.line, c.column))
-    return ExpressionInfo(tuple(refs), tuple(calls))
-
-
-def _chain(node: lark.Tree) -> tuple[lark.Tree, list[lark.Token]]:
-    """Unroll `a.b.c` (nested member_dot) into its bottom member and the field tokens."""
-    fields: list[lark.Token] = []
-    while isinstance(node, lark.Tree) and node.data == "member_dot":
-        fields.append(node.children[1])
-        node = node.children[0]
-        # member_dot's first child is a `member` wrapper around the next link.
-        while isinstance(node, lark.Tree) and node.data == "member" and len(node.children) == 1:
-            node = node.children[0]
-    fields.reverse()
-    return node, fields
-
-
-def _ident(node: lark.Tree | lark.Token) -> lark.Token | None:
-    """The identifier token when `node` is a bare name (`primary → ident`), else None."""
-    while isinstance(node, lark.Tree) and node.data in ("member", "primary") and len(node.children) == 1:
-        node = node.children[0]
-    if isinstance(node, lark.Tree) and node.data in ("ident", "dot_ident"):
-        token = node.children[0]
-        return token if isinstance(token, lark.Token) else None
-    return None
-
-
-def _bare_ident(expr: lark.Tree) -> str | None:
-    """The name when an argument is nothing but an identifier (a macro's bound variable)."""
-    node: lark.Tree | lark.Token = expr
-    while isinstance(node, lark.Tree) and len(node.children) == 1 and node.data != "ident":
-        node = node.children[0]
-    if isinstance(node, lark.Tree) and node.data == "ident":
-        return str(node.children[0].value)
-    return None
-
-
-def _args(node: lark.Tree) -> list[lark.Tree]:
-    for child in node.children[2:]:
-        if isinstance(child, lark.Tree) and child.data == "exprlist":
-            return [c for c in child.children if isinstance(c, lark.Tree)]
-    return []
+    unknown = re.match(r"token recognition error at: '(.)", message)
+    if unknown:
+        return ExpressionSyntaxError(line, column, f"syntax error: unexpected character {unknown.group(1)!r}")
+    token = re.match(r"(?:extraneous|mismatched) input '(.*?)'(?: expecting|$)", message) or \
+        re.match(r"no viable alternative at input '(.*?)'$", message)
+    if token:
+        return ExpressionSyntaxError(line, column, f"syntax error: unexpected '{token.group(1)}'")
+    return ExpressionSyntaxError(line, column, f"syntax error: {message}")

@@ -3,7 +3,7 @@
 Editors use them (through a `# yaml-language-server: $schema=...` first line) to complete
 field names and show each field's description while an author types. The models stay the
 single source: this module only adds what pydantic cannot see, namely the shorthands that
-the models' before-validators accept (`date!` for a field spec, a single stage for `from`)
+the models' before-validators accept (`date!` for a field spec, a single stage for `from` and `except`)
 and that a step's `kind` is required by the discriminated union.
 """
 
@@ -40,10 +40,11 @@ def lifecycle_schema() -> dict[str, Any]:
     defs = schema["$defs"]
     for name in ("FieldSpec", "FactSpec"):
         defs[name] = _or_shorthand(defs[name])
-    from_ = defs["Transition"]["properties"]["from"]
-    items = from_.pop("items")
-    kind = from_.pop("type")
-    from_["anyOf"] = [{"type": "string"}, {"type": kind, "items": items, "minItems": 1}]
+    for key in ("from", "except"):
+        stages = defs["Transition"]["properties"][key]
+        items = stages.pop("items")
+        kind = stages.pop("type")
+        stages["anyOf"] = [{"type": "string"}, {"type": kind, "items": items, "minItems": 1}]
     return _document(schema, LIFECYCLE_FILE, "Lifecycle")
 
 

@@ -85,6 +85,7 @@ class Timeline:
     receipts: list[tuple[ScheduledEvent, EventReceipt]] = field(default_factory=list)
     batches: list[list[str]] = field(default_factory=list)
     runs: int = 1  # more than one when the simulation continued-as-new
+    stopped_at: datetime | None = None  # `until`, when a timer or an event lay beyond it
 
     @property
     def records(self) -> list[Record]:
@@ -169,11 +170,15 @@ def simulate(project: Project, customer: dict[str, Any], events: list[ScheduledE
             runtime.clock = max(runtime.clock, request.until)
             request = _resume(runner, False)
         else:
+            if request.until is not None or queue:
+                timeline.stopped_at = until  # more would happen after `until`
             break  # only events could move it on, and none are left before `until`
     for leftover in queue:
         if until is None or leftover.at <= until:
             runtime.clock = max(runtime.clock, leftover.at)
             receipts.append((leftover, _deliver(machine, leftover, runtime.clock)))
+        else:
+            timeline.stopped_at = until
     return timeline
 
 

@@ -8,6 +8,7 @@ so any later error about that data can be placed at `file:line:column`.
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,6 +232,17 @@ def parse_yaml(path: str, text: str) -> tuple[Document, list[PlaybookError]]:
     return doc, errors
 
 
+def _not_plain(value: Any) -> str | None:
+    """Why a scalar cannot travel as JSON (every value ends up in workflow state), or None."""
+    if isinstance(value, bytes):
+        return "binary data (!!binary) is not supported; write the value as text"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a number a lifecycle can keep; write a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return "the number is too large: whole numbers are 64-bit (at most 9223372036854775807)"
+    return None
+
+
 def _short_tag(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
@@ -275,7 +287,7 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             if node.tag == "tag:yaml.org,2002:timestamp":
                 self.at(node, f"'{node.value}' is not a valid date or time")
@@ -284,6 +296,11 @@ class _Builder:
             else:
                 self.at(node, f"cannot read '{node.value}' as {_short_tag(node.tag)}")
             return node.value
+        problem = _not_plain(value)
+        if problem:
+            self.at(node, problem)
+            return node.value
+        return value
 
     def mapping(self, node: yaml.MappingNode, path: DataPath) -> dict[str, Any]:
         result: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -20,7 +21,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from cli.devserver import SEARCH_ATTRIBUTES, free_port, temporal_binary
+from devserver import SEARCH_ATTRIBUTES, free_port, temporal_binary
 
 # --- Temporal -------------------------------------------------------------------------
 
@@ -67,6 +68,8 @@ class SmtpServer:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     refusals: dict[str, str] = field(default_factory=dict)
+    data_delay: float = 0.0
+    """Seconds between taking a message and answering the final "." (a slow relay)."""
 
     def refuse(self, address: str, reply: str = "550 5.1.1 mailbox unavailable") -> None:
         """Answer RCPT TO for `address` with `reply` (a 5xx or 4xx SMTP line)."""
@@ -90,6 +93,9 @@ class SmtpServer:
         parsed = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
         self.messages.append(parsed)  # type: ignore[arg-type]
         self.envelopes.append(envelope)
+        # Like a relay delivering before it answers: the message is taken even if the
+        # client stops waiting.
+        await asyncio.sleep(self.data_delay)
         return "250 Message accepted"
 
 

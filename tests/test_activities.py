@@ -14,11 +14,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import ALL_ACTIVITIES, DELIVERY_OPTIONS, RETRY_POLICY, Delivery, deliver
+from activities import DELIVERY_OPTIONS, RETRY_POLICY, Delivery
 from activities.config import LifecycleSettings, SettingsError, parse_channels
 from activities.outbox import Outbox
 from activities.smtp import message_id_for
-from cli.devserver import free_port
+from devserver import free_port
 from engine.state import Action, ActionResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,6 +201,43 @@ async def test_email_when_the_relay_is_down_is_retried(tmp_path: Path) -> None:
     assert "unavailable" in str(error)
 
 
+async def test_a_slow_reply_to_the_message_is_awaited_not_resent(tmp_path: Path, smtp_server) -> None:
+    # The relay takes 1.5 s to answer the final "."; commands may take 0.5 s, the message 5 s
+    # (RFC 5321's 5 and 10 minutes, scaled down). One attempt, one message, no retry needed.
+    smtp_server.data_delay = 1.5
+    result = await run(smtp_settings(tmp_path, smtp_server, timeout=0.5, data_timeout=5), message())
+    assert result.status == "done"
+    assert len(smtp_server.messages) == 1
+
+
+async def test_a_reply_slower_than_the_data_timeout_is_retried_under_the_same_message_id(
+    tmp_path: Path, smtp_server
+) -> None:
+    # Past the data timeout the relay may already hold the message: the retry sends it again,
+    # and the copies carry one Message-ID, which mail stores collapse (at-least-once).
+    smtp_server.data_delay = 1.0
+    impatient = smtp_settings(tmp_path, smtp_server, timeout=5, data_timeout=0.3)
+    error = await failure(impatient, message())
+    assert not error.non_retryable and "unavailable" in str(error)
+    smtp_server.data_delay = 0
+    assert (await run(impatient, message())).status == "done"
+    await asyncio.sleep(1.0)  # the first answer is still on its way
+    ids = {mail["Message-ID"] for mail in smtp_server.messages}
+    assert len(smtp_server.messages) == 2 and ids == {message_id_for(message(), "care@shop.example")}
+
+
+def test_smtp_timeouts_default_to_rfc_5321_and_one_attempt_outlasts_them() -> None:
+    smtp = LifecycleSettings.from_env({"LIFECYCLE_CHANNELS": "email=smtp", "LIFECYCLE_SMTP_HOST": "relay"}).smtp
+    assert (smtp.timeout, smtp.data_timeout) == (300, 600)
+    # Greeting, EHLO, MAIL, RCPT at the command timeout, then the message: all inside one attempt.
+    assert DELIVERY_OPTIONS["start_to_close_timeout"] > timedelta(seconds=4 * smtp.timeout + smtp.data_timeout)
+    custom = LifecycleSettings.from_env({"LIFECYCLE_CHANNELS": "email=smtp", "LIFECYCLE_SMTP_HOST": "relay",
+                                         "LIFECYCLE_SMTP_DATA_TIMEOUT": "900"}).smtp
+    assert custom.data_timeout == 900
+    with pytest.raises(SettingsError, match="^LIFECYCLE_SMTP_DATA_TIMEOUT: "):
+        LifecycleSettings.from_env({"LIFECYCLE_SMTP_DATA_TIMEOUT": "-1"})
+
+
 async def test_email_without_an_address_is_a_permanent_failure(tmp_path: Path, smtp_server) -> None:
     error = await failure(smtp_settings(tmp_path, smtp_server), message(to=None))
     assert error.non_retryable
@@ -283,11 +320,11 @@ async def test_deliver_reads_its_routing_from_the_environment(
     monkeypatch.setenv("LIFECYCLE_SMTP_HOST", smtp_server.host)
     monkeypatch.setenv("LIFECYCLE_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("LIFECYCLE_SMTP_STARTTLS", "auto")
+    deliver = Delivery(LifecycleSettings.from_env()).deliver
     await ActivityEnvironment().run(deliver, message())
     await ActivityEnvironment().run(deliver, message("cust-1/sale/1/sms", channel="sms"))
     assert len(smtp_server.messages) == 1
     assert [line["id"] for line in outbox_lines(tmp_path)] == ["cust-1/sale/1/sms"]
-    assert deliver in ALL_ACTIVITIES
 
 
 # --- configuration ------------------------------------------------------------------

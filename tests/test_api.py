@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from api import ApiSettings, create_app
 from api.errors import install_error_handlers
 from api.server import listen, serve
-from cli.devserver import free_port, temporal_binary
+from devserver import free_port, temporal_binary
 from harness import FIXTURE, Harness
 
 BIN = Path(sys.executable).parent

@@ -119,7 +119,7 @@ async def test_address_and_namespace_options_replace_the_environment(running, cl
 
 async def test_an_unreachable_server_is_one_line_with_a_hint(running):
     harness, env = running
-    from cli.devserver import free_port
+    from devserver import free_port
 
     nowhere = f"127.0.0.1:{free_port()}"
     for args in (["event", "c-1", "ticket.opened", "--data", '{"ticket_id": "T"}'], ["status", "c-1"], ["list"]):

@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from cli.devserver import DevServer
+from devserver import DevServer
 from harness import FIXTURE, Harness, eventually, pending_step, stage_of
 from workflows.contract import LifecycleResult
 
@@ -125,3 +125,65 @@ async def test_server_restart_on_the_same_database_resumes_lifecycles(tmp_path: 
             handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
             assert (await handle.result()).outcome == "closed"
     assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"]
+
+
+async def _started_by(client: Client, workflow_id: str) -> set[str]:
+    """Identities of the workers that ran this lifecycle's workflow tasks and activities."""
+    handle = client.get_workflow_handle(workflow_id)
+    identities = set()
+    async for event in handle.fetch_history_events():
+        for attributes in ("workflow_task_started_event_attributes", "activity_task_started_event_attributes"):
+            if event.HasField(attributes):
+                identities.add(getattr(event, attributes).identity)
+    return identities
+
+
+async def test_two_workers_one_killed_mid_burst_every_lifecycle_completes_its_effects_once(
+        client: Client, tmp_path: Path):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    # The survey waits long enough that no customer times out while the killed worker's
+    # tasks are taken over (its activities after the heartbeat timeout, 15 s).
+    warranty = folder / "warranty-follow-up.yaml"
+    warranty.write_text(warranty.read_text().replace("timeout: 30s", "timeout: 300s"))
+    harness = Harness(client, folder, tmp_path / "state")  # its client only; workers are processes
+    address = client.service_client.config.target_host
+    doomed = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+    survivor = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+    customers = [f"b-{index:02d}-{uuid.uuid4().hex[:4]}" for index in range(30)]
+    try:
+        async def order_and_delivery(customer: str) -> None:
+            await harness.start(customer)
+            await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+
+        burst = asyncio.gather(*(order_and_delivery(customer) for customer in customers))
+        # Kill one worker while the burst is being worked through: some effects are out,
+        # most are still to come.
+        async def under_way() -> bool:
+            return len(harness.outbox()) >= 10
+
+        await eventually(under_way, timeout=120)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        at_kill = len(harness.outbox())
+        await burst
+        assert at_kill < 3 * len(customers), "the burst was over before the kill"
+        for customer in customers:
+            await eventually(lambda c=customer: pending_step(harness, c, "await_survey"), timeout=180)
+        await asyncio.gather(*(harness.event(customer, "survey.answered", score=10) for customer in customers))
+        for customer in customers:
+            handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
+            assert (await asyncio.wait_for(handle.result(), 120)).outcome == "closed"
+    finally:
+        for worker in (doomed, survivor):
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=15)
+    ids = Counter(entry["id"] for entry in harness.outbox())
+    assert max(ids.values()) == 1, [key for key, count in ids.items() if count > 1]
+    for customer in customers:
+        assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"], customer
+    # Both workers did part of the work: the killed one really had lifecycles in hand.
+    identities = set().union(*[await _started_by(client, f"lifecycle/{c}") for c in customers])
+    assert any(identity.startswith(f"{doomed.pid}@") for identity in identities), identities
+    assert any(identity.startswith(f"{survivor.pid}@") for identity in identities), identities

