@@ -12,10 +12,11 @@ from api.errors import install_error_handlers
 from api.events import EventDesk
 from api.health import check_ready
 from api.idempotency import IdempotencyRecord
-from api.limits import BodyLimit, BodyTooLarge, too_large
+from api.limits import BodyLimit, BodyTimeout, BodyTooLarge, too_large, too_slow
 from api.models import Health
 from api.openapi import install_openapi
 from api.paging import PageTokens
+from api.ratelimit import CallerRate
 from api.routes import ApiState, errors, router
 from api.settings import ApiSettings
 from api.view import LifecycleView
@@ -39,13 +40,18 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
     app.state.api = ApiState(settings=settings, view=view, lifecycles=lifecycles, desk=desk,
                              pages=PageTokens(settings.tokens))
     app.state.callers = Callers(settings.tokens)
+    app.state.rate = CallerRate(*settings.rate) if settings.rate else None
     install_error_handlers(app)
 
     async def body_too_large(request: Request, error: Exception) -> JSONResponse:
         return too_large(settings.max_body_bytes).response()
 
+    async def body_too_slow(request: Request, error: Exception) -> JSONResponse:
+        return too_slow(settings.body_timeout).response()
+
     app.add_exception_handler(BodyTooLarge, body_too_large)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(BodyTimeout, body_too_slow)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.include_router(router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up (no token needed)")

@@ -58,14 +58,17 @@ def unauthorized(basic: bool = False) -> ApiError:
                     headers={"WWW-Authenticate": challenge})
 
 
-def require_caller(request: Request,
-                   _declared: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> str:
-    """FastAPI dependency: the caller's name, or 401."""
+async def require_caller(request: Request,
+                         _declared: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> str:
+    """FastAPI dependency: the caller's name; 401 without a valid token, 429 above the caller's rate."""
     callers: Callers = request.app.state.callers
     name = callers.from_header(request.headers.get("authorization"))
     if name is None:
         raise unauthorized()
     request.state.caller = name
+    rate = request.app.state.rate
+    if rate is not None:
+        await rate.take(name)
     return name
 
 

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 413: "body_too_large",
+    405: "method_not_allowed", 406: "not_acceptable", 408: "body_timeout", 413: "body_too_large",
     415: "unsupported_media_type", 422: "invalid_request",
 }
 

@@ -1,18 +1,26 @@
 """Events in: envelope checks, idempotency, `LifecycleClient.send`, and the status code it earns.
 
-| outcome                                         | status | code                     |
-| ----------------------------------------------- | ------ | ------------------------ |
-| accepted                                        | 202    |                          |
-| duplicate (same key, same body)                 | 200    |                          |
-| same key, different body                        | 409    | idempotency_key_reused   |
-| unknown event, payload not matching its schema  | 422    | invalid_payload (field)  |
-| no lifecycle, and the event does not start one  | 404    | customer_not_found       |
-| the current stage cannot take the event         | 409    | stage_cannot_take_event  |
-| the lifecycle has ended                         | 410    | lifecycle_ended          |
-| Temporal unreachable / too slow                 | 503/504| temporal_unavailable/... |
+| outcome                                          | status | code                       |
+| ------------------------------------------------ | ------ | -------------------------- |
+| accepted                                         | 202    |                            |
+| queued: stored, applied when a worker takes it   | 202    |                            |
+| duplicate (same key, same body)                  | 200    |                            |
+| same key, different body                         | 409    | idempotency_key_reused     |
+| unknown event, payload not matching its schema   | 422    | invalid_payload (field)    |
+| data, profile or a string over its budget        | 422    | payload_too_large (field)  |
+| no lifecycle, and the event does not start one   | 404    | customer_not_found         |
+| the current stage cannot take the event          | 409    | stage_cannot_take_event    |
+| the run took all the updates Temporal allows     | 409    | update_limit_reached       |
+| the lifecycle's workflow code fails              | 409    | workflow_task_failed       |
+| the lifecycle has ended                          | 410    | lifecycle_ended            |
+| the lifecycle's rules fail on this event         | 422    | rule_failed                |
+| the engine failed taking it (a bug)              | 500    | engine_error               |
+| over Temporal's own size limit                   | 413    | too_large                  |
+| too many events in flight for one lifecycle      | 429    | lifecycle_busy             |
+| Temporal unreachable / no answer, no key to queue| 503/504| temporal_unavailable/...   |
 
 The CLI's `lifecycle event` sends through the same `LifecycleClient.send`, so both roads
-validate payloads and honour idempotency keys identically.
+validate payloads and honour idempotency keys identically. docs/events.md lists every code.
 """
 
 from __future__ import annotations
@@ -33,23 +41,47 @@ from api.models import EventAnswer, EventIn
 from engine.events import PayloadError
 from engine.model import Lifecycle
 from engine.state import Event, EventReceipt
-from workflows.client import LifecycleClient, LifecycleNotFound
+from engine.limits import TooLarge
+from workflows.client import (
+    SIGNAL_TIMEOUT, LifecycleClient, LifecycleNotFound, TemporalBusy, TemporalRefused, check_sizes,
+)
 
 BATCH_CONCURRENCY = 32  # customers of one batch handled at once
 
 
+# The engine's rejection codes (EventReceipt.code) → HTTP status and API code.
+_REJECTIONS = {
+    "ended": (410, "lifecycle_ended"),
+    "stage_cannot_take": (409, "stage_cannot_take_event"),
+    "not_a_start_event": (404, "customer_not_found"),
+    "invalid_payload": (422, "invalid_payload"),
+    "too_large": (422, "payload_too_large"),
+    "unknown_task": (422, "unknown_task"),
+    "rule_failed": (422, "rule_failed"),
+    "internal_error": (500, "engine_error"),
+}
+
+# TemporalRefused codes → HTTP status; the code is passed on as it is.
+# The last two are the API operator's to fix, not the caller's: 502, like a misconfigured upstream.
+REFUSALS = {"update_limit_reached": 409, "workflow_task_failed": 409, "query_failed": 409,
+            "too_large": 413, "temporal_refused": 422, "namespace_not_found": 502,
+            "temporal_permission_denied": 502}
+
+
 def rejection(receipt: EventReceipt) -> ApiError:
     """The error for a receipt the engine rejected, by the engine's rejection code."""
-    reason = receipt.reason
-    if receipt.code == "ended":
-        return ApiError(410, "lifecycle_ended", reason, stage=receipt.stage)
-    if receipt.code == "stage_cannot_take":
-        return ApiError(409, "stage_cannot_take_event", reason, stage=receipt.stage)
-    if receipt.code == "not_a_start_event":
-        return ApiError(404, "customer_not_found", reason)
-    if receipt.code == "invalid_payload":
-        return ApiError(422, "invalid_payload", reason)
-    return ApiError(409, "event_rejected", reason, stage=receipt.stage)
+    status, code = _REJECTIONS.get(receipt.code, (409, "event_rejected"))
+    return ApiError(status, code, receipt.reason, stage=receipt.stage if status in (409, 410) else None)
+
+
+def refused(error: TemporalRefused) -> ApiError:
+    """The error for a refusal of Temporal's that sending again will not fix."""
+    return ApiError(REFUSALS.get(error.code, 422), error.code, error.message)
+
+
+def busy(error: TemporalBusy) -> ApiError:
+    """429: Temporal holds too many updates in flight for one lifecycle; retry in a second."""
+    return ApiError(429, "lifecycle_busy", str(error), headers={"Retry-After": "1"})
 
 
 class EventDesk:
@@ -112,16 +144,26 @@ class EventDesk:
                       idempotency_key=event_in.idempotency_key, occurred_at=event_in.occurred_at,
                       customer=event_in.customer)
         self.lifecycles.lifecycle = self.current()  # new lifecycles start with the current file
+        # The update gets `timeout`; a keyed event then falls back to a signal, which needs one more RPC.
+        guard = self.timeout + SIGNAL_TIMEOUT.total_seconds() + 5
         try:
-            receipt = await asyncio.wait_for(self.lifecycles.send(event), self.timeout)
+            check_sizes(event)  # names the field and the limit; the engine only knows the total
+            receipt = await asyncio.wait_for(self.lifecycles.send(event, wait=self.timeout), guard)
+        except TooLarge as error:
+            raise ApiError(422, "payload_too_large", str(error), field=error.field, limit=error.limit) from None
         except PayloadError as error:
             raise ApiError(422, "invalid_payload", str(error), field=error.field) from None
         except LifecycleNotFound as error:
             raise ApiError(404, "customer_not_found", str(error)) from None
+        except TemporalRefused as error:
+            raise refused(error) from None
+        except TemporalBusy as error:
+            raise busy(error) from None
         except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
             raise ApiError(504, "temporal_timeout",
-                           f"the engine did not answer within {self.timeout:g}s; send the event again "
-                           "(with an idempotency key it is acted on once)") from None
+                           f"no worker took the event within {self.timeout:g}s, and without an idempotency "
+                           "key it cannot be queued safely; send it again (with a key it is acted on once, "
+                           "and queued when no worker answers)") from None
         except RPCError as error:
             raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
         except TemporalError as error:
@@ -131,4 +173,4 @@ class EventDesk:
         answer = EventAnswer(status=receipt.status, customer_id=event.customer_id, event=event.name,
                              idempotency_key=event.idempotency_key, stage=receipt.stage,
                              transition=receipt.transition)
-        return (202 if receipt.status == "accepted" else 200), answer.model_dump(mode="json")
+        return (200 if receipt.status == "duplicate" else 202), answer.model_dump(mode="json")

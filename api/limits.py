@@ -1,47 +1,50 @@
-"""What a request may weigh: body size (413), JSON that parses, nesting depth, id syntax.
+"""What a request may weigh: body size (413), time to send it (408), JSON that parses, nesting
+depth, id syntax.
 
 Ids become Temporal workflow ids and visibility query values, so they are checked here,
-before anything reaches Temporal.
+before anything reaches Temporal. The id rules and the event budgets live in engine/limits.py,
+shared with the CLI and `LifecycleClient`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError
 
-ID_CHARACTERS = "A-Za-z0-9._:@-"
-ID_PATTERN = rf"^[{ID_CHARACTERS}]{{1,200}}$"
-"""Customer ids and event names: 1-200 characters of letters, digits and `. _ : @ -`."""
+from engine.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, is_id
 
-KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
-"""Idempotency keys: 1-200 printable ASCII characters without spaces."""
+__all__ = ["ID_CHARACTERS", "ID_PATTERN", "KEY_PATTERN", "BodyLimit", "BodyTimeout", "BodyTooLarge", "is_id",
+           "parse_json", "too_large", "too_slow"]
 
 MAX_DEPTH = 16
 """Nesting of objects and arrays in a request body; an event needs far fewer."""
-
-_ID = re.compile(ID_PATTERN)
-
-
-def is_id(value: str) -> bool:
-    """Whether `value` is a valid customer id or event name."""
-    return bool(_ID.match(value))
 
 
 class BodyTooLarge(Exception):
     """The request body passed the limit while it was being read."""
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies above `max_bytes` (declared or streamed) with 413."""
+class BodyTimeout(Exception):
+    """The request body did not arrive within the time allowed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies above `max_bytes` (declared or streamed) with 413, and
+    bodies that take longer than `timeout` seconds to arrive with 408.
+
+    The time counts from the start of the request, so a client dribbling a byte a second
+    cannot hold a connection (and a worker slot of the server) for long."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,12 +55,20 @@ class BodyLimit:
             await too_large(self.max_bytes).response()(scope, receive, send)
             return
         received = 0
+        complete = False
+        deadline = time.monotonic() + self.timeout
 
         async def counted() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise BodyTimeout() from None  # the route's handler answers 408
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge()  # a chunked body: the route's handler answers 413
             return message
@@ -66,8 +77,15 @@ class BodyLimit:
 
 
 def too_large(max_bytes: int) -> ApiError:
-    """The 413 answer."""
-    return ApiError(413, "body_too_large", f"the request body is larger than {max_bytes} bytes")
+    """The 413 answer, naming the limit."""
+    return ApiError(413, "body_too_large", f"the request body is larger than {max_bytes} bytes",
+                    limit=max_bytes)
+
+
+def too_slow(seconds: float) -> ApiError:
+    """The 408 answer; the connection is closed, since the rest of the body may still come."""
+    return ApiError(408, "body_timeout", f"the request body did not arrive within {seconds:g}s",
+                    headers={"Connection": "close"}, limit=seconds)
 
 
 def _reject_constant(name: str) -> Any:

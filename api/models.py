@@ -36,7 +36,9 @@ class EventIn(BaseModel):
 class EventAnswer(BaseModel):
     """The answer to an accepted or duplicate event."""
 
-    status: Literal["accepted", "duplicate"] = Field(description="`duplicate`: the key was seen before.")
+    status: Literal["accepted", "duplicate", "queued"] = Field(
+        description="`duplicate`: the key was seen before; `queued`: stored durably, applied when a worker "
+                    "takes it (no `stage` yet).")
     customer_id: str
     event: str
     idempotency_key: str | None = None

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 
 from api.auth import require_caller
 from api.errors import ApiError
-from api.events import EventDesk
+from api.events import EventDesk, refused
 from api.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, parse_json
 from api.models import (
     BatchAnswer, BatchResult, CustomerPage, ErrorAnswer, EventAnswer, EventDescription, ListedCustomer,
@@ -27,11 +27,14 @@ from api.settings import ApiSettings
 from api.view import LifecycleView
 from engine.events import declared_events, payload_json_schema
 from engine.model import BUILTIN_EVENTS
-from workflows.client import LifecycleClient, LifecycleNotFound
+from workflows.client import LifecycleClient, LifecycleNotFound, TemporalRefused, refusal
 from workflows.contract import LifecycleStatus
 
 _DESCRIPTIONS = {
     400: "The body is not JSON.", 401: "No valid bearer token.", 404: "Not found.",
+    408: "The request body did not arrive in time.",
+    502: "The API's own Temporal configuration is wrong (namespace, credentials).",
+    429: "Too many requests from this caller, or events in flight for one lifecycle; wait `Retry-After` seconds.",
     409: "Conflict.", 410: "The lifecycle has ended.", 413: "The body is too large.",
     422: "A field is invalid; `error.field` names it.", 503: "Temporal is unreachable.",
     504: "The engine did not answer in time; send again with the same idempotency key.",
@@ -62,7 +65,7 @@ def state(request: Request) -> ApiState:
 OPTIONAL_ID = rf"^[{ID_CHARACTERS}]{{0,200}}$"  # an id, or empty for "no filter"
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_caller)],
-                   responses=errors(401, 413, 503))
+                   responses=errors(401, 408, 413, 429, 502, 503))
 
 
 async def _json_body(request: Request) -> Any:
@@ -72,7 +75,9 @@ async def _json_body(request: Request) -> Any:
 @router.post(
     "/events", status_code=202, response_model=EventAnswer, tags=["events"],
     summary="Send an event about one customer",
-    responses={200: {"model": EventAnswer, "description": "Duplicate: this idempotency key was taken before; "
+    responses={202: {"model": EventAnswer, "description": "Accepted (acted on now), or queued: stored durably and "
+                     "applied when a worker takes it."},
+               200: {"model": EventAnswer, "description": "Duplicate: this idempotency key was taken before; "
                      "the body is the first answer."}, **errors(400, 404, 409, 410, 422, 504)},
     openapi_extra=request_body(EVENT_REQUEST),
 )
@@ -112,9 +117,12 @@ async def get_customer(
 ) -> LifecycleStatus:
     """Stage, facts, promise ledger, what the stage waits for, and recent timeline."""
     try:
-        return await asyncio.wait_for(api.lifecycles.status(customer_id), api.settings.event_timeout)
+        return await asyncio.wait_for(api.lifecycles.status(customer_id, api.settings.event_timeout),
+                                      api.settings.event_timeout + 10)
     except LifecycleNotFound as error:
         raise ApiError(404, "customer_not_found", str(error)) from None
+    except TemporalRefused as error:
+        raise refused(error) from None
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
         raise ApiError(504, "temporal_timeout", "the lifecycle did not answer in time") from None
     except TemporalError as error:
@@ -140,10 +148,13 @@ async def list_customers(
         found, token = await asyncio.wait_for(api.lifecycles.list_page(
             stage=stage, playbook=playbook, running_only=not include_ended, page_size=page_size,
             page_token=api.pages.open(scope, page_token)), api.settings.event_timeout)
-    except RPCError as error:
-        raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
         raise ApiError(504, "temporal_timeout", "the visibility store did not answer in time") from None
+    except RPCError as error:
+        answer = refusal(error)
+        if isinstance(answer, TemporalRefused):
+            raise refused(answer) from None
+        raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
     return CustomerPage(
         customers=[ListedCustomer(customer_id=item.customer_id, stage=item.stage, playbook=item.playbook,
                                   status=item.status, started_at=item.started_at) for item in found],

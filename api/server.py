@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -36,6 +37,22 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class NoQueryStrings(logging.Filter):
+    """Drop query strings from uvicorn's access log: page tokens and filters stay out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
+def _drop_query_strings() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, NoQueryStrings) for known in access.filters):
+        access.addFilter(NoQueryStrings())
+
+
 class _QuietSignals(uvicorn.Server):
     """A uvicorn server that leaves signals to `serve` (or to `lifecycle dev`)."""
 
@@ -53,6 +70,7 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = 
     """
     config = uvicorn.Config(app, log_level="info", access_log=access_log, lifespan="off",
                             timeout_graceful_shutdown=10)
+    _drop_query_strings()  # after Config, which sets up uvicorn's loggers
     server = _QuietSignals(config)
 
     async def shut_down() -> None:

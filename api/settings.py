@@ -3,13 +3,16 @@
     LIFECYCLE_API_TOKENS="crm:4f0c...,helpdesk:9a1e..."   # name:token pairs; required
     LIFECYCLE_API_MAX_BODY=1048576                        # bytes per request body (413 above)
     LIFECYCLE_API_IDEMPOTENCY_ENTRIES=100000              # keys remembered per API process
-    LIFECYCLE_API_EVENT_TIMEOUT=30                        # seconds to wait for the engine (504 after)
+    LIFECYCLE_API_EVENT_TIMEOUT=30                        # seconds to wait for a worker (then queued or 504)
+    LIFECYCLE_API_RATE=100/s                              # requests per caller (429 above); "off" for none
+    LIFECYCLE_API_BODY_TIMEOUT=10                         # seconds to receive a request body (408 after)
     LIFECYCLE_PLAYBOOKS, LIFECYCLE_TASK_QUEUE             # as for the worker
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,10 @@ TOKENS_VAR = "LIFECYCLE_API_TOKENS"
 MIN_TOKEN_LENGTH = 16
 MAX_BATCH = 500
 MAX_BODY_BYTES = 1024 * 1024
+RATE_VAR = "LIFECYCLE_API_RATE"
+DEFAULT_RATE = "100/s"
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(s|sec|second|seconds|m|min|minute|minutes|h|hour|hours)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
 class ApiSettingsError(ValueError):
@@ -34,12 +41,29 @@ def parse_tokens(text: str) -> dict[str, str]:
             raise ApiSettingsError(f"{TOKENS_VAR}: entry {len(tokens) + 1} is not name:token")
         if name in tokens:
             raise ApiSettingsError(f"{TOKENS_VAR}: caller '{name}' is listed twice")
+        sharing = next((other for other, theirs in tokens.items() if theirs == token), None)
+        if sharing is not None:
+            # A shared token makes the callers indistinguishable: logs, rate limits and revoking
+            # one of them would all apply to both. Never echo the token itself.
+            raise ApiSettingsError(f"{TOKENS_VAR}: callers '{sharing}' and '{name}' share one token; "
+                                   "give each caller its own")
         if len(token) < MIN_TOKEN_LENGTH:
             raise ApiSettingsError(
                 f"{TOKENS_VAR}: the token of '{name}' is shorter than {MIN_TOKEN_LENGTH} characters"
             )
         tokens[name] = token
     return tokens
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """`100/s`, `6000/minute`, `10 per 2 seconds` → (requests, seconds); `off` → None."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    match = _RATE.match(text.lower())
+    if not match or int(match.group(1)) <= 0:
+        raise ApiSettingsError(f"{RATE_VAR}: {text!r} is not a rate like 100/s, 6000/minute or off")
+    count, multiple, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)[0]
+    return count, multiple * _UNIT_SECONDS[unit]
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,9 @@ class ApiSettings:
     max_batch: int = MAX_BATCH
     idempotency_entries: int = 100_000
     event_timeout: float = 30.0
+    rate: tuple[int, int] | None = (100, 1)
+    """Requests per caller: (count, seconds); None for no limit."""
+    body_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ApiSettings:
@@ -63,9 +90,10 @@ class ApiSettings:
             "lifecycle_file": playbooks / "lifecycle.yaml" if playbooks.is_dir() else playbooks,
             "tokens": parse_tokens(env.get(TOKENS_VAR, "")),
             "task_queue": env.get("LIFECYCLE_TASK_QUEUE") or "lifecycle",
+            "rate": parse_rate(env.get(RATE_VAR) or DEFAULT_RATE),
         }
         numbers = {"MAX_BODY": ("max_body_bytes", int), "IDEMPOTENCY_ENTRIES": ("idempotency_entries", int),
-                   "EVENT_TIMEOUT": ("event_timeout", float)}
+                   "EVENT_TIMEOUT": ("event_timeout", float), "BODY_TIMEOUT": ("body_timeout", float)}
         for suffix, (name, kind) in numbers.items():
             raw = env.get(f"LIFECYCLE_API_{suffix}")
             if raw:

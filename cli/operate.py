@@ -1,18 +1,26 @@
-"""`lifecycle event`, `status` and `list`: the CLI road to the event contract."""
+"""`lifecycle event`, `status` and `list`: the CLI road to the event contract.
+
+They judge like the HTTP API: the same id rules and size budgets (engine/limits.py), the same
+`LifecycleClient`, and every failure is one line on stderr and a non-zero exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from cli.output import fail, lifecycle_path, load
 from engine.events import PayloadError
+from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
 from engine.state import Event
+
+T = TypeVar("T")
 
 PLAYBOOKS = click.option(
     "--playbooks", type=click.Path(exists=True, path_type=Path),
@@ -21,34 +29,93 @@ PLAYBOOKS = click.option(
 )
 QUEUE = click.option("--task-queue", default=lambda: os.environ.get("LIFECYCLE_TASK_QUEUE", "lifecycle"),
                      show_default="lifecycle", help="Task queue of the workers (env LIFECYCLE_TASK_QUEUE).")
+ADDRESS = click.option("--address", default=None, metavar="HOST:PORT",
+                       help="Temporal frontend to talk to (default: env TEMPORAL_ADDRESS, else localhost:7233; "
+                       "TEMPORAL_API_KEY, TEMPORAL_TLS* and TEMPORAL_PROFILE apply as for the temporal CLI).")
+NAMESPACE = click.option("--namespace", default=None,
+                         help="Temporal namespace (default: env TEMPORAL_NAMESPACE, else default).")
+
+HINT = "is the server running? `lifecycle dev` starts one; point at another with --address or TEMPORAL_ADDRESS"
 
 
-def _client(playbooks: Path, task_queue: str):
+def temporal_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--playbooks, --task-queue, --address and --namespace."""
+    for option in (NAMESPACE, ADDRESS, QUEUE, PLAYBOOKS):
+        command = option(command)
+    return command
+
+
+def _client(playbooks: Path, task_queue: str, address: str | None, namespace: str | None):
     from workflows.client import LifecycleClient
     from worker import WorkerError, connect
 
     project = load(lifecycle_path(playbooks))
+    overrides = {key: value for key, value in (("target_host", address), ("namespace", namespace)) if value}
 
     async def make() -> LifecycleClient:
         try:
-            return LifecycleClient(await connect(), project.lifecycle, task_queue)
+            return LifecycleClient(await connect(**overrides), project.lifecycle, task_queue)
         except WorkerError as error:
-            fail(str(error))
+            fail(f"{_readable(str(error))}; {HINT}")
 
-    return make
+    return project.lifecycle, make
 
 
-def _data(text: str | None) -> dict[str, Any]:
+def _readable(message: str) -> str:
+    """A connect error without the transport's nested debug text, when we know what it says."""
+    head, _, detail = message.partition("): ")
+    for needle, plain in (("Connection refused", "connection refused"), ("dns error", "unknown host"),
+                          ("timed out", "timed out")):
+        if needle.lower() in detail.lower():
+            return f"{head}): {plain}"
+    return message
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work`, turning every failure into one line on stderr and exit 1."""
+    from temporalio.client import RPCTimeoutOrCancelledError
+    from temporalio.exceptions import TemporalError
+    from temporalio.service import RPCError
+
+    from workflows.client import LifecycleNotFound, TemporalBusy, TemporalRefused
+
+    try:
+        return asyncio.run(work())
+    except PayloadError as error:
+        fail(f"rejected: {error}")
+    except LifecycleNotFound as error:
+        fail(str(error))
+    except TemporalRefused as error:
+        fail(f"refused: {error.message} ({error.code})")
+    except TemporalBusy as error:
+        fail(f"busy: {error}; try again in a second")
+    except (asyncio.TimeoutError, RPCTimeoutOrCancelledError) as error:
+        fail(f"{str(error) or 'no answer in time'}; is a worker running on this task queue? (`lifecycle worker`)")
+    except RPCError as error:
+        fail(f"Temporal: {error.message}; {HINT}")
+    except TemporalError as error:
+        fail(f"Temporal: {error}")
+    except Exception as error:  # a bug; the one line still says what, never a traceback
+        fail(f"unexpected {type(error).__name__}: {error}")
+
+
+def _data(text: str | None, option: str = "--data") -> dict[str, Any]:
     if not text:
         return {}
     try:
         source = Path(text[1:]).read_text() if text.startswith("@") else text
         data = json.loads(source)
     except (OSError, json.JSONDecodeError) as error:
-        fail(f"--data: {error}")
+        fail(f"{option}: {error}")
     if not isinstance(data, dict):
-        fail("--data: expected a JSON object")
+        fail(f"{option}: expected a JSON object")
     return data
+
+
+def _customer_id(customer: str) -> str:
+    if not is_id(customer):
+        fail(f"customer id '{customer}' is not {ID_RULE}")
+    return customer
 
 
 @click.command("event")
@@ -57,29 +124,42 @@ def _data(text: str | None) -> dict[str, Any]:
 @click.option("--data", "data_text", help="The payload: JSON, or @file.json.")
 @click.option("--key", help="Idempotency key: the same key is acted on once.")
 @click.option("--customer-json", help="Profile fields to set on the customer, as JSON.")
-@PLAYBOOKS
-@QUEUE
-def event_command(customer: str, event: str, data_text: str | None, key: str | None,
-                  customer_json: str | None, playbooks: Path, task_queue: str) -> None:
-    """Send EVENT for CUSTOMER; a start event creates the lifecycle."""
-    from workflows.client import LifecycleNotFound
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for a worker; after that an event with --key is queued (exit 0).")
+@temporal_options
+def event_command(customer: str, event: str, data_text: str | None, key: str | None, customer_json: str | None,
+                  timeout: float, playbooks: Path, task_queue: str, address: str | None,
+                  namespace: str | None) -> None:
+    """Send EVENT for CUSTOMER; a start event creates the lifecycle.
 
-    profile = _data(customer_json) if customer_json else None
+    Prints `accepted (stage S)`, `duplicate (stage S)` or `queued (...)`; a rejection is one
+    line on stderr and exit 1. Talks to the Temporal at --address or TEMPORAL_ADDRESS."""
+    _customer_id(customer)
+    if not is_id(event):
+        fail(f"event name '{event}' is not {ID_RULE}")
+    if key is not None and not is_key(key):
+        fail(f"--key '{key}' is not {KEY_RULE}")
+    profile = _data(customer_json, "--customer-json") if customer_json else None
     message = Event(customer_id=customer, name=event, data=_data(data_text), idempotency_key=key,
                     customer=profile)
-    make = _client(playbooks, task_queue)
-
-    async def send():
-        return await (await make()).send(message)
+    from workflows.client import check_sizes
 
     try:
-        receipt = asyncio.run(send())
-    except PayloadError as error:
-        fail(f"rejected: {error}")
-    except LifecycleNotFound as error:
-        fail(str(error))
+        check_sizes(message)  # as the API does: name the field and the limit
+    except TooLarge as error:
+        fail(f"rejected: {error} (payload_too_large, limit {error.limit} bytes)")
+    _, make = _client(playbooks, task_queue, address, namespace)
+
+    async def send():
+        return await (await make()).send(message, wait=timeout)
+
+    receipt = _run(send)
     if receipt.status == "rejected":
         fail(f"rejected: {receipt.reason}")
+    if receipt.status == "queued":
+        click.echo(f"queued (no worker took it within {timeout:g}s; it is stored and applied when a worker "
+                   f"polls task queue '{task_queue}'; sending it again with --key {key} is safe)")
+        return
     moved = f" -> {receipt.transition}" if receipt.transition else ""
     click.echo(f"{receipt.status} (stage {receipt.stage}{moved})")
 
@@ -87,21 +167,21 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
 @click.command("status")
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
-@PLAYBOOKS
-@QUEUE
-def status_command(customer: str, as_json: bool, playbooks: Path, task_queue: str) -> None:
-    """Where CUSTOMER is: stage, facts, promise ledger, what it waits for, recent actions."""
-    from workflows.client import LifecycleNotFound
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds to wait for the lifecycle (a worker) to answer.")
+@temporal_options
+def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path, task_queue: str,
+                   address: str | None, namespace: str | None) -> None:
+    """Where CUSTOMER is: stage, facts, promise ledger, what it waits for, recent actions.
 
-    make = _client(playbooks, task_queue)
+    Talks to the Temporal at --address or TEMPORAL_ADDRESS."""
+    _customer_id(customer)
+    _, make = _client(playbooks, task_queue, address, namespace)
 
     async def query():
-        return await (await make()).status(customer)
+        return await (await make()).status(customer, timeout=timeout)
 
-    try:
-        status = asyncio.run(query())
-    except LifecycleNotFound as error:
-        fail(str(error))
+    status = _run(query)
     if as_json:
         click.echo(status.model_dump_json(indent=2))
         return
@@ -126,16 +206,20 @@ def status_command(customer: str, as_json: bool, playbooks: Path, task_queue: st
 @click.option("--stage", help="Only customers in this stage.")
 @click.option("--all", "include_closed", is_flag=True, help="Include ended lifecycles.")
 @click.option("--json", "as_json", is_flag=True)
-@PLAYBOOKS
-@QUEUE
-def list_command(stage: str | None, include_closed: bool, as_json: bool, playbooks: Path, task_queue: str) -> None:
-    """Who is in which stage (a visibility query)."""
-    make = _client(playbooks, task_queue)
+@temporal_options
+def list_command(stage: str | None, include_closed: bool, as_json: bool, playbooks: Path, task_queue: str,
+                 address: str | None, namespace: str | None) -> None:
+    """Who is in which stage (a visibility query on the Temporal at --address or TEMPORAL_ADDRESS)."""
+    lifecycle, make = _client(playbooks, task_queue, address, namespace)
+    if stage is not None:
+        stages = lifecycle.stages
+        if stage not in stages:
+            fail(f"--stage: unknown stage '{stage}' (stages: {', '.join(stages)})")
 
     async def listing():
         return await (await make()).list(stage=stage, running_only=not include_closed)
 
-    found = asyncio.run(listing())
+    found = _run(listing)
     if as_json:
         click.echo(json.dumps([item.__dict__ for item in found], default=str, indent=2))
         return

@@ -85,14 +85,19 @@ def temporal_environ(env: WorkflowEnvironment, **extra: str) -> dict[str, str]:
 
 
 def start_api(env: WorkflowEnvironment, folder: Path, task_queue: str, log: Path,
-              tokens: str = f"tests:{TOKEN},other:{OTHER_TOKEN}") -> ApiProcess:
-    """Start `lifecycle api` and wait (with a deadline) until /healthz answers."""
+              tokens: str = f"tests:{TOKEN},other:{OTHER_TOKEN}", **settings: str) -> ApiProcess:
+    """Start `lifecycle api` and wait (with a deadline) until /healthz answers.
+
+    `settings` are more environment variables; the shared API runs without a rate limit, which
+    would otherwise refuse the thousand-event test (tests/test_api_security.py tests the limit)."""
+    settings = {"LIFECYCLE_API_RATE": "off", **settings}
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(BIN / "lifecycle"), "api", "--host", "127.0.0.1", "--port", str(port),
              "--playbooks", str(folder), "--task-queue", task_queue],
-            env=temporal_environ(env, LIFECYCLE_API_TOKENS=tokens), stdout=out, stderr=subprocess.STDOUT,
+            env=temporal_environ(env, LIFECYCLE_API_TOKENS=tokens, **settings), stdout=out,
+            stderr=subprocess.STDOUT,
         )
     api = ApiProcess(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 60
@@ -233,10 +238,77 @@ async def test_readyz_is_ready_when_a_worker_polls_the_task_queue(http: httpx.As
     assert response.json()["task_queue"] == harness.task_queue
 
 
-async def test_without_a_worker_readyz_is_503_and_events_time_out_with_504(client: Client, harness: Harness):
-    # An API in this process, on a task queue no worker polls, with a short engine timeout.
+async def test_readyz_turns_503_as_soon_as_the_last_worker_stops(client: Client, harness: Harness, tmp_path: Path):
+    queue = f"ready-{uuid.uuid4().hex[:6]}"
     settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
-                           task_queue=f"nobody-{uuid.uuid4().hex[:6]}", event_timeout=1.0)
+                           task_queue=queue)
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+            worker = Harness(client, harness.folder, tmp_path / "state", task_queue=queue)
+            async with worker.worker:
+                async def ready() -> httpx.Response | None:
+                    response = await http.get("/readyz")
+                    return response if response.status_code == 200 else None
+
+                assert (await eventually(ready)).json()["pollers"] == 1
+            # Temporal still lists the stopped worker's poller (for minutes), but it is not ready:
+            # well before a poller would count as stale (70 s).
+            began = time.monotonic()
+
+            async def not_ready() -> httpx.Response | None:
+                response = await http.get("/readyz")
+                return response if response.status_code != 200 else None
+
+            assert_error(await eventually(not_ready, timeout=20), 503, "no_worker")
+            print(f"/readyz said 503 {time.monotonic() - began:.1f}s after the worker stopped")
+    finally:
+        stop.set()
+        await serving
+
+
+async def test_an_api_on_a_missing_namespace_says_so_with_502_not_503(client: Client, harness: Harness):
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    wrong = await Client.connect(client.service_client.config.target_host, namespace=f"nowhere-{uuid.uuid4().hex[:4]}",
+                                 data_converter=pydantic_data_converter)
+    settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
+                           task_queue=harness.task_queue, event_timeout=5.0)
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(create_app(settings, wrong), sock, stop, access_log=False))
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
+            assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 502, "namespace_not_found")
+            assert_error(await http.post("/v1/events", json=placed(customer_id(), key="ns-1")), 502,
+                         "namespace_not_found")
+            assert_error(await http.get("/v1/customers/c-1"), 502, "namespace_not_found")
+            assert_error(await http.get("/v1/customers"), 502, "namespace_not_found")
+    finally:
+        stop.set()
+        await serving
+
+
+async def test_a_poller_not_seen_for_70_seconds_is_not_alive(client: Client, harness: Harness):
+    from datetime import datetime, timedelta, timezone
+
+    from api.health import live_pollers
+
+    now = datetime.now(timezone.utc)
+    assert await live_pollers(client, harness.task_queue, now=now) == 1  # the module's worker
+    assert await live_pollers(client, harness.task_queue, now=now + timedelta(seconds=71 + 60)) == 0
+
+
+async def test_without_a_worker_a_keyed_event_is_queued_and_applied_when_a_worker_comes(
+        client: Client, harness: Harness, tmp_path: Path):
+    # An API in this process, on a task queue no worker polls yet, with a short engine timeout.
+    queue = f"nobody-{uuid.uuid4().hex[:6]}"
+    settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
+                           task_queue=queue, event_timeout=1.0)
     stop = asyncio.Event()
     sock = listen("127.0.0.1", 0)
     serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
@@ -244,9 +316,31 @@ async def test_without_a_worker_readyz_is_503_and_events_time_out_with_504(clien
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
             assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 503, "no_worker")
-            late = await http.post("/v1/events", json=placed(customer_id("late"), key="late-1"))
-            assert_error(late, 504, "temporal_timeout")
-            assert "same key" in late.json()["error"]["message"] or "idempotency key" in late.json()["error"]["message"]
+            customer = customer_id("late")
+            queued = await http.post("/v1/events", json=placed(customer, key="late-1"))
+            assert queued.status_code == 202, queued.text
+            assert queued.json()["status"] == "queued" and queued.json()["stage"] is None
+            # Without a key the event cannot be queued safely: 504, and the message says why.
+            unkeyed = await http.post("/v1/events", json=placed(customer_id("late")))
+            assert "idempotency key" in assert_error(unkeyed, 504, "temporal_timeout")["message"]
+            # A resend is safe: the same answer, nothing sent twice.
+            again = await http.post("/v1/events", json=placed(customer, key="late-1"))
+            assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+            # An ordinary event for the started-but-unserved lifecycle is queued too.
+            ticket = await http.post("/v1/events", json=event(customer, "ticket.opened", "late-t1", ticket_id="T-1"))
+            assert (ticket.status_code, ticket.json()["status"]) == (202, "queued")
+            late = Harness(client, harness.folder, tmp_path / "state", task_queue=queue)
+            async with late.worker:
+                async def applied() -> bool:
+                    response = await http.get(f"/v1/customers/{customer}")
+                    return response.status_code == 200 and response.json()["facts"]["open_tickets"] == 1
+
+                await eventually(applied)
+                status = (await http.get(f"/v1/customers/{customer}")).json()
+                assert status["stage"] == "set_expectations"
+                assert sum(1 for r in status["recent"] if r["kind"] == "event"
+                           and r["detail"].get("event") == "order.placed") == 1, status["recent"]
+                assert [entry["step"] for entry in late.outbox() if entry["customer_id"] == customer].count("summary") == 1
     finally:
         stop.set()
         await serving
@@ -275,6 +369,32 @@ async def test_same_key_and_body_is_a_duplicate_answered_with_the_first_answer(h
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json()["transition"] == "delivery_check_in"
     assert again.json() == {**first.json(), "status": "duplicate"}
+
+
+async def test_a_resent_event_is_answered_duplicate_by_the_lifecycle_and_costs_no_history(
+        http: httpx.AsyncClient, harness: Harness, client: Client):
+    """Past the API's own memory (here: the client road), the workflow's validator refuses a seen
+    key, so no update is accepted into history, and the caller is still answered `duplicate`."""
+    from temporalio.api.enums.v1 import EventType
+
+    customer = await started(http)
+    first = await harness.event(customer, "ticket.opened", "resent-1", ticket_id="T-1")
+    handle = client.get_workflow_handle(f"lifecycle/{customer}")
+
+    async def accepted_updates() -> int:
+        history = await handle.fetch_history()
+        return sum(1 for item in history.events
+                   if item.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+
+    before = await accepted_updates()
+    again = await harness.event(customer, "ticket.opened", "resent-1", ticket_id="T-1")
+    assert first.status == "accepted"
+    assert (again.status, again.stage) == ("duplicate", "set_expectations")
+    assert await accepted_updates() == before
+    by_http = await http.post("/v1/events", json=event(customer, "ticket.opened", "resent-1", ticket_id="T-1"))
+    assert (by_http.status_code, by_http.json()["status"], by_http.json()["stage"]) == (
+        200, "duplicate", "set_expectations")
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
 
 
 async def test_the_key_may_come_as_an_idempotency_key_header(http: httpx.AsyncClient):
@@ -366,18 +486,43 @@ async def test_an_event_after_the_lifecycle_ended_is_410(http: httpx.AsyncClient
     assert_error(late, 410, "lifecycle_ended")
 
 
+async def test_an_event_for_a_terminated_lifecycle_is_410_never_503(http: httpx.AsyncClient, client: Client):
+    customer = await started(http)
+    await client.get_workflow_handle(f"lifecycle/{customer}").terminate(reason="test: an operator stopped it")
+    late = await http.post("/v1/events", json=event(customer, "ticket.opened", "after-end", ticket_id="T-9"))
+    assert_error(late, 410, "lifecycle_ended")
+    # A start event begins a new lifecycle after the terminated one.
+    again = await http.post("/v1/events", json=placed(customer, key="restart"))
+    assert (again.status_code, again.json()["status"]) == (202, "accepted"), again.text
+
+
 # --- limits and ids -------------------------------------------------------------------------
 
 
 async def test_a_body_over_one_mebibyte_is_413_declared_or_streamed(http: httpx.AsyncClient):
     big = json.dumps(event("c-1", "ticket.opened", ticket_id="x" * (1024 * 1024))).encode()
-    assert_error(await http.post("/v1/events", content=big), 413, "body_too_large")
+    assert assert_error(await http.post("/v1/events", content=big), 413, "body_too_large")["limit"] == 1024 * 1024
 
     async def chunks():  # no Content-Length: the limit is counted while reading
         for start in range(0, len(big), 64 * 1024):
             yield big[start:start + 64 * 1024]
 
     assert_error(await http.post("/v1/events", content=chunks()), 413, "body_too_large")
+
+
+async def test_an_event_over_its_budget_is_422_naming_the_field_and_the_limit(http: httpx.AsyncClient):
+    customer = await started(http)
+    long = await http.post("/v1/events", json=event(customer, "ticket.opened", ticket_id="x" * 20_000))
+    assert assert_error(long, 422, "payload_too_large", "ticket_id")["limit"] == 16 * 1024
+    profile = await http.post("/v1/events", json={**event(customer, "ticket.opened", ticket_id="T"),
+                                                  "customer": {"name": "n" * 17_000}})
+    assert assert_error(profile, 422, "payload_too_large", "customer.name")["limit"] == 16 * 1024
+    # Fields each within the string budget, together over the profile's budget.
+    both = await http.post("/v1/events", json={**event(customer, "ticket.opened", ticket_id="T"),
+                                               "customer": {"name": "n" * 9_000, "address": "a" * 9_000}})
+    assert assert_error(both, 422, "payload_too_large", "customer")["limit"] == 16 * 1024
+    status = (await http.get(f"/v1/customers/{customer}")).json()
+    assert status["facts"]["open_tickets"] == 0  # nothing refused was acted on
 
 
 @pytest.mark.parametrize("customer", ["has/slash", "has space", "x" * 201, "", "ünïcode", "a'b"])
