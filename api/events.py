@@ -59,6 +59,7 @@ _REJECTIONS = {
     "unknown_task": (422, "unknown_task"),
     "rule_failed": (422, "rule_failed"),
     "internal_error": (500, "engine_error"),
+    "no_incident": (409, "no_incident"),
 }
 
 # TemporalRefused codes → HTTP status; the code is passed on as it is.

@@ -84,6 +84,8 @@ class ListedCustomer(BaseModel):
     playbook: str
     status: str = Field(description="running, completed, continued_as_new, ...", examples=["running"])
     started_at: datetime | None
+    incident: str | None = Field(None, description="The kind of failure the customer is held on, if any.",
+                                 examples=["template"])
 
 
 class CustomerPage(BaseModel):

@@ -9,13 +9,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
 from api.auth import require_caller
 from api.errors import ApiError
-from api.events import EventDesk, refused
+from api.events import EventDesk, refused, rejection
 from api.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, parse_json
 from api.models import (
     BatchAnswer, BatchResult, CustomerPage, ErrorAnswer, EventAnswer, EventDescription, ListedCustomer,
@@ -27,6 +28,7 @@ from api.settings import ApiSettings
 from api.view import LifecycleView
 from engine.events import declared_events, payload_json_schema
 from engine.model import BUILTIN_EVENTS
+from engine.state import EventReceipt, Incident
 from workflows.client import LifecycleClient, LifecycleNotFound, TemporalRefused, refusal
 from workflows.contract import LifecycleStatus
 
@@ -129,6 +131,52 @@ async def get_customer(
         raise ApiError(503, "temporal_unavailable", f"Temporal: {error}") from None
 
 
+class IncidentRelease(BaseModel):
+    """Who asks; the caller's name when left out."""
+
+    by: str = Field("", max_length=200, description="Recorded on the customer's timeline.")
+
+
+async def _release(action: str, customer_id: str, request: Request, api: ApiState) -> Incident:
+    try:
+        raw = await _json_body(request) if await request.body() else {}
+        by = IncidentRelease.model_validate(raw).by or request.state.caller
+    except ValidationError as error:
+        raise ApiError(422, "invalid_request", error.errors()[0]["msg"], field="by") from None
+    try:
+        answer = await asyncio.wait_for(api.lifecycles.release_incident(customer_id, action, by),
+                                        api.settings.event_timeout)
+    except LifecycleNotFound as error:
+        raise ApiError(404, "customer_not_found", str(error)) from None
+    except TemporalRefused as error:
+        raise refused(error) from None
+    except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
+        raise ApiError(504, "temporal_timeout", "the lifecycle did not answer in time") from None
+    except TemporalError as error:
+        raise ApiError(503, "temporal_unavailable", f"Temporal: {error}") from None
+    if isinstance(answer, EventReceipt):
+        raise rejection(answer)
+    return answer
+
+
+@router.post("/customers/{customer_id}/retry", response_model=Incident, tags=["incidents"],
+             summary="Run the held step again", responses=errors(404, 409, 410, 422, 504))
+async def retry_incident(request: Request, customer_id: str = Path(pattern=ID_PATTERN, max_length=200),
+                         api: ApiState = Depends(state)) -> Incident:
+    """The customer is held on an incident: run the held step again (after the data or the playbook
+    was fixed). Optional body `{"by": "..."}`. 409 `no_incident` when the customer is not held."""
+    return await _release("retry", customer_id, request, api)
+
+
+@router.post("/customers/{customer_id}/skip", response_model=Incident, tags=["incidents"],
+             summary="Go on after the held step", responses=errors(404, 409, 410, 422, 504))
+async def skip_incident(request: Request, customer_id: str = Path(pattern=ID_PATTERN, max_length=200),
+                        api: ApiState = Depends(state)) -> Incident:
+    """The customer is held on an incident: go on after the held step without running it.
+    Optional body `{"by": "..."}`. 409 `no_incident` when the customer is not held."""
+    return await _release("skip", customer_id, request, api)
+
+
 @router.get("/customers", response_model=CustomerPage, tags=["customers"],
             summary="Who is in which stage", responses=errors(422))
 async def list_customers(
@@ -136,6 +184,7 @@ async def list_customers(
     stage: str | None = Query(None, pattern=OPTIONAL_ID, max_length=200, description="Only this stage."),
     playbook: str | None = Query(None, pattern=OPTIONAL_ID, max_length=200, description="Only this playbook."),
     include_ended: bool = Query(False, description="Also lifecycles that have ended."),
+    held: bool = Query(False, description="Only customers held on an incident."),
     page_size: int = Query(100, ge=1, le=1000),
     page_token: str | None = Query(None, max_length=4096, description="`next_page_token` of the previous page."),
 ) -> CustomerPage:
@@ -143,11 +192,11 @@ async def list_customers(
     stage, playbook = stage or None, playbook or None  # `?stage=` means no filter
     if stage is not None and stage not in api.view.project().lifecycle.stages:
         raise ApiError(422, "invalid_request", f"unknown stage '{stage}'", field="stage")
-    scope = f"{stage or ''}|{playbook or ''}|{include_ended}"
+    scope = f"{stage or ''}|{playbook or ''}|{include_ended}|{held}"
     try:
         found, token = await asyncio.wait_for(api.lifecycles.list_page(
             stage=stage, playbook=playbook, running_only=not include_ended, page_size=page_size,
-            page_token=api.pages.open(scope, page_token)), api.settings.event_timeout)
+            page_token=api.pages.open(scope, page_token), held=held), api.settings.event_timeout)
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
         raise ApiError(504, "temporal_timeout", "the visibility store did not answer in time") from None
     except RPCError as error:
@@ -157,7 +206,8 @@ async def list_customers(
         raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
     return CustomerPage(
         customers=[ListedCustomer(customer_id=item.customer_id, stage=item.stage, playbook=item.playbook,
-                                  status=item.status, started_at=item.started_at) for item in found],
+                                  status=item.status, started_at=item.started_at, incident=item.incident or None)
+                   for item in found],
         next_page_token=api.pages.seal(scope, token),
     )
 

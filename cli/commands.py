@@ -12,7 +12,8 @@ ALL: list[click.Command] = [
     graph.graph_command, schema.schema_command, new.new_command,
     # running: the embedded server, workers, and the event contract
     dev.dev_command, demo.demo_command, worker_cmd.command,
-    operate.event_command, operate.status_command, operate.list_command,
+    operate.event_command, operate.status_command, operate.list_command, operate.retry_command,
+    operate.skip_command,
 ]
 
 # The HTTP API for other systems (docs/events.md).

@@ -18,7 +18,7 @@ import click
 from cli.output import fail, lifecycle_path, load
 from engine.events import PayloadError
 from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
-from engine.state import Event
+from engine.state import Event, EventReceipt
 
 T = TypeVar("T")
 
@@ -189,6 +189,12 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
     click.echo(f"stage     {status.stage} since {status.since:%Y-%m-%d %H:%M:%S} (version {status.version})")
     if status.ended:
         click.echo(f"ended     {status.ended}")
+    if status.incident:
+        incident = status.incident
+        click.echo(f"HELD      {incident.kind} failure at {incident.step or 'stage ' + incident.stage} "
+                   f"since {incident.since:%Y-%m-%d %H:%M:%S}: {incident.error.splitlines()[0]}")
+        click.echo(f"          fix the playbook, or: lifecycle retry {status.customer_id} | "
+                   f"lifecycle skip {status.customer_id}")
     if status.pending:
         waiting = ", ".join(status.pending.events) or status.pending.task or "time"
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
@@ -204,11 +210,12 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
 
 @click.command("list")
 @click.option("--stage", help="Only customers in this stage.")
+@click.option("--incidents", "held", is_flag=True, help="Only customers held on an incident.")
 @click.option("--all", "include_closed", is_flag=True, help="Include ended lifecycles.")
 @click.option("--json", "as_json", is_flag=True)
 @temporal_options
-def list_command(stage: str | None, include_closed: bool, as_json: bool, playbooks: Path, task_queue: str,
-                 address: str | None, namespace: str | None) -> None:
+def list_command(stage: str | None, held: bool, include_closed: bool, as_json: bool, playbooks: Path,
+                 task_queue: str, address: str | None, namespace: str | None) -> None:
     """Who is in which stage (a visibility query on the Temporal at --address or TEMPORAL_ADDRESS)."""
     lifecycle, make = _client(playbooks, task_queue, address, namespace)
     if stage is not None:
@@ -217,12 +224,41 @@ def list_command(stage: str | None, include_closed: bool, as_json: bool, playboo
             fail(f"--stage: unknown stage '{stage}' (stages: {', '.join(stages)})")
 
     async def listing():
-        return await (await make()).list(stage=stage, running_only=not include_closed)
+        return await (await make()).list(stage=stage, running_only=not include_closed, held=held)
 
     found = _run(listing)
     if as_json:
         click.echo(json.dumps([item.__dict__ for item in found], default=str, indent=2))
         return
     for item in found:
-        click.echo(f"{item.customer_id:<24} {item.stage:<22} {item.status}")
+        held_on = f"  held: {item.incident}" if item.incident else ""
+        click.echo(f"{item.customer_id:<24} {item.stage:<22} {item.status}{held_on}")
     click.echo(f"{len(found)} lifecycle(s)")
+
+
+def _release_command(action: str, summary: str) -> click.Command:
+    @click.command(action, help=f"{summary}\n\nTalks to the Temporal at --address or TEMPORAL_ADDRESS.")
+    @click.argument("customer")
+    @click.option("--by", default=lambda: os.environ.get("USER", ""), show_default="$USER",
+                  help="Who asks (recorded on the customer's timeline).")
+    @temporal_options
+    def command(customer: str, by: str, playbooks: Path, task_queue: str, address: str | None,
+                namespace: str | None) -> None:
+        _customer_id(customer)
+        _, make = _client(playbooks, task_queue, address, namespace)
+
+        async def release():
+            return await (await make()).release_incident(customer, action, by)
+
+        answer = _run(release)
+        if isinstance(answer, EventReceipt):
+            fail(f"{action}: {answer.reason}")
+        click.echo(f"{action} ({answer.kind} failure at {answer.step or 'stage ' + answer.stage}: "
+                   f"{answer.error.splitlines()[0]})")
+
+    return command
+
+
+retry_command = _release_command(
+    "retry", "Run again the step CUSTOMER is held on (after the data or the playbook was fixed).")
+skip_command = _release_command("skip", "Go on after the step CUSTOMER is held on, without running it.")

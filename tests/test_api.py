@@ -30,7 +30,7 @@ from api import ApiSettings, create_app
 from api.errors import install_error_handlers
 from api.server import listen, serve
 from devserver import free_port, temporal_binary
-from harness import FIXTURE, Harness
+from harness import FIXTURE, Harness, eventually
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
@@ -852,3 +852,41 @@ def test_sigterm_stops_the_api_cleanly(api: ApiProcess):
     api.stop()
     assert api.process.returncode == 0, api.output()
     assert "Finished server process" in api.output()
+
+
+async def test_a_held_customer_is_listed_and_released_over_http(api: ApiProcess, harness: Harness):
+    template = harness.folder / "templates" / "summary.txt"
+    good = template.read_text()
+    customer = f"held-{uuid.uuid4().hex[:6]}"
+    template.write_text("Subject: Hi\n\nYou have {{ 10 // facts.open_tickets }} credits.\n")
+    try:
+        async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=30) as http:
+            assert (await http.post("/v1/events", json=placed(customer))).status_code == 202
+
+            async def held() -> dict | None:
+                body = (await http.get(f"/v1/customers/{customer}")).json()
+                return body if body.get("incident") else None
+
+            body = await eventually(held)
+            assert (body["incident"]["kind"], body["incident"]["step"]) == ("template", "summary")
+
+            async def listed() -> bool:
+                page = (await http.get("/v1/customers", params={"held": "true"})).json()
+                return any(c["customer_id"] == customer and c["incident"] == "template" for c in page["customers"])
+
+            await eventually(listed)
+            template.write_text(good)  # fixed on disk; an operator retries at once instead of waiting
+            answer = await http.post(f"/v1/customers/{customer}/retry", json={"by": "ops@example.com"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["release"] == "retry" and answer.json()["released_by"] == "ops@example.com"
+            again = await http.post(f"/v1/customers/{customer}/skip")
+            assert (again.status_code, again.json()["error"]["code"]) == (409, "no_incident")
+            missing = await http.post(f"/v1/customers/nobody-{customer}/retry")
+            assert missing.status_code == 404
+
+            async def sent() -> bool:
+                return "summary" in harness.steps(customer)
+
+            await eventually(sent)
+    finally:
+        template.write_text(good)

@@ -166,3 +166,33 @@ async def test_without_a_worker_a_keyed_event_is_queued_and_an_unkeyed_one_says_
     unkeyed = one_line_error(await run(idle, "event", f"{customer}-2", "order.placed", "--data", PLACED,
                                        "--timeout", "1"))
     assert "no worker took the event within 1s" in unkeyed and "idempotency key" in unkeyed, unkeyed
+
+
+async def test_an_operator_sees_a_held_customer_and_retries_or_skips_from_the_cli(running):
+    harness, env = running
+    template = harness.folder / "templates" / "summary.txt"
+    template.write_text("Subject: Hi\n\nYou have {{ 10 // facts.open_tickets }} credits.\n")
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
+
+    async def held() -> bool:
+        return (await harness.lifecycles.status(customer)).incident is not None
+
+    await eventually(held)
+    status = await run(env, "status", customer)
+    assert "HELD      template failure at summary" in status.stdout
+    assert f"lifecycle retry {customer}" in status.stdout
+
+    async def listed() -> bool:
+        found = await run(env, "list", "--incidents")
+        return f"{customer}" in found.stdout and "held: template" in found.stdout
+
+    await eventually(listed)
+    skipped = await run(env, "skip", customer, "--by", "ops")
+    assert (skipped.returncode, skipped.stdout.split(" (")[0]) == (0, "skip")
+    again = await run(env, "retry", customer)
+    assert again.returncode == 1
+    assert again.stderr.strip() == "error: retry: the customer is not held on an incident"
+    unknown = await run(env, "retry", "nobody-" + customer)
+    assert unknown.returncode == 1 and "has no lifecycle" in unknown.stderr
+    assert "Traceback" not in again.stderr + unknown.stderr

@@ -95,6 +95,7 @@ class ListedLifecycle:
     playbook: str
     status: str
     started_at: Any
+    incident: str = ""  # the kind of failure the customer is held on, if any
 
 
 class LifecycleClient:
@@ -265,25 +266,28 @@ class LifecycleClient:
             raise
 
     async def list(self, stage: str | None = None, playbook: str | None = None,
-                   running_only: bool = True, limit: int | None = None) -> list[ListedLifecycle]:
-        """Who is in which stage, from the visibility store."""
-        query = _list_query(stage, playbook, running_only)
+                   running_only: bool = True, limit: int | None = None, held: bool = False) -> list[ListedLifecycle]:
+        """Who is in which stage (only those held on an incident, with `held`), from visibility."""
+        query = _list_query(stage, playbook, running_only, held)
         return [_listed(execution) async for execution in self.client.list_workflows(query, limit=limit)]
 
     async def list_page(self, stage: str | None = None, playbook: str | None = None,
                         running_only: bool = True, page_size: int = 100,
-                        page_token: bytes | None = None) -> tuple[list[ListedLifecycle], bytes | None]:
+                        page_token: bytes | None = None, held: bool = False,
+                        ) -> tuple[list[ListedLifecycle], bytes | None]:
         """One page of `list`, and the token of the next page (None after the last one)."""
-        pages = self.client.list_workflows(_list_query(stage, playbook, running_only),
+        pages = self.client.list_workflows(_list_query(stage, playbook, running_only, held),
                                            page_size=page_size, next_page_token=page_token)
         await pages.fetch_next_page()
         return [_listed(execution) for execution in pages.current_page or []], pages.next_page_token
 
 
-def _list_query(stage: str | None, playbook: str | None, running_only: bool) -> str:
+def _list_query(stage: str | None, playbook: str | None, running_only: bool, held: bool = False) -> str:
     query = [f"WorkflowType = '{WORKFLOW_NAME}'"]
     if running_only:
         query.append("ExecutionStatus = 'Running'")
+    if held:
+        query.append("LifecycleIncident IS NOT NULL")  # unset when the customer is not held
     if stage:
         query.append(f"LifecycleStage = '{_quote(stage)}'")
     if playbook:
@@ -299,6 +303,7 @@ def _listed(execution: Any) -> ListedLifecycle:
         playbook=values.get("LifecyclePlaybook", ""),
         status=execution.status.name.lower() if execution.status else "",
         started_at=execution.start_time,
+        incident=values.get("LifecycleIncident", ""),
     )
 
 
