@@ -30,7 +30,7 @@ from api import ApiSettings, create_app
 from api.errors import install_error_handlers
 from api.server import listen, serve
 from devserver import free_port, temporal_binary
-from harness import FIXTURE, Harness, eventually
+from harness import FIXTURE, Harness
 
 BIN = Path(sys.executable).parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
