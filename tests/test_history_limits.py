@@ -110,3 +110,44 @@ async def test_ten_thousand_events_to_one_waiting_customer_are_all_answered_and_
         handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
         assert (await handle.result()).outcome == "closed"
         assert await runs_of(client, customer) >= 10  # 1,000 updates per run at most
+
+
+TYPED_WARRANTY = """\
+playbook: warranty_follow_up
+vars:
+  deadline: {type: timestamp}
+  grace: {type: duration}
+steps:
+  - {kind: set, id: set_deadline, var: deadline, value: now + hours(2)}
+  - {kind: set, id: set_grace, var: grace, value: hours(1)}
+  - {kind: send, id: survey, template: summary}
+  - kind: wait_for
+    id: await_survey
+    events: [survey.answered]
+    timeout: 1h
+  - kind: if
+    id: still_typed
+    when: vars.deadline - vars.grace > now && vars.grace == duration('1h')
+    then:
+      - {kind: wait, id: until_deadline, until: vars.deadline}
+"""
+
+
+async def test_timestamps_and_durations_keep_their_types_across_continue_as_new(client, tmp_path):
+    folder = waiting_fixture(tmp_path)
+    (folder / "warranty-follow-up.yaml").write_text(TYPED_WARRANTY)
+    harness = Harness(client, folder, tmp_path / "state", max_history=60)
+    async with harness.worker:
+        customer = f"c-{uuid.uuid4().hex[:6]}"
+        await to_the_survey(harness, customer)
+        set_at = (await harness.lifecycles.status(customer)).since
+        for number in range(30):  # several continue-as-new inside the wait
+            await harness.event(customer, "ticket.opened", ticket_id=f"T-{number}")
+        assert await runs_of(client, customer) >= 2
+        await harness.event(customer, "survey.answered", score=9)
+        # After the JSON of continue-as-new, `vars.deadline` is still a timestamp (the wait
+        # reads it) and `vars.grace` a duration (the comparison holds): no incident.
+        await eventually(lambda: pending_step(harness, customer, "until_deadline"))
+        status = await harness.lifecycles.status(customer)
+        assert status.incident is None
+        assert abs((status.pending.until - set_at).total_seconds() - 7200) < 60
