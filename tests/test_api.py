@@ -848,12 +848,6 @@ async def test_an_event_added_to_the_lifecycle_file_is_taken_without_a_restart(
     assert escalated.status_code == 202, escalated.text
 
 
-def test_sigterm_stops_the_api_cleanly(api: ApiProcess):
-    api.stop()
-    assert api.process.returncode == 0, api.output()
-    assert "Finished server process" in api.output()
-
-
 async def test_a_held_customer_is_listed_and_released_over_http(api: ApiProcess, harness: Harness):
     template = harness.folder / "templates" / "summary.txt"
     good = template.read_text()
@@ -890,3 +884,9 @@ async def test_a_held_customer_is_listed_and_released_over_http(api: ApiProcess,
             await eventually(sent)
     finally:
         template.write_text(good)
+
+
+def test_sigterm_stops_the_api_cleanly(api: ApiProcess):
+    api.stop()
+    assert api.process.returncode == 0, api.output()
+    assert "Finished server process" in api.output()

@@ -30,6 +30,7 @@ EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 OPERATIONS = [
     "POST /v1/events", "POST /v1/events:batch", "GET /v1/customers/{customer_id}", "GET /v1/customers",
     "GET /v1/playbooks", "GET /readyz", "GET /healthz",
+    "POST /v1/customers/{customer_id}/retry", "POST /v1/customers/{customer_id}/skip",
 ]
 
 

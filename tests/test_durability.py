@@ -12,7 +12,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devserver import DevServer
@@ -127,6 +131,14 @@ async def test_server_restart_on_the_same_database_resumes_lifecycles(tmp_path: 
     assert harness.steps(customer) == ["summary", "check_in", "survey", "ask_referral"]
 
 
+async def _pollers(client: Client, task_queue: str) -> set[str]:
+    """`pid@` of the workers polling `task_queue` for workflow tasks."""
+    request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    response = await client.workflow_service.describe_task_queue(request)
+    return {poller.identity.split("@")[0] + "@" for poller in response.pollers}
+
+
 async def _started_by(client: Client, workflow_id: str) -> set[str]:
     """Identities of the workers that ran this lifecycle's workflow tasks and activities."""
     handle = client.get_workflow_handle(workflow_id)
@@ -156,11 +168,24 @@ async def test_two_workers_one_killed_mid_burst_every_lifecycle_completes_its_ef
             await harness.start(customer)
             await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
 
+        # Both workers poll before the burst, so both get lifecycles in hand.
+        async def both_polling() -> bool:
+            return {f"{doomed.pid}@", f"{survivor.pid}@"} <= await _pollers(client, harness.task_queue)
+
+        await eventually(both_polling, timeout=120)
         burst = asyncio.gather(*(order_and_delivery(customer) for customer in customers))
-        # Kill one worker while the burst is being worked through: some effects are out,
-        # most are still to come.
+        # Kill one worker while the burst is being worked through, once it has done part of it:
+        # some effects are out, most are still to come.
         async def under_way() -> bool:
-            return len(harness.outbox()) >= 10
+            if len(harness.outbox()) < 10:
+                return False
+            for customer in customers[:10]:
+                try:
+                    if any(i.startswith(f"{doomed.pid}@") for i in await _started_by(client, f"lifecycle/{customer}")):
+                        return True
+                except RPCError:
+                    pass  # not started yet
+            return False
 
         await eventually(under_way, timeout=120)
         doomed.send_signal(signal.SIGKILL)
