@@ -307,6 +307,13 @@ class StageRun:
     def _has(self, match: Callable[[Event], bool]) -> bool:
         return any(match(event) for event in self.state.inbox)
 
+    def _checked_action(self, what: str, action: Action) -> None:
+        # Only the texts of an action can be large: judge by their length first (a character
+        # takes at most 6 bytes in JSON), and measure exactly only near the budget.
+        texts = (action.subject, action.body, action.title or "", action.guideline or "", action.to or "")
+        if 6 * sum(len(text) for text in texts) + 4096 > ACTION_BYTES:
+            self._checked_size(what, action.model_dump(mode="json"), ACTION_BYTES)
+
     def _checked_size(self, what: str, value: Any, budget: int) -> None:
         if fits(value, budget):
             return
@@ -354,7 +361,7 @@ class StageRun:
             stage=self.state.stage, step=key, channel=channel, to=address, template=step.template,
             category=step.category, subject=subject, body=body,
         )
-        self._checked_size(f"the message of '{step.template}'", action.__dict__, ACTION_BYTES)
+        self._checked_action(f"the message of '{step.template}'", action)
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
@@ -372,7 +379,7 @@ class StageRun:
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
             guideline=spec.guideline, due_at=due_at,
         )
-        self._checked_size(f"the task '{key}'", action.__dict__, ACTION_BYTES)
+        self._checked_action(f"the task '{key}'", action)
         detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
         if reason:
             detail["reason"] = reason
