@@ -267,6 +267,8 @@ class StageRun:
             delay = duration_of(delay, self._names)  # a literal, or an expression: days(vars.sla_days)
         except ExpressionError as error:
             raise StepFailed("expression", str(error)) from None
+        if delay < timedelta(0):  # e.g. `facts.sla - hours(48)` with a short SLA: never a silent no-wait
+            raise StepFailed("expression", f"a duration of {delay} is negative")
         try:
             return self.runtime.now() + delay
         except OverflowError:

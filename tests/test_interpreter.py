@@ -403,3 +403,16 @@ def test_an_event_whose_fact_update_fails_is_refused_and_changes_nothing():
     assert (refused.status, refused.code) == ("rejected", "rule_failed")
     assert "open_tickets" in refused.reason
     assert timeline.state.facts["open_tickets"] == 0
+
+
+def test_a_negative_duration_from_an_expression_holds_the_step_instead_of_not_waiting():
+    sale = """
+playbook: sale
+steps:
+  - {kind: wait, id: too_short, duration: "hours(1) - days(1)"}
+  - {kind: send, id: summary, template: summary}
+"""
+    timeline = simulate(project(sale=sale), CUSTOMER, [placed()])
+    assert timeline.steps() == []
+    incident = timeline.state.incident
+    assert (incident.kind, incident.step) == ("expression", "too_short") and "negative" in incident.error
