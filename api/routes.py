@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -31,6 +32,8 @@ from engine.model import BUILTIN_EVENTS
 from engine.state import EventReceipt, Incident
 from workflows.client import LifecycleClient, LifecycleNotFound, TemporalRefused, refusal
 from workflows.contract import LifecycleStatus
+
+T = TypeVar("T")
 
 _DESCRIPTIONS = {
     400: "The body is not JSON.", 401: "No valid bearer token.", 404: "Not found.",
@@ -118,9 +121,14 @@ async def get_customer(
     customer_id: str = Path(pattern=ID_PATTERN, max_length=200), api: ApiState = Depends(state),
 ) -> LifecycleStatus:
     """Stage, facts, promise ledger, what the stage waits for, and recent timeline."""
+    return await _ask_lifecycle(api.lifecycles.status(customer_id, api.settings.event_timeout),
+                                api.settings.event_timeout + 10)
+
+
+async def _ask_lifecycle(call: Awaitable[T], timeout: float) -> T:
+    """One call to a customer's lifecycle, its failures answered as the API answers them."""
     try:
-        return await asyncio.wait_for(api.lifecycles.status(customer_id, api.settings.event_timeout),
-                                      api.settings.event_timeout + 10)
+        return await asyncio.wait_for(call, timeout)
     except LifecycleNotFound as error:
         raise ApiError(404, "customer_not_found", str(error)) from None
     except TemporalRefused as error:
@@ -143,17 +151,8 @@ async def _release(action: str, customer_id: str, request: Request, api: ApiStat
         by = IncidentRelease.model_validate(raw).by or request.state.caller
     except ValidationError as error:
         raise ApiError(422, "invalid_request", error.errors()[0]["msg"], field="by") from None
-    try:
-        answer = await asyncio.wait_for(api.lifecycles.release_incident(customer_id, action, by),
-                                        api.settings.event_timeout)
-    except LifecycleNotFound as error:
-        raise ApiError(404, "customer_not_found", str(error)) from None
-    except TemporalRefused as error:
-        raise refused(error) from None
-    except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
-        raise ApiError(504, "temporal_timeout", "the lifecycle did not answer in time") from None
-    except TemporalError as error:
-        raise ApiError(503, "temporal_unavailable", f"Temporal: {error}") from None
+    answer = await _ask_lifecycle(api.lifecycles.release_incident(customer_id, action, by),
+                                  api.settings.event_timeout)
     if isinstance(answer, EventReceipt):
         raise rejection(answer)
     return answer

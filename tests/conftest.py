@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import json
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -54,6 +55,18 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 def client(temporal_env: WorkflowEnvironment) -> Client:
     """A client of the session's dev server, using the pydantic data converter."""
     return temporal_env.client
+
+
+@pytest.fixture
+async def harness(client: Client, tmp_path) -> AsyncIterator:
+    """A worker on its own task queue over a fresh copy of the fast fixture lifecycle."""
+    from harness import FIXTURE, Harness
+
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state")
+    async with harness.worker:
+        yield harness
 
 
 # --- SMTP -----------------------------------------------------------------------------

@@ -3,24 +3,12 @@ the outbox and a visibility query show it; a fix on disk, a retry or a skip rele
 
 from __future__ import annotations
 
-import shutil
 import uuid
 
-import pytest
-
 from engine.state import EventReceipt, Incident
-from harness import FIXTURE, Harness, eventually, record_history
+from harness import Harness, eventually, record_history
 
 BROKEN = "Subject: Hello {{ customer.name }}\n\nYou have {{ 10 // facts.open_tickets }} credits.\n"
-
-
-@pytest.fixture
-async def harness(client, tmp_path):
-    folder = tmp_path / "playbooks"
-    shutil.copytree(FIXTURE, folder)
-    harness = Harness(client, folder, tmp_path / "state")
-    async with harness.worker:
-        yield harness
 
 
 async def held(harness: Harness, customer: str) -> Incident | None:

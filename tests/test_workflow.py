@@ -24,15 +24,6 @@ from workflows.contract import LifecycleResult
 
 
 
-@pytest.fixture
-async def harness(client, tmp_path):
-    folder = tmp_path / "playbooks"
-    shutil.copytree(FIXTURE, folder)
-    harness = Harness(client, folder, tmp_path / "state")
-    async with harness.worker:
-        yield harness
-
-
 async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client: Client):
     customer = f"c-{uuid.uuid4().hex[:6]}"
     assert (await harness.start(customer)).status == "accepted"
