@@ -41,3 +41,14 @@ def test_every_wait_of_a_case_really_continued_in_a_new_run():
     assert simulate(project, case.customer, case.events, until=case.until).runs == 1
     resumed = simulate(project, case.customer, case.events, until=case.until, continue_as_new=True)
     assert resumed.runs >= 4
+
+
+def test_a_held_step_is_still_held_in_a_new_run_and_a_release_there_goes_on_the_same():
+    from test_interpreter import CUSTOMER, GATED, at, delivered, placed, project, release
+
+    events = [placed(), delivered(8), at(9, "survey.answered", score=10), release(10, "retry")]
+    straight = simulate(project(delivery=GATED), CUSTOMER, events)
+    resumed = simulate(project(delivery=GATED), CUSTOMER, events, continue_as_new=True)
+    assert resumed.runs > straight.runs
+    assert comparable(resumed) == comparable(straight)
+    assert [r.kind for r in resumed.records].count("incident") == 1

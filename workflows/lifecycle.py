@@ -37,7 +37,7 @@ TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stay
 STATUS_BYTES = 512 * 1024  # a status query answers at most this much (Temporal's limit: 2 MB)
 LOAD_ONCE = RetryPolicy(maximum_attempts=1)  # the workflow retries, with durable timers
 # Seconds between looks at a held stage's playbook on disk: quick at first (an author fixing
-# a typo), then every 15 minutes, ~100 history events a day; continue-as-new bounds the rest.
+# a typo), then every 15 minutes: about 6 history events a look, 600 a day; continue-as-new bounds it.
 HOLD_POLL_DELAYS = (2, 5, 10, 30, 60, 300, 900)
 STRICT_RULES = "refuse-events-whose-rules-fail"
 """The change that refuses an event whose fact updates or transition guards fail (before it,
