@@ -8,7 +8,7 @@ locate each error at the node that holds the bad name.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -42,6 +42,7 @@ from engine.promises import promise_type
 from engine.references import MACROS, ExpressionSyntaxError, analyse
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
+from engine.walk import step_paths
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -380,28 +381,6 @@ def promises_recorded(playbooks: Iterable[Playbook]) -> dict[str, str]:
             if isinstance(step, Promise):
                 recorded.setdefault(step.promise, step.about)
     return recorded
-
-
-def step_paths(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[Any, DataPath]]:
-    """Every step at any depth with its data path as written in YAML (`elif`, `else`, `on`)."""
-    for index, step in enumerate(steps):
-        path = (*prefix, index)
-        yield step, path
-        for nested, sub in _nested(step, path):
-            yield from step_paths(nested, sub)
-
-
-def _nested(step: Any, path: DataPath) -> Iterator[tuple[list[Any], DataPath]]:
-    for name, alias in (("then", "then"), ("else_", "else"), ("on_done", "on_done"),
-                        ("on_overdue", "on_overdue"), ("on_timeout", "on_timeout"),
-                        ("on_kept", "on_kept"), ("on_broken", "on_broken")):
-        value = getattr(step, name, None)
-        if value:
-            yield value, (*path, alias)
-    for index, branch in enumerate(getattr(step, "elif_", None) or []):
-        yield branch.then, (*path, "elif", index, "then")
-    for event, steps in (getattr(step, "on", None) or {}).items():
-        yield steps, (*path, "on", event)
 
 
 def is_template_name(name: str) -> bool:

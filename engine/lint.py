@@ -17,13 +17,13 @@ from typing import Any
 
 from jinja2 import nodes as jinja_nodes
 
-from engine.checks import step_paths
 from engine.events import declared_events
 from engine.loader import Document, load_document
 from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
 from engine.templates import attribute_name, undeclared_names
 from engine.templates import parse as parse_template
+from engine.walk import branches, step_paths, step_tree
 
 DataPath = tuple[Any, ...]
 
@@ -99,25 +99,10 @@ def _leaves(step: Any) -> bool:
     return False
 
 
-def _nested_lists(step: Any, path: DataPath) -> Iterator[tuple[list[Any], DataPath]]:
-    for name, alias in (("then", "then"), ("else_", "else"), ("on_done", "on_done"),
-                        ("on_overdue", "on_overdue"), ("on_timeout", "on_timeout"),
-                        ("on_kept", "on_kept"), ("on_broken", "on_broken")):
-        if getattr(step, name, None):
-            yield getattr(step, name), (*path, alias)
-    for index, branch in enumerate(getattr(step, "elif_", None) or []):
-        yield branch.then, (*path, "elif", index, "then")
-    for event, steps in (getattr(step, "on", None) or {}).items():
-        yield steps, (*path, "on", event)
-
-
-def _guarded_steps(steps: list[Any], path: DataPath, guarded: bool = False) -> Iterator[tuple[Any, DataPath, bool]]:
+def _guarded_steps(steps: list[Any], path: DataPath) -> Iterator[tuple[Any, DataPath, bool]]:
     """Every step with its data path and whether an `if` encloses it."""
-    for index, step in enumerate(steps):
-        here = (*path, index)
-        yield step, here, guarded
-        for nested, sub in _nested_lists(step, here):
-            yield from _guarded_steps(nested, sub, guarded or isinstance(step, If))
+    for step, here, parents in step_tree(steps, path):
+        yield step, here, any(isinstance(parent, If) for parent in parents)
 
 
 class _Linter:
@@ -270,8 +255,8 @@ class _Linter:
                 self.warn(file, here, "unreachable-step",
                           "this step never runs: every path through the step before it leaves the stage")
                 break
-            for nested, sub in _nested_lists(step, here):
-                self._unreachable(file, nested, sub)
+            for label, nested in branches(step):
+                self._unreachable(file, nested, (*here, *label))
 
     # ------------------------------------------------------------ templates
 
@@ -319,10 +304,10 @@ class _Linter:
                 done = self._events_at(step.on_done, {"task.completed"}, found)
                 events = done | self._events_at(step.on_overdue, events, found)
             else:
-                nested = list(_nested_lists(step, ()))
+                nested = branches(step)
                 if nested:
                     after = set()
-                    for branch, _ in nested:
+                    for _, branch in nested:
                         after |= self._events_at(branch, events, found)
                     if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
                         after |= events  # a missing branch passes the event through unchanged
