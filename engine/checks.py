@@ -19,6 +19,7 @@ from jinja2 import nodes as jinja_nodes
 from engine import typecheck
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expressions import FUNCTIONS, ROOTS
+from engine.flow import event_flow, union
 from engine.model import (
     BUILTIN_CUSTOMER_FIELDS,
     BUILTIN_EVENTS,
@@ -42,7 +43,7 @@ from engine.promises import promise_type
 from engine.references import MACROS, ExpressionSyntaxError, analyse
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
-from engine.walk import step_paths
+from engine.walk import step_lists, step_paths
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -411,7 +412,7 @@ def stage_events(lifecycle: Lifecycle, playbooks: dict[str, Playbook]) -> dict[s
             for target, events in probe.gotos:
                 if target not in entries:
                     continue
-                merged = _union(entries[target], events)
+                merged = union(entries[target], events)
                 if merged != entries[target]:
                     entries[target], changed = merged, True
         if not changed:
@@ -458,7 +459,7 @@ class _PlaybookChecker:
 
     def flow_from(self, events: set[str] | None) -> None:
         """Follow `event` through the steps; with no document, only record the gotos."""
-        self._flow(self.playbook.steps, ("steps",), events)
+        event_flow(self.playbook.steps, events, self._step)
 
     def run(self, entry: set[str] | None) -> list[PlaybookError]:
         if self.playbook.playbook != self.stage:
@@ -467,6 +468,7 @@ class _PlaybookChecker:
                                f"name it '{self.stage}'",
             ))
         self._duplicate_ids()
+        self._after_leaving()
         self.flow_from(entry)
         return self.errors
 
@@ -484,6 +486,14 @@ class _PlaybookChecker:
                 self.error((*path, "id"), f"duplicate step id '{step.id}' (first used at line {line})")
             else:
                 first[step.id] = path
+
+    def _after_leaving(self) -> None:
+        """A step written right after a goto or an end never runs."""
+        for steps, prefix in step_lists(self.playbook.steps):
+            for index in range(1, len(steps)):
+                if isinstance(steps[index - 1], (Goto, End)):
+                    self.error((*prefix, index), f"this step never runs: the '{steps[index - 1].kind}' "
+                                                 f"step before it leaves the stage")
 
     def _expression(self, path: DataPath, source: str, events: set[str] | None,
                     expect: tuple[str, str] | None = None) -> None:
@@ -511,39 +521,23 @@ class _PlaybookChecker:
         if role not in self.lifecycle.roles:
             self.error(path, f"unknown role '{role}'{suggest(role, self.lifecycle.roles)}")
 
-    def _flow(self, steps: list[Any], prefix: DataPath, events: set[str] | None) -> set[str] | None:
-        """Check steps in order; return the events `event` can be after them (None: any)."""
-        for index, step in enumerate(steps):
-            path = (*prefix, index)
-            if index > 0 and isinstance(steps[index - 1], (Goto, End)):
-                self.error(path, f"this step never runs: the '{steps[index - 1].kind}' step before it "
-                                 f"leaves the stage")
-            events = self._step(step, path, events)
-        return events
-
-    def _step(self, step: Any, path: DataPath, events: set[str] | None) -> set[str] | None:
+    def _step(self, step: Any, path: DataPath, events: set[str] | None) -> None:
+        """The checks of one step, with the events that can be current there (engine.flow)."""
         if isinstance(step, Send):
             self._send(step, path)
         elif isinstance(step, Task):
             self._role((*path, "role"), step.role)
             self._span((*path, "due"), step.due, events)
-            if step.on_done or step.on_overdue:
-                done = self._flow(step.on_done, (*path, "on_done"), {"task.completed"})
-                overdue = self._flow(step.on_overdue, (*path, "on_overdue"), events)
-                return _union(_union(done, overdue), events)
         elif isinstance(step, Wait):
             self._span((*path, "duration"), step.duration, events)
             if step.until is not None:
                 self._expression((*path, "until"), step.until, events, ("timestamp", "'until'"))
         elif isinstance(step, WaitFor):
-            return self._wait_for(step, path, events)
+            self._wait_for(step, path, events)
         elif isinstance(step, If):
             self._expression((*path, "when"), step.when, events, ("bool", "a condition"))
-            after = self._flow(step.then, (*path, "then"), events)
             for index, branch in enumerate(step.elif_):
                 self._expression((*path, "elif", index, "when"), branch.when, events, ("bool", "a condition"))
-                after = _union(after, self._flow(branch.then, (*path, "elif", index, "then"), events))
-            return _union(after, self._flow(step.else_, (*path, "else"), events))
         elif isinstance(step, Set):
             if step.fact is not None and step.fact not in self.lifecycle.facts:
                 self.error((*path, "fact"), f"unknown fact '{step.fact}'{suggest(step.fact, self.lifecycle.facts)}")
@@ -562,13 +556,10 @@ class _PlaybookChecker:
             kind = promise_type(about) if about else None
             self._expression((*path, "actual"), step.actual, events,
                              (kind, f"what happened to a {about} promise") if kind else None)
-            kept = self._flow(step.on_kept, (*path, "on_kept"), events)
-            return _union(kept, self._flow(step.on_broken, (*path, "on_broken"), events))
         elif isinstance(step, Goto):
             self.gotos.append((step.stage, events))
             if step.stage not in self.lifecycle.stages:
                 self.error((*path, "stage"), f"unknown stage '{step.stage}'{suggest(step.stage, self.lifecycle.stages)}")
-        return events
 
     def _send(self, step: Send, path: DataPath) -> None:
         name = step.template
@@ -588,7 +579,7 @@ class _PlaybookChecker:
             self._role((*path, "otherwise", "role"), step.otherwise.role)
             self._span((*path, "otherwise", "due"), step.otherwise.due, None)
 
-    def _wait_for(self, step: WaitFor, path: DataPath, events: set[str] | None) -> set[str] | None:
+    def _wait_for(self, step: WaitFor, path: DataPath, events: set[str] | None) -> None:
         self._span((*path, "timeout"), step.timeout, events)
         seen: set[str] = set()
         for index, name in enumerate(step.events):
@@ -597,15 +588,10 @@ class _PlaybookChecker:
             seen.add(name)
             if name not in self.events:
                 self.error((*path, "events", index), f"unknown event '{name}'{suggest(name, self.events)}")
-        after: set[str] | None = {name for name in step.events if name not in step.on}
-        for name, steps in step.on.items():
+        for name in step.on:
             if name not in step.events:
                 self.error((*path, "on", name), f"'on' names event '{name}' that this wait_for does not "
                                                 f"wait for{suggest(name, step.events)}", key=True)
-            after = _union(after, self._flow(steps, (*path, "on", name), {name}))
-        if step.timeout is not None:
-            after = _union(after, self._flow(step.on_timeout, (*path, "on_timeout"), events))
-        return after
 
     def _tolerance(self, step: Promise, path: DataPath) -> None:
         if step.tolerance is None:
@@ -615,12 +601,6 @@ class _PlaybookChecker:
             self.error((*path, "tolerance"), f"a {step.about} promise needs a duration as tolerance, e.g. 2d")
         elif kind == "number" and isinstance(step.tolerance, timedelta):
             self.error((*path, "tolerance"), f"a {step.about} promise needs an amount as tolerance, e.g. 10")
-
-
-def _union(a: set[str] | None, b: set[str] | None) -> set[str] | None:
-    if a is None or b is None:
-        return None
-    return a | b
 
 
 def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located, *,

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import nodes as jinja_nodes
 
 from engine.events import declared_events
+from engine.flow import event_flow
 from engine.loader import Document, load_document
 from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
@@ -260,14 +261,14 @@ class _Linter:
 
     # ------------------------------------------------------------ templates
 
-    def _entry_events(self) -> dict[str, set[str | None]]:
-        """stage → events that can be `event` when it starts (None: no event at all).
+    def _entry_events(self) -> dict[str, set[str]]:
+        """stage → events that can be `event` when it starts.
 
         A transition brings its event; a `goto` carries on the event its stage was working
         with at the goto, so entry events flow along gotos until nothing changes.
         """
         lifecycle = self.lifecycle
-        entry: dict[str, set[str | None]] = {stage: set() for stage in lifecycle.stages}
+        entry: dict[str, set[str]] = {stage: set() for stage in lifecycle.stages}
         for transition in lifecycle.transitions:
             entry[transition.to].add(transition.on)
         entry[lifecycle.initial_stage] |= {name for name, spec in lifecycle.events.items()
@@ -276,7 +277,7 @@ class _Linter:
         while changed:
             changed = False
             for stage, playbook in self.project.playbooks.items():
-                found: dict[tuple[str, str], set[str | None]] = {}
+                found: dict[tuple[str, str], set[str]] = {}
                 self._events_at(playbook.steps, set(entry[stage]), found)
                 for (kind, target), events in found.items():
                     if kind == "goto" and not events <= entry[target]:
@@ -284,43 +285,25 @@ class _Linter:
                         changed = True
         return entry
 
-    def _events_at(self, steps: list[Any], events: set[str | None],
-                   found: dict[tuple[str, str], set[str | None]]) -> set[str | None]:
-        """Walk steps in order, recording the events possible at each send (by template) and
-        goto (by stage); return the events possible after the steps."""
-        for step in steps:
-            if isinstance(step, Send):
-                found.setdefault(("send", step.template), set()).update(events)
-            elif isinstance(step, Goto):
-                found.setdefault(("goto", step.stage), set()).update(events)
-            elif isinstance(step, WaitFor):
-                after: set[str | None] = {name for name in step.events if name not in step.on}
-                for name, handler in step.on.items():
-                    after |= self._events_at(handler, {name}, found)
-                if step.timeout is not None:
-                    after |= self._events_at(step.on_timeout, events, found)
-                events = after
-            elif isinstance(step, Task) and (step.on_done or step.on_overdue):
-                done = self._events_at(step.on_done, {"task.completed"}, found)
-                events = done | self._events_at(step.on_overdue, events, found)
-            else:
-                nested = branches(step)
-                if nested:
-                    after = set()
-                    for _, branch in nested:
-                        after |= self._events_at(branch, events, found)
-                    if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
-                        after |= events  # a missing branch passes the event through unchanged
-                    events = after
-        return events
+    def _events_at(self, steps: list[Any], events: set[str],
+                   found: dict[tuple[str, str], set[str]]) -> None:
+        """Follow the events through the steps (engine.flow), recording those possible at each
+        send (by template) and goto (by stage)."""
+
+        def visit(step: Any, path: DataPath, current: set[str] | None) -> None:
+            if isinstance(step, (Send, Goto)):
+                key = ("send", step.template) if isinstance(step, Send) else ("goto", step.stage)
+                found.setdefault(key, set()).update(current or ())
+
+        event_flow(steps, events, visit)
 
     def _templates(self) -> None:
         payloads = {name: set(spec.payload) for name, spec in declared_events(self.lifecycle).items()}
-        possible: dict[str, set[str | None]] = {}
+        possible: dict[str, set[str]] = {}
         users: dict[str, list[str]] = {}
         entry = self._entry_events()
         for stage, playbook in self.project.playbooks.items():
-            found: dict[tuple[str, str], set[str | None]] = {}
+            found: dict[tuple[str, str], set[str]] = {}
             self._events_at(playbook.steps, set(entry[stage]), found)
             for (kind, template), events in found.items():
                 if kind == "send":
@@ -331,12 +314,12 @@ class _Linter:
             source = self.project.templates.get(template)
             if source is None:
                 continue
-            fields = set().union(*(payloads.get(name, set()) for name in events if name is not None))
+            fields = set().union(*(payloads.get(name, set()) for name in events))
             file = str(folder / f"{template}.txt")
             for name, line in _event_data_fields(source):
                 if name in fields:
                     continue
-                shown = sorted(name for name in events if name is not None)
+                shown = sorted(events)
                 stages = ", ".join(f"'{stage}'" for stage in sorted(users[template]))
                 if shown:
                     reason = (f"no event that can be current at its send in {stages} "
