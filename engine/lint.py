@@ -18,9 +18,9 @@ from typing import Any
 from jinja2 import nodes as jinja_nodes
 
 from engine.events import declared_events
-from engine.flow import event_flow
+from engine.flow import event_flow, leaves
 from engine.loader import Document, load_document
-from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
+from engine.model import End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
 from engine.templates import attribute_name, undeclared_names
 from engine.templates import parse as parse_template
@@ -77,27 +77,6 @@ def ignored_rules(text: str, line: int) -> set[str]:
             for match in _IGNORE.finditer(lines[number - 1]):
                 rules |= {rule.strip() for rule in match.group(1).split(",") if rule.strip()}
     return rules
-
-
-def always_leaves(steps: list[Any]) -> bool:
-    """Whether running `steps` never reaches the step after them (every path ends in goto/end)."""
-    return any(_leaves(step) for step in steps)
-
-
-def _leaves(step: Any) -> bool:
-    if isinstance(step, (Goto, End)):
-        return True
-    if isinstance(step, If):
-        branches = [step.then, *(branch.then for branch in step.elif_), step.else_]
-        return bool(step.else_) and all(always_leaves(steps) for steps in branches)
-    if isinstance(step, CheckPromise):
-        return always_leaves(step.on_kept) and always_leaves(step.on_broken)
-    if isinstance(step, WaitFor):
-        handled = all(always_leaves(step.on.get(event, [])) for event in step.events)
-        return handled and (step.timeout is None or always_leaves(step.on_timeout))
-    if isinstance(step, Task) and (step.on_done or step.on_overdue):
-        return always_leaves(step.on_done) and (step.due is None or always_leaves(step.on_overdue))
-    return False
 
 
 def _guarded_steps(steps: list[Any], path: DataPath) -> Iterator[tuple[Any, DataPath, bool]]:
@@ -252,7 +231,7 @@ class _Linter:
     def _unreachable(self, file: Path, steps: list[Any], path: DataPath) -> None:
         for index, step in enumerate(steps):
             here = (*path, index)
-            if index > 0 and _leaves(steps[index - 1]):
+            if index > 0 and leaves(steps[index - 1]):
                 self.warn(file, here, "unreachable-step",
                           "this step never runs: every path through the step before it leaves the stage")
                 break

@@ -11,8 +11,8 @@ from typing import Any, get_args, get_origin
 
 import pytest
 
-from engine.flow import event_flow
-from engine.model import STEP_KINDS, Branch, CheckPromise, Goto, If, Send, Set, Step, Task, WaitFor
+from engine.flow import event_flow, leaves, ways
+from engine.model import STEP_KINDS, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
 from engine.step_checks import STEP_CHECKS
 from engine.walk import children, step_lists, step_paths, walk_steps
 
@@ -100,3 +100,23 @@ def test_a_task_outcome_runs_with_task_completed_and_a_check_promise_may_run_nei
 def test_any_event_stays_any() -> None:
     seen, after = _events_at([Send(template="a"), WaitFor(events=["x"], timeout="1d")], None)
     assert seen == {"a": None} and after is None
+
+
+def test_the_ways_through_each_kind_are_what_the_flowchart_draws() -> None:
+    wait = WaitFor(events=["x", "y"], on={"y": [Send(template="c")]}, timeout="2d")
+    assert [way.name for way in ways(wait)] == ["x", "y", "timeout"]
+    task = Task(role="r", title="t", guideline="g", on_done=[Send(template="d")])
+    assert [way.name for way in ways(task)] == ["done"]  # no due: it is never overdue
+    assert [way.name for way in ways(Goto(stage="s"))] == []
+    assert [way.name for way in ways(Send(template="a"))] == [""]
+
+
+def test_a_step_leaves_when_every_way_through_it_leaves() -> None:
+    def branching(else_: list[Any]) -> If:
+        return If(when="true", then=[Goto(stage="a")], elif_=[Branch(when="false", then=[End()])], else_=else_)
+
+    assert leaves(branching([End()]))
+    assert not leaves(branching([]))  # no else: the run goes on past the if
+    assert not leaves(WaitFor(events=["x", "y"], on={"y": [End()]}))  # x goes on
+    assert leaves(WaitFor(events=["y"], on={"y": [End()]}, timeout="1d", on_timeout=[Goto(stage="a")]))
+    assert not leaves(WaitFor(events=["y"], on={"y": [End()]}, timeout="1d"))  # the timeout goes on
