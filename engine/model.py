@@ -3,7 +3,7 @@
 The models *are* the schema: the loader validates YAML against them, `lifecycle schema`
 exports them as JSON Schema, and the interpreter runs them. Cross-references (stages,
 events, channels, roles, templates, names inside expressions) are checked by
-`engine.checks` once the whole lifecycle is loaded.
+`engine.lifecycle_checks` and `engine.checks` once the whole lifecycle is loaded.
 """
 
 from __future__ import annotations
