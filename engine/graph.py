@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.durations import format_duration
+from engine.flow import Way, ways
 from engine.model import (
     CheckPromise,
     End,
@@ -195,36 +196,22 @@ class _Flow:
 
     def _after(self, step: Any, node: str, path: str) -> Pending:
         """Edges leaving a step: to the next step, through its branches, or none (goto, end)."""
-        if isinstance(step, (Goto, End)):
-            return []
-        if isinstance(step, If):
-            out = self._steps(step.then, [(node, "then")], f"{path}then.")
-            for index, branch in enumerate(step.elif_):
-                out += self._steps(branch.then, [(node, f"elif {_short(branch.when)}")],
-                                   f"{path}elif.{index}.then.")
-            out += self._steps(step.else_, [(node, "else")], f"{path}else.")
-            return out
-        if isinstance(step, WaitFor):
-            out: Pending = []
-            plain = [event for event in step.events if event not in step.on]
-            if plain:
-                out.append((node, ", ".join(plain)))
-            for event, handler in step.on.items():
-                out += self._steps(handler, [(node, event)], f"{path}on.{event}.")
-            if step.timeout is not None:
-                out += self._steps(step.on_timeout, [(node, f"timeout {format_duration(step.timeout)}")],
-                                   f"{path}on_timeout.")
-            return out
-        if isinstance(step, Task) and (step.on_done or step.on_overdue):
-            out = self._steps(step.on_done, [(node, "done")], f"{path}on_done.")
-            if step.due is not None:
-                out += self._steps(step.on_overdue, [(node, f"overdue after {format_duration(step.due)}")],
-                                   f"{path}on_overdue.")
-            return out
-        if isinstance(step, CheckPromise):
-            return (self._steps(step.on_kept, [(node, "kept")], f"{path}on_kept.")
-                    + self._steps(step.on_broken, [(node, "broken")], f"{path}on_broken."))
-        return [(node, "")]
+        out: Pending = []
+        for way in ways(step):
+            prefix = path + "".join(f"{part}." for part in way.label)
+            out += self._steps(way.steps, [(node, _way_label(step, way))], prefix)
+        return out
+
+
+def _way_label(step: Any, way: Way) -> str:
+    """The text on the edge of a way: its name, with the condition or the time it depends on."""
+    if way.label[:1] == ("elif",):
+        return f"elif {_short(step.elif_[way.label[1]].when)}"
+    if way.label == ("on_timeout",):
+        return f"timeout {format_duration(step.timeout)}"
+    if way.label == ("on_overdue",):
+        return f"overdue after {format_duration(step.due)}"
+    return way.name
 
 
 def _describe(step: Any) -> tuple[Shape, list[str]]:

@@ -17,13 +17,14 @@ from typing import Any
 
 from jinja2 import nodes as jinja_nodes
 
-from engine.checks import step_paths
 from engine.events import declared_events
+from engine.flow import event_flow, leaves
 from engine.loader import Document, load_document
-from engine.model import CheckPromise, End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
+from engine.model import End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
 from engine.project import Project
 from engine.templates import attribute_name, undeclared_names
 from engine.templates import parse as parse_template
+from engine.walk import branches, step_paths, step_tree
 
 DataPath = tuple[Any, ...]
 
@@ -78,46 +79,10 @@ def ignored_rules(text: str, line: int) -> set[str]:
     return rules
 
 
-def always_leaves(steps: list[Any]) -> bool:
-    """Whether running `steps` never reaches the step after them (every path ends in goto/end)."""
-    return any(_leaves(step) for step in steps)
-
-
-def _leaves(step: Any) -> bool:
-    if isinstance(step, (Goto, End)):
-        return True
-    if isinstance(step, If):
-        branches = [step.then, *(branch.then for branch in step.elif_), step.else_]
-        return bool(step.else_) and all(always_leaves(steps) for steps in branches)
-    if isinstance(step, CheckPromise):
-        return always_leaves(step.on_kept) and always_leaves(step.on_broken)
-    if isinstance(step, WaitFor):
-        handled = all(always_leaves(step.on.get(event, [])) for event in step.events)
-        return handled and (step.timeout is None or always_leaves(step.on_timeout))
-    if isinstance(step, Task) and (step.on_done or step.on_overdue):
-        return always_leaves(step.on_done) and (step.due is None or always_leaves(step.on_overdue))
-    return False
-
-
-def _nested_lists(step: Any, path: DataPath) -> Iterator[tuple[list[Any], DataPath]]:
-    for name, alias in (("then", "then"), ("else_", "else"), ("on_done", "on_done"),
-                        ("on_overdue", "on_overdue"), ("on_timeout", "on_timeout"),
-                        ("on_kept", "on_kept"), ("on_broken", "on_broken")):
-        if getattr(step, name, None):
-            yield getattr(step, name), (*path, alias)
-    for index, branch in enumerate(getattr(step, "elif_", None) or []):
-        yield branch.then, (*path, "elif", index, "then")
-    for event, steps in (getattr(step, "on", None) or {}).items():
-        yield steps, (*path, "on", event)
-
-
-def _guarded_steps(steps: list[Any], path: DataPath, guarded: bool = False) -> Iterator[tuple[Any, DataPath, bool]]:
+def _guarded_steps(steps: list[Any], path: DataPath) -> Iterator[tuple[Any, DataPath, bool]]:
     """Every step with its data path and whether an `if` encloses it."""
-    for index, step in enumerate(steps):
-        here = (*path, index)
-        yield step, here, guarded
-        for nested, sub in _nested_lists(step, here):
-            yield from _guarded_steps(nested, sub, guarded or isinstance(step, If))
+    for step, here, parents in step_tree(steps, path):
+        yield step, here, any(isinstance(parent, If) for parent in parents)
 
 
 class _Linter:
@@ -266,23 +231,23 @@ class _Linter:
     def _unreachable(self, file: Path, steps: list[Any], path: DataPath) -> None:
         for index, step in enumerate(steps):
             here = (*path, index)
-            if index > 0 and _leaves(steps[index - 1]):
+            if index > 0 and leaves(steps[index - 1]):
                 self.warn(file, here, "unreachable-step",
                           "this step never runs: every path through the step before it leaves the stage")
                 break
-            for nested, sub in _nested_lists(step, here):
-                self._unreachable(file, nested, sub)
+            for label, nested in branches(step):
+                self._unreachable(file, nested, (*here, *label))
 
     # ------------------------------------------------------------ templates
 
-    def _entry_events(self) -> dict[str, set[str | None]]:
-        """stage → events that can be `event` when it starts (None: no event at all).
+    def _entry_events(self) -> dict[str, set[str]]:
+        """stage → events that can be `event` when it starts.
 
         A transition brings its event; a `goto` carries on the event its stage was working
         with at the goto, so entry events flow along gotos until nothing changes.
         """
         lifecycle = self.lifecycle
-        entry: dict[str, set[str | None]] = {stage: set() for stage in lifecycle.stages}
+        entry: dict[str, set[str]] = {stage: set() for stage in lifecycle.stages}
         for transition in lifecycle.transitions:
             entry[transition.to].add(transition.on)
         entry[lifecycle.initial_stage] |= {name for name, spec in lifecycle.events.items()
@@ -291,7 +256,7 @@ class _Linter:
         while changed:
             changed = False
             for stage, playbook in self.project.playbooks.items():
-                found: dict[tuple[str, str], set[str | None]] = {}
+                found: dict[tuple[str, str], set[str]] = {}
                 self._events_at(playbook.steps, set(entry[stage]), found)
                 for (kind, target), events in found.items():
                     if kind == "goto" and not events <= entry[target]:
@@ -299,43 +264,25 @@ class _Linter:
                         changed = True
         return entry
 
-    def _events_at(self, steps: list[Any], events: set[str | None],
-                   found: dict[tuple[str, str], set[str | None]]) -> set[str | None]:
-        """Walk steps in order, recording the events possible at each send (by template) and
-        goto (by stage); return the events possible after the steps."""
-        for step in steps:
-            if isinstance(step, Send):
-                found.setdefault(("send", step.template), set()).update(events)
-            elif isinstance(step, Goto):
-                found.setdefault(("goto", step.stage), set()).update(events)
-            elif isinstance(step, WaitFor):
-                after: set[str | None] = {name for name in step.events if name not in step.on}
-                for name, handler in step.on.items():
-                    after |= self._events_at(handler, {name}, found)
-                if step.timeout is not None:
-                    after |= self._events_at(step.on_timeout, events, found)
-                events = after
-            elif isinstance(step, Task) and (step.on_done or step.on_overdue):
-                done = self._events_at(step.on_done, {"task.completed"}, found)
-                events = done | self._events_at(step.on_overdue, events, found)
-            else:
-                nested = list(_nested_lists(step, ()))
-                if nested:
-                    after = set()
-                    for branch, _ in nested:
-                        after |= self._events_at(branch, events, found)
-                    if isinstance(step, If) and not step.else_ or isinstance(step, CheckPromise):
-                        after |= events  # a missing branch passes the event through unchanged
-                    events = after
-        return events
+    def _events_at(self, steps: list[Any], events: set[str],
+                   found: dict[tuple[str, str], set[str]]) -> None:
+        """Follow the events through the steps (engine.flow), recording those possible at each
+        send (by template) and goto (by stage)."""
+
+        def visit(step: Any, path: DataPath, current: set[str] | None) -> None:
+            if isinstance(step, (Send, Goto)):
+                key = ("send", step.template) if isinstance(step, Send) else ("goto", step.stage)
+                found.setdefault(key, set()).update(current or ())
+
+        event_flow(steps, events, visit)
 
     def _templates(self) -> None:
         payloads = {name: set(spec.payload) for name, spec in declared_events(self.lifecycle).items()}
-        possible: dict[str, set[str | None]] = {}
+        possible: dict[str, set[str]] = {}
         users: dict[str, list[str]] = {}
         entry = self._entry_events()
         for stage, playbook in self.project.playbooks.items():
-            found: dict[tuple[str, str], set[str | None]] = {}
+            found: dict[tuple[str, str], set[str]] = {}
             self._events_at(playbook.steps, set(entry[stage]), found)
             for (kind, template), events in found.items():
                 if kind == "send":
@@ -346,12 +293,12 @@ class _Linter:
             source = self.project.templates.get(template)
             if source is None:
                 continue
-            fields = set().union(*(payloads.get(name, set()) for name in events if name is not None))
+            fields = set().union(*(payloads.get(name, set()) for name in events))
             file = str(folder / f"{template}.txt")
             for name, line in _event_data_fields(source):
                 if name in fields:
                     continue
-                shown = sorted(name for name in events if name is not None)
+                shown = sorted(events)
                 stages = ", ".join(f"'{stage}'" for stage in sorted(users[template]))
                 if shown:
                     reason = (f"no event that can be current at its send in {stages} "

@@ -1,8 +1,9 @@
 """The strict loader: YAML files in, a checked `Project` out, or every error with its location.
 
 Each file is parsed with positions (`engine.yamlsource`), validated against the models
-(`engine.validation`), then cross-checked across files (`engine.checks`); all errors of all
-files are collected and raised together as one PlaybookLoadError.
+(`engine.validation`), then cross-checked across files (`engine.lifecycle_checks`,
+`engine.checks`); all errors of all files are collected and raised together as one
+PlaybookLoadError.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
-from engine import checks
+from engine import checks, lifecycle_checks
 from engine.errors import PlaybookError, PlaybookLoadError
 from engine.model import Lifecycle, Playbook
 from engine.project import Project, templates_used
@@ -240,7 +241,7 @@ class _ProjectLoader:
         all_loaded = len(playbooks) == sum(1 for s in lifecycle.stages.values() if s.playbook)
         # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
-        self.errors += checks.check_lifecycle(lifecycle, doc, promises)
+        self.errors += lifecycle_checks.check_lifecycle(lifecycle, doc, promises)
         entries = checks.stage_events(lifecycle, playbooks) if all_loaded else {}
         for stage, playbook in playbooks.items():
             self.errors += checks.check_playbook(

@@ -3,7 +3,7 @@
 The models *are* the schema: the loader validates YAML against them, `lifecycle schema`
 exports them as JSON Schema, and the interpreter runs them. Cross-references (stages,
 events, channels, roles, templates, names inside expressions) are checked by
-`engine.checks` once the whole lifecycle is loaded.
+`engine.lifecycle_checks` and `engine.checks` once the whole lifecycle is loaded.
 """
 
 from __future__ import annotations
@@ -292,8 +292,17 @@ class Lifecycle(Strict):
 STEPS_EXAMPLE = [{"kind": "send", "template": "apology", "channel": "preferred"}]
 
 
+# Where a nested step list sits under its step, as written in YAML: ("then",),
+# ("elif", 0, "then"), ("on", "survey.answered").
+BranchLabel = tuple[str | int, ...]
+
+
 class Step(Strict):
-    """Fields every step has."""
+    """Fields every step has.
+
+    A kind with nested steps overrides `branches`: that is the one place the step tree's
+    shape is declared (engine.walk walks it for every analysis and for the interpreter).
+    """
 
     id: Name | None = Field(
         None, description="Stable step id, used in action ids, logs and tests. Defaults to its path.",
@@ -303,6 +312,10 @@ class Step(Strict):
         "", description="A comment for humans; not executed.",
         examples=["Best practice: check in within two days of delivery."],
     )
+
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        """Every nested step list with its label, empty ones included, in the order shown."""
+        return []
 
 
 class TaskSpec(Strict):
@@ -354,6 +367,9 @@ class Task(Step, TaskSpec):
                     "guideline": "Call the customer today."}]],
     )
 
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("on_done",), self.on_done), (("on_overdue",), self.on_overdue)]
+
     @model_validator(mode="after")
     def _due_for_overdue(self) -> Task:
         if self.on_overdue and self.due is None:
@@ -402,6 +418,9 @@ class WaitFor(Step):
         examples=[{"survey.answered": [{"kind": "set", "var": "answered", "value": "true"}]}],
     )
 
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("on_timeout",), self.on_timeout), *((("on", event), steps) for event, steps in self.on.items())]
+
     @model_validator(mode="after")
     def _timeout_for_steps(self) -> WaitFor:
         if self.on_timeout and self.timeout is None:
@@ -434,6 +453,11 @@ class If(Step):
         default_factory=list, alias="else", description="Steps to run when no condition holds.",
         examples=[STEPS_EXAMPLE],
     )
+
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("then",), self.then),
+                *((("elif", index, "then"), branch.then) for index, branch in enumerate(self.elif_)),
+                (("else",), self.else_)]
 
 
 class Set(Step):
@@ -491,6 +515,9 @@ class CheckPromise(Step):
         default_factory=list, description="Service recovery: acknowledge, apologise, fix, offer.",
         examples=[STEPS_EXAMPLE],
     )
+
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("on_kept",), self.on_kept), (("on_broken",), self.on_broken)]
 
 
 class Goto(Step):

@@ -1,45 +1,39 @@
-"""Walk the step tree of a playbook: every step with its path, branches included."""
+"""Walk the step tree of a playbook: every step with its path, branches included.
+
+The one walker every analysis uses (checks, lint, graph, the interpreter's resume). The
+tree's shape comes from the step models: each kind with nested steps lists them in its
+`branches()` method, so a new kind declares its own branches and every walk follows them.
+
+Two spellings of a step's place: the run-time path, a string such as `3.then.0` (action
+ids, timelines, the resume position), and the data path, a tuple such as
+("steps", 3, "then", 0) that places an error at its YAML node.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
-# The fields of a step kind that hold nested step lists, in the order they are shown.
-NESTED = ("then", "elif_", "else_", "on_done", "on_overdue", "on_timeout", "on", "on_kept", "on_broken")
+DataPath = tuple[Any, ...]
 
 
-@lru_cache(maxsize=64)
-def _nested_fields(kind: type) -> tuple[str, ...]:
-    # Asking a pydantic model for a field it does not have is slow (it raises inside
-    # __getattr__); look the fields up once per step class instead.
-    fields = getattr(kind, "model_fields", None)
-    return tuple(name for name in NESTED if fields is None or name in fields)
+def branches(step: Any) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """(label, steps) for every non-empty nested step list of a step, e.g. (("elif", 0, "then"), [...])."""
+    found = getattr(step, "branches", None)
+    return [(label, steps) for label, steps in found() if steps] if found is not None else []
 
 
 def children(step: Any) -> Iterator[tuple[str, list[Any]]]:
-    """(relative path, steps) for every nested step list of a step."""
-    for name in _nested_fields(type(step)):
-        value = getattr(step, name, None)
-        if not value:
-            continue
-        label = name.rstrip("_")
-        if name == "elif_":
-            for index, branch in enumerate(value):
-                yield f"elif.{index}.then", branch.then
-        elif name == "on":
-            for event, steps in value.items():
-                yield f"on.{event}", steps
-        else:
-            yield label, value
+    """(relative run-time path, steps) for every nested step list of a step, e.g. `elif.0.then`."""
+    for label, steps in branches(step):
+        yield ".".join(str(part) for part in label), steps
 
 
 _WALKS: dict[int, tuple[list[Any], list[tuple[Any, str]]]] = {}
 
 
 def walk_steps(steps: list[Any], prefix: str = "") -> Iterator[tuple[Any, str]]:
-    """Every step, depth first, with its path such as `3` or `3.then.0`.
+    """Every step, depth first, with its run-time path such as `3` or `3.then.0`.
 
     A playbook's steps do not change once loaded, and stage entries walk them again and
     again (events waited for, templates used): the walk of a whole list is kept.
@@ -61,6 +55,30 @@ def _walk(steps: list[Any], prefix: str) -> Iterator[tuple[Any, str]]:
         yield step, path
         for label, nested in children(step):
             yield from _walk(nested, f"{path}.{label}.")
+
+
+def step_tree(steps: list[Any], prefix: DataPath = ("steps",),
+              parents: tuple[Any, ...] = ()) -> Iterator[tuple[Any, DataPath, tuple[Any, ...]]]:
+    """Every step, depth first, with its data path and the steps it is nested in (outermost first)."""
+    for index, step in enumerate(steps):
+        path = (*prefix, index)
+        yield step, path, parents
+        for label, nested in branches(step):
+            yield from step_tree(nested, (*path, *label), (*parents, step))
+
+
+def step_paths(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[Any, DataPath]]:
+    """Every step, depth first, with its data path as written in YAML (`elif`, `else`, `on`)."""
+    for step, path, _ in step_tree(steps, prefix):
+        yield step, path
+
+
+def step_lists(steps: list[Any], prefix: DataPath = ("steps",)) -> Iterator[tuple[list[Any], DataPath]]:
+    """The playbook's step list and every nested one, each with its data path."""
+    yield steps, prefix
+    for step, path, _ in step_tree(steps, prefix):
+        for label, nested in branches(step):
+            yield nested, (*path, *label)
 
 
 def step_key(step: Any, path: str) -> str:

@@ -1,0 +1,122 @@
+"""A step kind in one place: its branches, its checks and its event flow are declared once.
+
+Every analysis walks the step tree through `Step.branches()` (engine.walk) and follows the
+current event through `engine.flow`; these tests catch a kind that forgets to declare its
+nested steps or its checks, and pin the event flow that both load-time checks and lint use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args, get_origin
+
+import pytest
+
+from engine.flow import event_flow, leaves, ways
+from engine.model import STEP_KINDS, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
+from engine.step_checks import STEP_CHECKS
+from engine.walk import children, step_lists, step_paths, walk_steps
+
+
+def _holds_steps(annotation: Any) -> bool:
+    """Whether a field's type has steps inside (a list of steps, of `elif` branches, a map of lists)."""
+    if isinstance(annotation, type) and issubclass(annotation, (Step, Branch)):
+        return True
+    return any(_holds_steps(arg) for arg in get_args(annotation))
+
+
+@pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
+def test_every_field_that_holds_steps_is_a_declared_branch(kind: type) -> None:
+    nested = {name: info for name, info in kind.model_fields.items() if _holds_steps(info.annotation)}
+    step = kind.model_construct(**{name: {"x": []} if get_origin(info.annotation) is dict
+                                   else [Branch.model_construct(when="w", then=[])]
+                                   if _holds_branches(info.annotation) else [] for name, info in nested.items()})
+    declared = {label[0] for label, _ in step.branches()}
+    assert declared == {info.alias or name for name, info in nested.items()}
+
+
+def _holds_branches(annotation: Any) -> bool:
+    return annotation is Branch or any(_holds_branches(arg) for arg in get_args(annotation))
+
+
+@pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
+def test_every_kind_has_its_load_time_checks(kind: type) -> None:
+    assert kind in STEP_CHECKS
+
+
+def _tree() -> list[Any]:
+    return [
+        If(when="true", then=[Send(template="a")],
+           elif_=[Branch(when="false", then=[Send(template="b")])], else_=[Goto(stage="done")]),
+        WaitFor(events=["x", "y"], timeout="1d", on={"y": [Send(template="c")]},
+                on_timeout=[Set(var="v", value="1")]),
+    ]
+
+
+def test_paths_are_the_same_in_both_spellings() -> None:
+    run_time = [path for _, path in walk_steps(_tree())]
+    data = [".".join(str(part) for part in path[1:]) for _, path in step_paths(_tree())]
+    assert run_time == data == ["0", "0.then.0", "0.elif.0.then.0", "0.else.0",
+                                "1", "1.on_timeout.0", "1.on.y.0"]
+    assert [label for label, _ in children(_tree()[0])] == ["then", "elif.0.then", "else"]
+    assert [path for _, path in step_lists(_tree())] == [
+        ("steps",), ("steps", 0, "then"), ("steps", 0, "elif", 0, "then"), ("steps", 0, "else"),
+        ("steps", 1, "on_timeout"), ("steps", 1, "on", "y")]
+
+
+def _events_at(steps: list[Any], start: set[str] | None) -> tuple[dict[str, Any], Any]:
+    """template or goto target → the events current at it, and the events after the steps."""
+    seen: dict[str, Any] = {}
+
+    def visit(step: Any, path: Any, events: Any) -> None:
+        if isinstance(step, (Send, Goto)):
+            seen[getattr(step, "template", None) or step.stage] = events
+
+    return seen, event_flow(steps, start, visit)
+
+
+def test_a_wait_for_makes_the_event_it_took_current() -> None:
+    seen, after = _events_at(_tree() + [Send(template="last")], {"start"})
+    assert seen == {"a": {"start"}, "b": {"start"}, "done": {"start"}, "c": {"y"}, "last": {"x", "y", "start"}}
+    assert after == {"x", "y", "start"}  # x: no handler; y: its handler; start: after the timeout
+
+
+def test_a_wait_for_without_timeout_ends_only_with_its_events() -> None:
+    _, after = _events_at([WaitFor(events=["x"])], {"start"})
+    assert after == {"x"}
+
+
+def test_a_task_outcome_runs_with_task_completed_and_a_check_promise_may_run_neither_branch() -> None:
+    task = Task(role="r", title="t", guideline="g", due="1d", on_done=[Send(template="done")],
+                on_overdue=[WaitFor(events=["x"])])
+    check = CheckPromise(promise="p", actual="1", on_kept=[WaitFor(events=["k"])],
+                         on_broken=[WaitFor(events=["b"])])
+    seen, after = _events_at([task, Send(template="mid"), check], {"start"})
+    assert seen["done"] == {"task.completed"}
+    assert seen["mid"] == {"task.completed", "x", "start"}
+    # a promise never recorded for this customer skips both branches: the event stays current
+    assert after == {"k", "b", "task.completed", "x", "start"}
+
+
+def test_any_event_stays_any() -> None:
+    seen, after = _events_at([Send(template="a"), WaitFor(events=["x"], timeout="1d")], None)
+    assert seen == {"a": None} and after is None
+
+
+def test_the_ways_through_each_kind_are_what_the_flowchart_draws() -> None:
+    wait = WaitFor(events=["x", "y"], on={"y": [Send(template="c")]}, timeout="2d")
+    assert [way.name for way in ways(wait)] == ["x", "y", "timeout"]
+    task = Task(role="r", title="t", guideline="g", on_done=[Send(template="d")])
+    assert [way.name for way in ways(task)] == ["done"]  # no due: it is never overdue
+    assert [way.name for way in ways(Goto(stage="s"))] == []
+    assert [way.name for way in ways(Send(template="a"))] == [""]
+
+
+def test_a_step_leaves_when_every_way_through_it_leaves() -> None:
+    def branching(else_: list[Any]) -> If:
+        return If(when="true", then=[Goto(stage="a")], elif_=[Branch(when="false", then=[End()])], else_=else_)
+
+    assert leaves(branching([End()]))
+    assert not leaves(branching([]))  # no else: the run goes on past the if
+    assert not leaves(WaitFor(events=["x", "y"], on={"y": [End()]}))  # x goes on
+    assert leaves(WaitFor(events=["y"], on={"y": [End()]}, timeout="1d", on_timeout=[Goto(stage="a")]))
+    assert not leaves(WaitFor(events=["y"], on={"y": [End()]}, timeout="1d"))  # the timeout goes on
