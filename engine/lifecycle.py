@@ -342,6 +342,8 @@ class LifecycleMachine:
                 self.pin(await runtime.stage_bundle(state.stage))
             except StageLoadError as error:
                 return await self._hold_unloaded(runtime, pause, str(error))
+            except Exception as error:  # a bug: the customer is held where an operator sees it
+                return await self._hold_unloaded(runtime, pause, f"{type(error).__name__}: {error}", "internal")
         assert self.bundle is not None
         run = StageRun(self.lifecycle, self.bundle, state, runtime, self.record, suspend=self._suspend)
         try:
@@ -380,10 +382,11 @@ class LifecycleMachine:
             base = f"{state.lifecycle_id}/{state.stage}/{state.stage_entry}"
             await runtime.act([incident_action(state, state.incident, base)])
 
-    async def _hold_unloaded(self, runtime: Runtime, pause: Callable[[], bool], error: str) -> bool:
+    async def _hold_unloaded(self, runtime: Runtime, pause: Callable[[], bool], error: str,
+                             kind: IncidentKind = "load") -> bool:
         """The stage's playbook does not load: hold until it does, or an operator retries or skips."""
         state = self.state
-        await self._incident(runtime, "load", error)
+        await self._incident(runtime, kind, error)
         state.pending = None
         released = lambda: state.next_stage is not None or self._suspend() or self._released()  # noqa: E731
         fixed = await runtime.hold(state.stage, "", released)

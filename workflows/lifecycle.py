@@ -266,7 +266,9 @@ class CustomerLifecycle:
         """An operator's retry or skip of the step the customer is held on."""
         self.updates += 1
         incident = self.machine.release_incident(command.action, command.by)
-        assert incident is not None  # the validator refused it otherwise
+        if incident is None:  # the validator refuses this; fail the update, never the workflow task
+            raise ApplicationError("the customer is not held on an incident", "no_incident",
+                                   self.machine.state.stage, type=REJECTED)
         return incident
 
     @incident.validator
