@@ -4,8 +4,8 @@ The workflow pins what this returns for the whole stage entry, so editing a play
 changes a stage a customer is already in; the next entry gets the new version.
 
 A broken file holds only the stages it belongs to: when the whole project does not load,
-a stage whose own files (the lifecycle file, its playbook, its templates) are sound is
-loaded on its own, checked against the lifecycle.
+a stage whose own files (the lifecycle file, its playbook, its templates) have no error
+still gets its bundle (`engine.project.sound_bundle`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from engine.errors import PlaybookError, PlaybookLoadError
-from engine.loader import _version, load_document, load_playbook_file, load_project, validate
-from engine.model import Lifecycle
-from engine.project import Project, StageBundle, templates_used
+from engine.errors import PlaybookLoadError
+from engine.loader import load_project
+from engine.project import Project, StageBundle, sound_bundle
 
 LOAD_FAILED = "StageLoadFailed"  # ApplicationError type: the message is the located errors
 
@@ -52,7 +51,6 @@ class PlaybookSource:
         stage entry is held until it is fixed, so no lifecycle ever runs a broken playbook."""
         stamp = self._files_stamp()
         if self._project is None or stamp is None or stamp != self._stamp:
-            self._project = None
             self._project = load_project(self.path)
             self._stamp = self._files_stamp()
         return self._project
@@ -62,7 +60,7 @@ class PlaybookSource:
         try:
             return self.project().bundle(stage)
         except PlaybookLoadError as whole:
-            return load_one_stage(self.path, stage, whole)
+            return sound_bundle(whole, stage)
 
     @activity.defn(name="load_stage")
     async def load_stage(self, stage: str) -> StageBundle:
@@ -72,37 +70,3 @@ class PlaybookSource:
         except PlaybookLoadError as error:
             # Not retried here: the workflow holds the customer and retries on its own clock.
             raise ApplicationError(str(error), type=LOAD_FAILED, non_retryable=True) from None
-
-
-def load_one_stage(lifecycle_path: Path, stage: str, whole: PlaybookLoadError) -> StageBundle:
-    """Load `stage` alone, when the project as a whole does not load because of other files.
-
-    Raises PlaybookLoadError with the errors that concern this stage (the lifecycle file is
-    every stage's concern)."""
-    raw, doc, errors = load_document(lifecycle_path)
-    lifecycle = None
-    if doc is not None and not errors:
-        lifecycle, errors = validate(doc, Lifecycle)
-    if lifecycle is None or errors or stage not in lifecycle.stages:
-        raise PlaybookLoadError(errors or whole.errors)
-    folder = lifecycle_path.parent
-    spec = lifecycle.stages[stage]
-    if not spec.playbook:
-        return StageBundle(stage=stage, playbook=None, templates={}, version=_version(raw or b"", b""),
-                           lifecycle=lifecycle)
-    playbook_path = folder / spec.playbook
-    playbook = load_playbook_file(playbook_path, lifecycle)  # raises with this file's errors
-    templates_folder = (folder / lifecycle.templates).resolve()
-    templates: dict[str, str] = {}
-    parts = [raw or b"", playbook_path.read_bytes()]
-    for name in sorted(templates_used(playbook)):
-        file = (templates_folder / f"{name}.txt").resolve()
-        if not file.is_relative_to(folder.resolve()):
-            raise PlaybookLoadError([PlaybookError(str(file), 1, 1, "a template outside the lifecycle's folder")])
-        mine = [error for error in whole.errors if Path(error.path).resolve() == file]
-        if mine:
-            raise PlaybookLoadError(mine)
-        templates[name] = file.read_text(encoding="utf-8")
-        parts += [name.encode(), templates[name].encode()]
-    return StageBundle(stage=stage, playbook=playbook, templates=templates, version=_version(*parts),
-                       lifecycle=lifecycle)

@@ -39,7 +39,7 @@ from engine.scenario import DEFAULT_HORIZON, ScenarioError, parse_customer, pars
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
-EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected")
+EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident")
 LIST_FORMS = ("includes", "excludes")
 DEFAULT_LIFECYCLE = "../lifecycle.yaml"
 
@@ -192,8 +192,9 @@ def _expect(expect: Any, error: Callable[..., CaseError]) -> dict[str, Any]:
                                                                 " or {includes: [...], excludes: [...]}"))
         elif key in ("promises", "facts", "channels") and not isinstance(value, dict):
             raise error(where, f"'{key}' must be a mapping of name to expected value")
-        elif key == "ended" and value is not None and not isinstance(value, str):
-            raise error(where, "'ended' must be an outcome (e.g. closed) or null")
+        elif key in ("ended", "incident") and value is not None and not isinstance(value, str):
+            raise error(where, "'ended' must be an outcome (e.g. closed) or null" if key == "ended"
+                        else "'incident' must be the step the customer is held at, or null")
     return expect
 
 
@@ -266,6 +267,12 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
                 for item, receipt in timeline.receipts if receipt.status == "rejected"]
     if rejected or "rejected" in expect:
         failures += _list("rejected", expect.get("rejected", []), rejected)
+    # Like a rejected event, a customer held on an incident fails the case unless it is expected.
+    held = state.incident
+    held_at = (held.step or f"stage {held.stage}") if held else None
+    if (held or "incident" in expect) and expect.get("incident") != held_at:
+        got = f"held at {held_at}: {held.error.splitlines()[0]}" if held else "not held"
+        failures.append(f"incident: expected {expect.get('incident') or 'none'}, got {got}")
     if "channels" in expect:
         failures += _channels(expect["channels"], timeline)
     for name, wanted in (expect.get("promises") or {}).items():

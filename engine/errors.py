@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,10 +32,14 @@ def _one_line(text: str) -> str:
 
 
 class PlaybookLoadError(Exception):
-    """Every error found while loading a lifecycle, reported together so one run fixes many."""
+    """Every error found while loading a lifecycle, reported together so one run fixes many.
 
-    def __init__(self, errors: Iterable[PlaybookError]) -> None:
+    `partial` is what did load (an `engine.project.Project`), when the lifecycle file itself
+    did: a stage none of whose own files has an error can still run (`Project.sound_bundle`)."""
+
+    def __init__(self, errors: Iterable[PlaybookError], partial: Any = None) -> None:
         self.errors: list[PlaybookError] = list(errors)
+        self.partial = partial
         super().__init__("\n".join(str(error) for error in self.errors))
 
     def __str__(self) -> str:

@@ -317,11 +317,8 @@ class StageRun:
             self._checked_size(what, action.model_dump(mode="json"), ACTION_BYTES)
 
     def _checked_size(self, what: str, value: Any, budget: int) -> None:
-        if fits(value, budget):
-            return
-        size = json_size(value)
-        if size > budget:
-            raise StepFailed("payload", f"{what} is {size:,} bytes, over its budget of {budget:,}")
+        if not fits(value, budget):
+            raise StepFailed("payload", f"{what} is {json_size(value):,} bytes, over its budget of {budget:,}")
 
     # ------------------------------------------------------------ effects
 

@@ -14,7 +14,7 @@ from engine.context import expression_names
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
-from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, fits, json_size
+from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
@@ -57,7 +57,8 @@ class LifecycleMachine:
         # Refuse an event whose fact updates or transition guards fail (see `_rule_failure`);
         # the workflow turns it off to replay histories recorded before that rule.
         self.strict_rules = True
-        self._checked: tuple[Event, datetime, dict[str, Any]] | None = None  # updates `check` computed
+        # What `check` worked out for the event it was given: kept for `_admit` to apply.
+        self._checked: tuple[Event, datetime, Event, dict[str, Any]] | None = None
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -104,10 +105,9 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
-        if not fits([event.data, event.customer or {}], EVENT_DATA_BYTES + 8):  # 8: the list around them
-            size = json_size(event.data) + json_size(event.customer or {})
-            if size > EVENT_DATA_BYTES:
-                return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
+        size = json_size(event.data) + json_size(event.customer or {})
+        if size > EVENT_DATA_BYTES:
+            return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
             check_event(self.lifecycle, event.name, event.data)
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
@@ -132,11 +132,7 @@ class LifecycleMachine:
         make it (profile merged, facts updated); the updates are kept for `_admit`."""
         now = now or self._clock()
         try:
-            normalized = event.model_copy(update={
-                "data": check_event(self.lifecycle, event.name, event.data),
-                "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
-                "occurred_at": event.occurred_at or now,
-            })
+            normalized = self._normalized(event, now)
         except PayloadError:
             return None  # reported as invalid_payload
         state = self.state
@@ -156,7 +152,7 @@ class LifecycleMachine:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
         finally:
             state.customer, state.facts = customer, facts
-        self._checked = (event, now, updated)
+        self._checked = (event, now, normalized, updated)
         return None
 
     def _candidate_transitions(self, event: Event) -> list[Any]:
@@ -221,23 +217,28 @@ class LifecycleMachine:
         if rejection:
             return rejection
         checked, self._checked = self._checked, None
-        original = event
-        event = event.model_copy(update={
-            "data": check_event(self.lifecycle, event.name, event.data),
-            "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
-            "occurred_at": event.occurred_at or now,
-        })
+        reused = checked is not None and checked[0] is event and checked[1] == now
+        event, updated = (checked[2], checked[3]) if reused else (self._normalized(event, now), None)
         if event.idempotency_key:
             self.state.seen_keys.append(event.idempotency_key)
             del self.state.seen_keys[:-SEEN_KEYS_KEPT]
         if event.customer:
             self.state.customer.update({k: v for k, v in event.customer.items() if k != "id"})
         self.record("event", at=now, event=event.name, data=bounded(event.data))
-        if checked is not None and checked[0] is original and checked[1] == now:
-            self.state.facts.update(checked[2])  # computed by `check` on this very state
+        if updated is not None:
+            self.state.facts.update(updated)  # computed by `check` on this very state
         else:
             self._apply_updates(event, now)
         return event
+
+    def _normalized(self, event: Event, now: datetime) -> Event:
+        """The event as the lifecycle keeps it: payload and profile checked, a time of its own.
+        Raises PayloadError."""
+        return event.model_copy(update={
+            "data": check_event(self.lifecycle, event.name, event.data),
+            "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
+            "occurred_at": event.occurred_at or now,
+        })
 
     def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
@@ -450,12 +451,8 @@ class LifecycleMachine:
 
     def pin(self, bundle: StageBundle) -> None:
         """Pin the playbook version this stage entry runs with (vars start anew only on entry)."""
-        if bundle.lifecycle is not None:
-            self.lifecycle = bundle.lifecycle
         fresh = self.state.resume is None and self.state.stage_version == ""
-        self.bundle = bundle
-        self.playbook = bundle.playbook
-        self.waited_for = events_waited_for(bundle.playbook)
+        self.restore(bundle)
         self.state.stage_version = bundle.version
         if bundle.playbook is not None and fresh:
             self.state.vars = dict(bundle.playbook.vars)

@@ -249,18 +249,18 @@ class _ProjectLoader:
                 templates=available, templates_folder=_display(folder), entry=entries.get(stage),
             )
         templates = {} if escape else self._load_templates(lifecycle, playbooks, folder, available, promises)
-        if self.errors:
-            raise PlaybookLoadError(self._sorted())
-
         versions = {}
         for stage in lifecycle.stages:
             playbook = playbooks.get(stage)
             parts = [raw, sources.get(stage, b"")]
             for name in sorted(templates_used(playbook)):
-                parts += [name.encode(), templates[name].encode()]
+                parts += [name.encode(), templates.get(name, "").encode()]
             versions[stage] = _version(*parts)
-        return Project(path=self.path, lifecycle=lifecycle, playbooks=playbooks,
-                       templates=templates, versions=versions)
+        project = Project(path=self.path, lifecycle=lifecycle, playbooks=playbooks,
+                          templates=templates, versions=versions)
+        if self.errors:
+            raise PlaybookLoadError(self._sorted(), partial=project)
+        return project
 
     def _check_named_playbooks(self, doc: Document) -> None:
         stages = doc.data.get("stages") if isinstance(doc.data, dict) else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from engine.errors import PlaybookLoadError
 from engine.model import Lifecycle, Playbook
 
 
@@ -40,6 +41,27 @@ class Project:
             version=self.versions.get(stage, ""),
             lifecycle=self.lifecycle,
         )
+
+
+def sound_bundle(error: PlaybookLoadError, stage: str) -> StageBundle:
+    """The bundle of `stage` from a lifecycle that did not load as a whole, when none of the
+    errors is in the stage's own files (the lifecycle file, its playbook, its templates): a
+    broken file holds only the stages it belongs to. Raises `error` otherwise."""
+    project = error.partial
+    if project is None or project.path is None or stage not in project.lifecycle.stages:
+        raise error
+    folder = project.path.parent
+    spec = project.lifecycle.stages[stage]
+    playbook = project.playbooks.get(stage)
+    own = {path.resolve() for path in (
+        project.path, *([folder / spec.playbook] if spec.playbook else []),
+        *(folder / project.lifecycle.templates / f"{name}.txt" for name in templates_used(playbook)))}
+    mine = [problem for problem in error.errors if Path(problem.path).resolve() in own]
+    if mine:
+        raise PlaybookLoadError(mine) from None
+    if spec.playbook and playbook is None:
+        raise error
+    return project.bundle(stage)
 
 
 def templates_used(playbook: Playbook | None) -> set[str]:

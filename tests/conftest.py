@@ -69,6 +69,18 @@ async def harness(client: Client, tmp_path) -> AsyncIterator:
         yield harness
 
 
+# --- playbook files ------------------------------------------------------------------
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """A copy of the valid fixture lifecycle; error paths come out relative: p/sale.yaml:3:5."""
+    from workspace import Workspace
+
+    monkeypatch.chdir(tmp_path)
+    return Workspace(tmp_path)
+
+
 # --- SMTP -----------------------------------------------------------------------------
 
 

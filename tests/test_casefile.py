@@ -114,6 +114,15 @@ def test_rejected_event_fails_unless_expected(cases):
     assert run(write(cases, "  rejected: [order.delivered]\n", "ok.yaml", head=head)).ok
 
 
+def test_a_customer_held_on_an_incident_fails_the_case_unless_expected(cases):
+    template = cases.parent / "templates" / "referral.txt"  # the last send: nothing moves the customer on
+    template.write_text("Subject: Hi\n\nYou have {{ 10 // (customer.name | length - 3) }} credits.\n")
+    result = run(write(cases, "  ended: null\n"))
+    assert len(result.failures) == 1
+    assert result.failures[0].startswith("incident: expected none, got held at referral: template 'referral'")
+    assert run(write(cases, "  ended: null\n  incident: referral\n", "ok.yaml")).ok
+
+
 def test_until_stops_the_clock(cases):
     head = HAPPY.replace("  - {at: 9d,", "  - {at: 30d,").replace("  - {at: 11d,", "  - {at: 32d,")
     head = head.replace("events:", "until: 20d\nevents:")

@@ -78,6 +78,12 @@ async def test_an_operator_skip_goes_on_after_the_held_step_and_a_second_release
         return (await harness.lifecycles.status(customer)).incident is None
 
     await eventually(released)
+
+    async def not_listed_as_held() -> bool:
+        query = f"LifecycleIncident IS NOT NULL AND CustomerId = '{customer}'"
+        return not [execution async for execution in harness.lifecycles.client.list_workflows(query)]
+
+    await eventually(not_listed_as_held)
     again = await harness.lifecycles.release_incident(customer, "retry")
     assert isinstance(again, EventReceipt) and (again.status, again.code) == ("rejected", "no_incident")
     # The skipped stage still moves on with its transition; the next stage runs.

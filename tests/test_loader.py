@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from textwrap import dedent, indent
 
 import pytest
 from click.testing import CliRunner
@@ -14,51 +13,14 @@ from click.testing import CliRunner
 from cli.validate import validate_command
 from engine.errors import PlaybookError, PlaybookLoadError
 from engine.loader import load_playbook_file, load_project, parse_yaml
+from engine.project import sound_bundle
 from engine.references import ExpressionSyntaxError, analyse, references
+from workspace import Workspace
 
 HERE = Path(__file__).parent
 VALID = HERE / "fixtures" / "valid"
 INVALID = HERE / "fixtures" / "invalid"
 BUNDLED = HERE.parent / "playbooks" / "lifecycle.yaml"
-
-
-class Workspace:
-    """A copy of the valid fixture lifecycle in a temporary folder, edited one file at a time."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        shutil.copytree(VALID, root / "p")
-
-    def write(self, name: str, text: str) -> None:
-        path = self.root / "p" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dedent(text))
-
-    def sale(self, steps: str, head: str = "playbook: sale\n") -> None:
-        """Replace the sale playbook (steps start on line 3) and make delivery trivial."""
-        self.write("sale.yaml", head + "steps:\n" + indent(dedent(steps), "  "))
-        self.write("delivery.yaml", "playbook: delivery\nsteps:\n  - kind: end\n")
-
-    def lifecycle(self, old: str, new: str) -> None:
-        """Edit the lifecycle file by replacing one exact snippet."""
-        path = self.root / "p" / "lifecycle.yaml"
-        text = path.read_text()
-        assert old in text, old
-        path.write_text(text.replace(old, new, 1))
-
-    def errors(self) -> list[str]:
-        with pytest.raises(PlaybookLoadError) as info:
-            load_project(Path("p/lifecycle.yaml"))
-        return [str(error) for error in info.value.errors]
-
-    def load(self):
-        return load_project(Path("p/lifecycle.yaml"))
-
-
-@pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.chdir(tmp_path)  # error paths come out relative: p/sale.yaml:3:5
-    return Workspace(tmp_path)
 
 
 # ---------------------------------------------------------------- errors as values
@@ -1079,3 +1041,22 @@ def test_a_terminal_stage_with_a_playbook_is_an_error(tmp_path):
         load_project(lifecycle)
     messages = [str(error) for error in raised.value.errors]
     assert any(m.endswith("stage 'closed' is terminal: its playbook would never run") for m in messages)
+
+
+def test_a_broken_playbook_holds_only_its_own_stage_and_a_stage_whose_files_are_sound_loads(ws: Workspace) -> None:
+    ws.write("delivery.yaml", "playbook: delivery\nsteps:\n  - kind: wait_four\n")
+    with pytest.raises(PlaybookLoadError) as info:
+        ws.load()
+    assert sound_bundle(info.value, "sale").playbook.playbook == "sale"
+    with pytest.raises(PlaybookLoadError) as held:
+        sound_bundle(info.value, "delivery")
+    assert held.value.errors and all(error.path == "p/delivery.yaml" for error in held.value.errors)
+
+
+def test_an_error_in_the_lifecycle_file_holds_every_stage(ws: Workspace) -> None:
+    ws.lifecycle("initial_stage: sale", "initial_stage: sale\nbogus_field: 1")
+    with pytest.raises(PlaybookLoadError) as info:
+        ws.load()
+    for stage in ("sale", "delivery"):
+        with pytest.raises(PlaybookLoadError):
+            sound_bundle(info.value, stage)

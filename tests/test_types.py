@@ -9,55 +9,16 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from textwrap import dedent, indent
 
 import pytest
 
 from engine.context import expression_names
-from engine.errors import PlaybookLoadError
 from engine.expressions import ExpressionError, add_months, add_years, evaluate
 from engine.loader import load_project
 from engine.state import Event, LifecycleState, PromiseEntry
+from workspace import Workspace
 
-VALID = Path(__file__).resolve().parent / "fixtures" / "valid"
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-
-
-class Workspace:
-    """The fixture lifecycle in a temporary folder, with a sale playbook of our own."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        shutil.copytree(VALID, root / "p")
-
-    def write(self, name: str, text: str) -> None:
-        (self.root / "p" / name).write_text(text)
-
-    def sale(self, steps: str, vars: str = "") -> None:
-        """A sale playbook: `playbook`, optional vars, then `steps` (indented under `steps:`)."""
-        head = "playbook: sale\n" + (f"vars:\n{indent(dedent(vars), '  ')}" if vars else "")
-        self.write("sale.yaml", head + "steps:\n" + indent(dedent(steps), "  "))
-        self.write("delivery.yaml", "playbook: delivery\nsteps:\n  - kind: end\n")
-
-    def edit_lifecycle(self, old: str, new: str) -> None:
-        path = self.root / "p" / "lifecycle.yaml"
-        text = path.read_text()
-        assert old in text, old
-        path.write_text(text.replace(old, new, 1))
-
-    def errors(self) -> list[str]:
-        with pytest.raises(PlaybookLoadError) as info:
-            load_project(Path("p/lifecycle.yaml"))
-        return [str(error) for error in info.value.errors]
-
-    def load(self):
-        return load_project(Path("p/lifecycle.yaml"))
-
-
-@pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.chdir(tmp_path)
-    return Workspace(tmp_path)
 
 
 def located(text: str, expression: str, marker: str | None) -> str:
@@ -161,7 +122,7 @@ LIFECYCLE_MISTAKES = [
                          ids=[case[1] for case in LIFECYCLE_MISTAKES])
 def test_a_type_mistake_in_the_lifecycle_file_is_located_and_explained(
         ws: Workspace, old: str, new: str, marker: str | None, fragment: str) -> None:
-    ws.edit_lifecycle(old, new)
+    ws.lifecycle(old, new)
     errors = ws.errors()
     text = (ws.root / "p" / "lifecycle.yaml").read_text()
     expression = new.split(": ", 1)[1]

@@ -142,24 +142,30 @@ class TemporalRuntime:
 
     async def hold(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
         lifecycle = self._lifecycle
-        lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name)
-        try:
-            for attempt in range(1_000_000):
-                delay = HOLD_POLL_DELAYS[min(attempt, len(HOLD_POLL_DELAYS) - 1)]
-                try:
-                    await workflow.wait_condition(released, timeout=delay)
-                    return None
-                except asyncio.TimeoutError:
-                    pass
-                try:
-                    bundle = await self._load(stage)
-                except StageLoadError:
-                    continue
-                if bundle.version != version:
-                    return bundle
-            return None
-        finally:
-            lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name)
+        lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name, held=True)
+        fixed = await self._until_released(stage, version, released)
+        # Listed as held only while it still is: the engine closes the incident after this
+        # returns (released, fixed or moved on); a run that continues-as-new stays held.
+        incident, state = lifecycle.machine.state.incident, lifecycle.machine.state
+        still = fixed is None and state.next_stage is None and incident is not None and incident.release is None
+        lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name, held=still)
+        return fixed
+
+    async def _until_released(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
+        for attempt in range(1_000_000):
+            delay = HOLD_POLL_DELAYS[min(attempt, len(HOLD_POLL_DELAYS) - 1)]
+            try:
+                await workflow.wait_condition(released, timeout=delay)
+                return None
+            except asyncio.TimeoutError:
+                pass
+            try:
+                bundle = await self._load(stage)
+            except StageLoadError:
+                continue
+            if bundle.version != version:
+                return bundle
+        return None
 
     def patched(self, change: str) -> bool:
         return workflow.patched(change)
@@ -209,14 +215,15 @@ class CustomerLifecycle:
         playbook = self.machine.playbook
         return playbook.playbook if playbook else ""
 
-    def _upsert_search_attributes(self, stage: str, playbook: str) -> None:
+    def _upsert_search_attributes(self, stage: str, playbook: str, held: bool | None = None) -> None:
         """Make "who is in which stage" (and who is held) a visibility query; one history event
-        per real change."""
+        per real change. `held` defaults to whether the customer has an incident."""
         current = workflow.info().typed_search_attributes
         incident = self.machine.state.incident
+        held = incident is not None if held is None else held
         wanted = [STAGE.value_set(stage), PLAYBOOK.value_set(playbook or stage),
                   CUSTOMER.value_set(self.machine.state.customer["id"]),
-                  INCIDENT.value_set(incident.kind) if incident else INCIDENT.value_unset()]
+                  INCIDENT.value_set(incident.kind) if held and incident else INCIDENT.value_unset()]
         if any(current.get(update.key) != update.value for update in wanted):
             workflow.upsert_search_attributes(wanted)
 
