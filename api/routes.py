@@ -17,7 +17,7 @@ from temporalio.service import RPCError
 
 from api.auth import require_caller
 from api.errors import ApiError
-from api.events import EventDesk, refused, rejection
+from api.events import EventDesk, busy, refused, rejection
 from api.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, parse_json
 from api.models import (
     BatchAnswer, BatchResult, CustomerPage, ErrorAnswer, EventAnswer, EventDescription, ListedCustomer,
@@ -30,7 +30,7 @@ from api.view import LifecycleView
 from engine.events import declared_events, payload_json_schema
 from engine.model import BUILTIN_EVENTS
 from engine.state import EventReceipt, Incident
-from workflows.client import LifecycleClient, LifecycleNotFound, TemporalRefused, refusal
+from workflows.client import LifecycleClient, LifecycleNotFound, TemporalBusy, TemporalRefused, refusal
 from workflows.contract import LifecycleStatus
 
 T = TypeVar("T")
@@ -133,6 +133,8 @@ async def _ask_lifecycle(call: Awaitable[T], timeout: float) -> T:
         raise ApiError(404, "customer_not_found", str(error)) from None
     except TemporalRefused as error:
         raise refused(error) from None
+    except TemporalBusy as error:
+        raise busy(error) from None
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
         raise ApiError(504, "temporal_timeout", "the lifecycle did not answer in time") from None
     except TemporalError as error:

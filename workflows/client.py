@@ -261,9 +261,9 @@ class LifecycleClient:
         except RPCError as error:
             if "already completed" in error.message:
                 return EventReceipt(status="rejected", code="ended", reason="the lifecycle has ended")
-            if error.status == RPCStatusCode.NOT_FOUND:
+            if is_missing_workflow(error):
                 raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
-            raise
+            raise refusal(error) from None
 
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None, held: bool = False) -> list[ListedLifecycle]:
