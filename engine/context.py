@@ -55,13 +55,24 @@ def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
     return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None, only: frozenset[str] | None = None) -> Any:
+_EVENT_VIEWS: dict[int, tuple[Event, Lifecycle, dict[str, Any]]] = {}
+
+
+def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
+    """The event as CEL sees it, made once per event: a stage reads the same event in many
+    conditions, and an event is never changed once the lifecycle has taken it."""
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
+    known = _EVENT_VIEWS.get(id(event))
+    if known is not None and known[0] is event and known[1] is lifecycle:
+        return known[2]
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, _kinds(spec, spec.payload) if spec else {}, only) \
-        if spec or only is not None else to_cel(event.data)
-    return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
+    data = typed_map(event.data, _kinds(spec, spec.payload)) if spec else to_cel(event.data)
+    view = {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
+    if len(_EVENT_VIEWS) > 256:
+        _EVENT_VIEWS.clear()
+    _EVENT_VIEWS[id(event)] = (event, lifecycle, view)
+    return view
 
 
 def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
@@ -104,7 +115,7 @@ def expression_names(
         elif root == "facts":
             names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
         elif root == "event":
-            names[root] = _event_view(lifecycle, event, wanted.get("event.data"))
+            names[root] = _event_view(lifecycle, event)
         elif root == "promises":
             names[root] = _promises_view(state, only)
         elif root == "now":

@@ -33,6 +33,19 @@ def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     """Events a stage playbook can take in a wait_for, or as a task completion."""
     if playbook is None:
         return frozenset()
+    known = _WAITED_FOR.get(id(playbook))
+    if known is not None and known[0] is playbook:
+        return known[1]
+    if len(_WAITED_FOR) > 256:
+        _WAITED_FOR.clear()
+    names = _WAITED_FOR[id(playbook)] = (playbook, _events_waited_for(playbook))
+    return names[1]
+
+
+_WAITED_FOR: dict[int, tuple[Playbook, frozenset[str]]] = {}  # computed once per loaded playbook
+
+
+def _events_waited_for(playbook: Playbook) -> frozenset[str]:
     names: set[str] = set()
     for step, _ in walk_steps(playbook.steps):
         if isinstance(step, WaitFor):

@@ -31,8 +31,19 @@ class Project:
     templates: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
+    _bundles: dict[str, StageBundle] = field(default_factory=dict, repr=False, compare=False)
+
     def bundle(self, stage: str) -> StageBundle:
-        """The pinned unit for one stage; the workflow fetches it through an activity."""
+        """The pinned unit for one stage; the workflow fetches it through an activity.
+
+        Made once per stage (a project does not change once loaded): the simulator asks for
+        it at every stage entry of every customer. Callers must not change it."""
+        made = self._bundles.get(stage)
+        if made is None:
+            made = self._bundles[stage] = self._make_bundle(stage)
+        return made
+
+    def _make_bundle(self, stage: str) -> StageBundle:
         playbook = self.playbooks.get(stage)
         return StageBundle(
             stage=stage,
