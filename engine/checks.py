@@ -21,7 +21,7 @@ from engine.errors import PlaybookError, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields, name_list
 from engine.expressions import ROOTS
 from engine.flow import event_flow, union
-from engine.model import End, Goto, Lifecycle, Playbook, Promise, Set
+from engine.model import End, Goto, Lifecycle, Playbook, Promise, Set, Task
 from engine.step_checks import STEP_CHECKS
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
@@ -104,6 +104,7 @@ class PlaybookChecker:
             step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
         }
         self.var_kinds = self._var_kinds()
+        self._tasks: dict[DataPath, Task] | None = None  # data path → task step, for `_completed_task`
 
     def _var_kinds(self) -> dict[str, str]:
         """Declared vars have their type; a var only a `set` step gives gets its value's type."""
@@ -166,8 +167,20 @@ class PlaybookChecker:
         if self.doc is None:
             return
         scope = Scope(where="a stage playbook", events=events, vars=self.vars, promises=self.promises,
-                      var_kinds=self.var_kinds)
+                      var_kinds=self.var_kinds, task=self._completed_task(path, events))
         self.errors += check_expression(self.lifecycle, self.doc, path, source, scope, expect)
+
+    def _completed_task(self, path: DataPath, events: set[str] | None) -> Task | None:
+        """--- task entities (issue 12): the task whose `on_done` holds `path` while its completion
+        is still the current event (a wait_for inside on_done makes another event current)."""
+        if events != {"task.completed"}:
+            return None
+        if self._tasks is None:
+            self._tasks = {where: step for step, where in step_paths(self.playbook.steps) if isinstance(step, Task)}
+        for index in range(len(path) - 1, 0, -1):
+            if path[index] == "on_done" and path[:index] in self._tasks:
+                return self._tasks[path[:index]]
+        return None
 
     def span(self, path: DataPath, value: Any, events: set[str] | None) -> None:
         """A `due`, `timeout` or `duration` written as an expression must be a duration."""

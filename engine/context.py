@@ -11,6 +11,7 @@ from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
 from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
+from engine.tasks import field_kinds
 from engine.types import to_cel, typed
 
 
@@ -58,9 +59,11 @@ def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
 _EVENT_VIEWS: dict[int, tuple[Event, Lifecycle, dict[str, Any]]] = {}
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
+def _event_view(lifecycle: Lifecycle, event: Event | None, field_kinds: dict[str, str] | None = None) -> Any:
     """The event as CEL sees it, made once per event: a stage reads the same event in many
-    conditions, and an event is never changed once the lifecycle has taken it."""
+    conditions, and an event is never changed once the lifecycle has taken it.
+
+    `field_kinds` types `data.fields` of a `task.completed` as its task declares them."""
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
     known = _EVENT_VIEWS.get(id(event))
@@ -68,6 +71,8 @@ def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
         return known[2]
     spec = declared_events(lifecycle).get(event.name)
     data = typed_map(event.data, _kinds(spec, spec.payload)) if spec else to_cel(event.data)
+    if field_kinds:  # --- task entities (issue 12): a completion's declared fields, typed
+        data = {**data, "fields": typed_map(event.data.get("fields") or {}, field_kinds)}
     view = {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
     if len(_EVENT_VIEWS) > 256:
         _EVENT_VIEWS.clear()
@@ -115,7 +120,7 @@ def expression_names(
         elif root == "facts":
             names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
         elif root == "event":
-            names[root] = _event_view(lifecycle, event)
+            names[root] = _event_view(lifecycle, event, field_kinds(state, event))
         elif root == "promises":
             names[root] = _promises_view(state, only)
         elif root == "now":

@@ -7,6 +7,7 @@ expression of a lifecycle file (engine.lifecycle_checks) and of a stage playbook
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,6 +61,8 @@ class Scope:
     vars: set[str] = field(default_factory=set)
     promises: set[str] | None = None  # None: unknown (a playbook failed to load), skip
     var_kinds: dict[str, str] | None = None  # the type of each var, where vars can be read
+    # --- task entities (issue 12): in a task's `on_done`, the task whose completion is `event`
+    task: Any = None  # a TaskSpec: its `fields` type event.data.fields, its `outcomes` event.data.outcome
 
 
 def all_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
@@ -115,7 +118,10 @@ def _check_types(lifecycle: Lifecycle, source: str, scope: Scope) -> typecheck.C
     var_kinds = scope.var_kinds if "vars" in scope.roots else None
     if var_kinds is None and "vars" in scope.roots:
         var_kinds = {name: "dyn" for name in scope.vars}
-    return typecheck.types_of(lifecycle).check(source, events, var_kinds)
+    task_fields = None
+    if scope.task is not None and scope.task.fields:
+        task_fields = tuple(sorted((name, spec.type) for name, spec in scope.task.fields.items()))
+    return typecheck.types_of(lifecycle).check(source, events, var_kinds, task_fields)
 
 
 def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str,
@@ -156,6 +162,11 @@ def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str
                                  f"an event has name, data and occurred_at")
             elif name == "data" and len(names) > 2:
                 _check_payload_field(events, scope.events, names[2], positions[2], at)
+                if names[2] == "fields" and len(names) > 3 and scope.task is not None \
+                        and names[3] not in scope.task.fields:
+                    fields = scope.task.fields
+                    declared = f"it has {name_list(fields)}" if fields else "it declares no fields"
+                    at(positions[3], f"the task has no field '{names[3]}'{suggest(names[3], fields)}; {declared}")
         elif root == "promises" and scope.promises is not None:
             if name not in scope.promises:
                 at(positions[1], f"unknown promise '{name}'{suggest(name, scope.promises)}; "
@@ -163,6 +174,8 @@ def _check_names(lifecycle: Lifecycle, doc: Located, path: DataPath, source: str
             elif len(names) > 2 and names[2] not in PROMISE_FIELDS:
                 at(positions[2], f"a promise has no field '{names[2]}'{suggest(names[2], PROMISE_FIELDS)}; "
                                  f"it has {', '.join(PROMISE_FIELDS)}")
+    if scope.task is not None and scope.task.outcomes:
+        _check_outcome_literals(source, scope.task.outcomes, at)
     known = _functions()
     for call in info.calls:
         if call.name not in known:
@@ -191,3 +204,20 @@ def _check_payload_field(events: dict[str, EventSpec], possible: set[str] | None
                      f"'{name}'{suggest(name, fields)}")
     else:
         at(position, f"no event has a payload field '{name}'{suggest(name, fields)}")
+
+
+_OUTCOME_COMPARISON = re.compile(
+    r"event\.data\.outcome\s*[!=]=\s*(['\"])(?P<right>[^'\"]*)\1|(['\"])(?P<left>[^'\"]*)\3\s*[!=]=\s*event\.data\.outcome")
+
+
+def _check_outcome_literals(source: str, outcomes: list[str], at: Any) -> None:
+    """--- task entities (issue 12): `event.data.outcome == 'reachd'` in on_done is a typo of an
+    outcome the task declares: an error at load, not a branch that never runs."""
+    for match in _OUTCOME_COMPARISON.finditer(source):
+        group = "right" if match.group("right") is not None else "left"
+        literal, offset = match.group(group), match.start(group)
+        if literal not in outcomes:
+            line = source.count("\n", 0, offset) + 1
+            column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+            at((line, column - 1), f"'{literal}' is not an outcome of the task{suggest(literal, outcomes)}; "
+                                   f"it has {name_list(outcomes)}")

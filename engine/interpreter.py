@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import model as m
+from engine import tasks
 from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, duration_of, evaluate, parse_time, to_plain
 from engine.limits import ACTION_BYTES, VALUE_BYTES, fits, json_size
@@ -370,13 +371,18 @@ class StageRun:
 
         return [(action, on_result)]
 
+    # ------------------------------------------------------------ tasks (issue 12: task entities)
+
     def _prepare_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
         key = step_key(step, path)
-        due_at = self._deadline(spec.due) if spec.due else None
+        now = self.runtime.now()
+        due_at = tasks.due_time(now, self._deadline(spec.due) - now, spec.role) if spec.due else None
+        task_id = self._action_id(step, path)
         action = Action(
-            id=self._action_id(step, path), kind="task", customer_id=self.state.customer["id"],
+            id=task_id, kind="task", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,
-            guideline=spec.guideline, due_at=due_at,
+            guideline=spec.guideline, due_at=due_at, task_id=task_id, outcomes=list(spec.outcomes),
+            fields=tasks.payload_json_schema(m.EventSpec(payload=spec.fields)) if spec.fields else {},
         )
         self._checked_action(f"the task '{key}'", action)
         detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
@@ -384,16 +390,28 @@ class StageRun:
             detail["reason"] = reason
         if due_at:
             detail["due_at"] = due_at.isoformat()
+        waited = isinstance(step, m.Task) and bool(step.on_done or step.on_overdue)
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
                 self.record("task", key, **detail)
                 if key not in self.state.open_tasks:
                     self.state.open_tasks.append(key)
+                tasks.create(self.state, task_id, key, path, spec, now, due_at, waited)
+                self._link_escalation(path, task_id)
             else:
                 self.record("failed", key, error=result.detail, **detail)
 
         return action, on_result
+
+    def _link_escalation(self, path: str, task_id: str) -> None:
+        """A task created in another task's `on_overdue` is the escalation that task triggered."""
+        if ".on_overdue." not in path:
+            return
+        parent = path.rsplit(".on_overdue.", 1)[0]
+        for entity in self.state.tasks:
+            if entity.path == parent and entity.stage_entry == self.state.stage_entry and not entity.escalation:
+                entity.escalation = task_id
 
     async def _task(self, step: m.Task, path: str) -> None:
         key = step_key(step, path)
@@ -406,14 +424,36 @@ class StageRun:
             due_at = effect[0].due_at if effect[0] else None
         if not (step.on_done or step.on_overdue):
             return
+        task_id = self._action_id(step, path)
+        entity = next((e for e in self.state.tasks if e.id == task_id), None)  # None: state from before entities
 
         def done(event: Event) -> bool:
-            return event.name == "task.completed" and event.data.get("task") == key
+            return event.name == "task.completed" and event.data.get("task") in (key, task_id)
 
-        if await self._pause(step, path, Pending(step=key, task=key, until=due_at), lambda: self._has(done), due_at):
+        def cancelled() -> bool:
+            return entity is not None and entity.status == "cancelled"
+
+        while True:
+            until = entity.due_at if entity is not None else due_at
+
+            def moved() -> bool:  # snoozed or given a new due time: the overdue clock moves with it
+                return entity is not None and entity.due_at != until
+
+            pending = Pending(step=key, task=key, until=until)
+            finished = await self._pause(step, path, pending,
+                                         lambda: self._has(done) or cancelled() or moved(), until)
+            if finished and not self._has(done) and not cancelled() and moved():
+                continue
+            break
+        if finished and self._has(done):
             self.event = self._take(done)
             await self._steps(step.on_done, f"{path}.on_done.")
+        elif finished and cancelled():
+            self.record("task_changed", key, action="cancelled", reason="the task was cancelled: "
+                        "neither on_done nor on_overdue runs")
         else:
+            if entity is not None and entity.is_open:
+                entity.status = "escalated" if step.on_overdue else "overdue"
             self.record("timeout", key, reason="task overdue", role=step.role)
             await self._steps(step.on_overdue, f"{path}.on_overdue.")
 

@@ -18,7 +18,8 @@ from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
-from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record
+from engine import tasks
+from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record, TaskCommand, TaskEntity
 from engine.walk import walk_steps
 
 SEEN_KEYS_KEPT = 1000  # idempotency keys remembered per lifecycle; older ones age out
@@ -70,6 +71,9 @@ class LifecycleMachine:
         # Refuse an event whose fact updates or transition guards fail (see `_rule_failure`);
         # the workflow turns it off to replay histories recorded before that rule.
         self.strict_rules = True
+        # Tasks are entities (engine.tasks): any open task can be completed by id, in any stage
+        # entry; the workflow turns it off to replay histories recorded before (`task-entities`).
+        self.task_entities = True
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         self._checked: tuple[Event, datetime, Event, dict[str, Any]] | None = None
 
@@ -102,7 +106,7 @@ class LifecycleMachine:
         names |= {t.on for t in self.lifecycle.transitions if t.applies_in(stage)}
         if self.state.next_stage is None:
             names |= self.waited_for
-            if self.state.open_tasks:
+            if self.state.open_tasks or (self.task_entities and any(t.is_open for t in self.state.tasks)):
                 names.add("task.completed")
         if self.state.next_stage is not None or (self.playbook is None and not self.state.stage_done):
             # Between stages the next playbook is not pinned yet: keep its events for it.
@@ -126,8 +130,10 @@ class LifecycleMachine:
             check_customer(self.lifecycle, self.state.customer["id"], event.customer)
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
-        if self.strict_rules and event.name == "task.completed" and not self._task_is_open(str(event.data.get("task"))):
-            return rejected("unknown_task", f"no open task '{event.data.get('task')}' in stage '{self.state.stage}'")
+        if self.strict_rules and event.name == "task.completed":
+            problem = self._completion_problem(event)
+            if problem is not None:
+                return problem
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         if self.strict_rules:
@@ -175,6 +181,70 @@ class LifecycleMachine:
         return [t for t in self.lifecycle.transitions
                 if t.on == event.name and t.when is not None and t.applies_in(stage)]
 
+    # ------------------------------------------------------------ tasks (issue 12: task entities)
+
+    def _completion_problem(self, event: Event) -> EventReceipt | None:
+        """Why a `task.completed` cannot be taken: an unknown or closed task, an outcome or a
+        field its task does not declare; None when it can."""
+        ref = str(event.data.get("task"))
+        if self.task_entities and tasks.find(self.state, ref) is not None:
+            try:
+                tasks.checked_completion(self.state, event.data)
+            except tasks.TaskProblem as problem:
+                return EventReceipt(status="rejected", code=problem.code, reason=problem.message,
+                                    field=problem.field, stage=self.state.stage)
+            return None
+        if self._task_is_open(ref):  # a task of a lifecycle from before task entities
+            return None
+        return EventReceipt(status="rejected", code="unknown_task", field="task", stage=self.state.stage,
+                            reason=f"no open task '{ref}' in stage '{self.state.stage}'")
+
+    def _complete_task(self, event: Event, now: datetime) -> None:
+        entity = tasks.find(self.state, str(event.data.get("task")))
+        if entity is None or not entity.is_open:
+            return
+        try:
+            _, fields = tasks.checked_completion(self.state, event.data)
+        except tasks.TaskProblem:  # only replaying a history from before task entities
+            fields = event.data.get("fields") or {}
+        tasks.complete(self.state, entity, event.data.get("outcome"), fields, now, str(event.data.get("by") or ""))
+
+    def check_task_command(self, order: TaskCommand, now: datetime | None = None) -> EventReceipt | None:
+        """The rejection a reassign, snooze or cancel would get, or None. Changes nothing."""
+        if self.state.ended:
+            return EventReceipt(status="rejected", code="ended", reason=f"the lifecycle has ended ({self.state.ended})",
+                                stage=self.state.stage)
+        try:
+            tasks.checked_command(self.state, order, now or self._clock())
+        except tasks.TaskProblem as problem:
+            return EventReceipt(status="rejected", code=problem.code, reason=problem.message, field=problem.field,
+                                stage=self.state.stage)
+        return None
+
+    def task_command(self, order: TaskCommand, now: datetime) -> TaskEntity | EventReceipt:
+        """Reassign, snooze or cancel a task: the task as it is now, or the rejection. A command
+        with an idempotency key seen before changes nothing and answers the task as it is."""
+        if order.idempotency_key and order.idempotency_key in self.state.seen_keys:
+            found = tasks.find(self.state, order.task)
+            if found is not None:
+                return found
+        rejection = self.check_task_command(order, now)
+        if rejection is not None:
+            return rejection
+        entity = tasks.command(self.state, order, now)
+        if order.idempotency_key:
+            self.state.seen_keys.append(order.idempotency_key)
+            del self.state.seen_keys[:-SEEN_KEYS_KEPT]
+        detail = {"task": entity.id, "action": order.action, "by": order.by}
+        if order.action == "reassign":
+            detail["assignee"] = entity.assignee
+        if order.until is not None:
+            detail["due_at"] = entity.due_at.isoformat() if entity.due_at else None
+        if order.reason:
+            detail["reason"] = order.reason
+        self.record("task_changed", entity.step, at=now, **detail)
+        return entity
+
     def _task_is_open(self, task: str) -> bool:
         pending = self.state.pending
         # A lifecycle from before `open_tasks` was kept knows its awaited task from `pending`.
@@ -200,6 +270,8 @@ class LifecycleMachine:
         admitted = self._admit(event, now)
         if isinstance(admitted, EventReceipt):
             return admitted
+        if admitted.name == "task.completed":
+            self._complete_task(admitted, now)
         target = self._transition_for(admitted, now)
         if target is not None:
             self.state.next_stage = target

@@ -328,6 +328,23 @@ class TaskSpec(Strict):
         examples=["Ask how the installation went; listen before you suggest anything."],
     )
     due: TimeSpan | None = Field(None, description="How long the role has to do it.", examples=["2d"])
+    # --- structured outcomes (issue 12): checked when the task is completed, typed in `on_done`.
+    outcomes: list[Name] = Field(
+        default_factory=list, description="The outcomes a completion may report (event.data.outcome); "
+        "empty: any text.", examples=[["reached", "no_answer", "wrong_number"]],
+    )
+    fields: dict[Name, FieldSpec] = Field(
+        default_factory=dict, description="Typed fields a completion carries (event.data.fields.<name>).",
+        examples=[{"battery_interest": "bool"}],
+    )
+
+    @field_validator("outcomes")
+    @classmethod
+    def _distinct_outcomes(cls, outcomes: list[str]) -> list[str]:
+        repeated = sorted({name for name in outcomes if outcomes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"outcome '{repeated[0]}' is listed twice")
+        return outcomes
 
 
 class Send(Step):
@@ -614,8 +631,13 @@ BUILTIN_EVENTS: dict[str, EventSpec] = {
     "task.completed": EventSpec(
         description="A person finished a task the engine created.",
         payload={
-            "task": FieldSpec(type="string", required=True, description="The task step id."),
-            "outcome": FieldSpec(type="string", description="What came of it, in a few words."),
+            "task": FieldSpec(type="string", required=True,
+                              description="The task id (GET /v1/tasks), or the step id of a task of the "
+                                          "current stage entry."),
+            "outcome": FieldSpec(type="string", description="What came of it: one of the task's `outcomes` "
+                                 "when it declares them, else a few words."),
+            "fields": FieldSpec(type="map", description="The task's declared fields, typed as it declares them."),
+            "by": FieldSpec(type="string", description="Who did it."),
         },
     ),
 }

@@ -15,7 +15,7 @@ from typing import Any
 from engine.events import check_customer
 from engine.lifecycle import LifecycleMachine
 from engine.project import Project, StageBundle
-from engine.state import Action, ActionResult, Event, EventReceipt, LifecycleState, Record
+from engine.state import Action, ActionResult, Event, EventReceipt, LifecycleState, Record, TaskCommand
 
 
 @dataclass
@@ -26,6 +26,7 @@ class ScheduledEvent:
     at: datetime
     event: Event | None = None
     release: str | None = None
+    task: TaskCommand | None = None  # a person's reassign, snooze or cancel of a task (engine.tasks)
 
 
 @dataclass
@@ -186,6 +187,9 @@ def _deliver(machine: LifecycleMachine, item: ScheduledEvent, now: datetime) -> 
     """An event to the machine, or an operator's release of its incident."""
     if item.event is not None:
         return machine.receive(item.event, now)
+    if item.task is not None:
+        answer = machine.task_command(item.task, now)
+        return answer if isinstance(answer, EventReceipt) else EventReceipt(status="accepted", stage=machine.state.stage)
     if machine.release_incident(item.release or "retry", "an operator (scenario)") is None:
         return EventReceipt(status="rejected", code="no_incident", reason="the customer is not held on an incident")
     return EventReceipt(status="accepted", stage=machine.state.stage)

@@ -27,7 +27,7 @@ class Event(BaseModel):
 
 RejectionCode = Literal[
     "", "ended", "invalid_payload", "stage_cannot_take", "not_a_start_event", "too_large", "no_incident",
-    "unknown_task", "internal_error", "rule_failed",
+    "unknown_task", "internal_error", "rule_failed", "task_closed",
 ]
 
 
@@ -37,6 +37,7 @@ class EventReceipt(BaseModel):
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str = ""
     code: RejectionCode = Field("", description="Why it was rejected, for machines; `reason` is for people.")
+    field: str | None = Field(None, description="The payload field at fault, when one is.")
     stage: str | None = None
     transition: str | None = None
 
@@ -59,6 +60,11 @@ class Action(BaseModel):
     title: str | None = None
     guideline: str | None = None
     due_at: datetime | None = None
+    # --- task entities (issue 12): what a help desk needs to create the task and call back.
+    task_id: str | None = Field(None, description="A task's id: `POST /v1/tasks/{task_id}:complete` closes it.")
+    outcomes: list[str] = Field(default_factory=list, description="A task's allowed outcomes; empty: free text.")
+    fields: dict[str, Any] = Field(default_factory=dict, description="JSON Schema of the fields a task's "
+                                   "completion carries (`fields` of :complete).")
 
 
 class ActionResult(BaseModel):
@@ -92,6 +98,7 @@ class Record(BaseModel):
     kind: Literal[
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
+        "task_changed",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -120,6 +127,60 @@ class Incident(BaseModel):
     since: datetime
     release: Literal["retry", "skip"] | None = Field(None, description="What releases it: set by an operator or a fix.")
     released_by: str = ""
+
+
+# ---------------------------------------------------------------- task entities (issue 12)
+
+TaskStatus = Literal["open", "overdue", "escalated", "done", "cancelled"]
+OPEN_TASK_STATUSES = ("open", "overdue", "escalated")  # not done nor cancelled: can still be completed
+
+
+class TaskEntity(BaseModel):
+    """A task for a human role: created by a `task` step (or a send's `otherwise`), then
+    completed, reassigned, snoozed or cancelled by people. `id` is the task's action id."""
+
+    id: str = Field(description="lifecycle id / stage / stage entry / step: stable, and the idempotency key "
+                                "of the task's hand-off.")
+    customer_id: str
+    stage: str
+    stage_entry: int
+    step: str
+    path: str = Field("", description="The step's path in the stage playbook.")
+    role: str
+    assignee: str | None = None
+    title: str
+    guideline: str = ""
+    created_at: datetime
+    due_at: datetime | None = None
+    completed_at: datetime | None = None
+    status: TaskStatus = "open"
+    outcome: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    outcomes: list[str] = Field(default_factory=list, description="Allowed outcomes; empty: any text.")
+    field_specs: dict[str, Any] = Field(default_factory=dict,
+                                        description="The declared fields (FieldSpec as data), to check a completion.")
+    waited: bool = Field(False, description="The playbook waits for it (on_done / on_overdue).")
+    escalation: str | None = Field(None, description="What its overdue escalation started (a task id or step).")
+    by: str = Field("", description="Who completed, reassigned, snoozed or cancelled it last.")
+    reason: str = Field("", description="Why it was cancelled.")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_TASK_STATUSES
+
+
+class TaskCommand(BaseModel):
+    """What people do with a task: complete, reassign, snooze or cancel it."""
+
+    task: str = Field(description="The task id (or, for compatibility, the step id of a task of the stage entry).")
+    action: Literal["complete", "reassign", "snooze", "cancel"]
+    outcome: str | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+    assignee: str | None = Field(None, description="reassign: who does it now.")
+    until: datetime | None = Field(None, description="snooze: the new due time; reassign: optional new due time.")
+    reason: str = Field("", description="cancel: why.")
+    by: str = Field("", description="Who asks (kept on the task and the timeline).")
+    idempotency_key: str | None = None
 
 
 class Resume(BaseModel):
@@ -159,3 +220,5 @@ class LifecycleState(BaseModel):
     incident: Incident | None = None
     resume: Resume | None = None
     open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")
+    tasks: list[TaskEntity] = Field(default_factory=list,
+                                    description="Open tasks and the most recent closed ones (engine.tasks).")

@@ -104,21 +104,28 @@ class LifecycleTypes:
                 fields[field] = proto if fields.get(field, proto) == proto else PROTO_TYPES["dyn"]
         return fields
 
-    def env(self, events: frozenset[str] | None, var_kinds: dict[str, str] | None) -> cel.Env:
-        """The checker for an expression that may see `events` and read `var_kinds` (None: no vars)."""
-        key = (events, tuple(sorted(var_kinds.items())) if var_kinds is not None else None)
+    def env(self, events: frozenset[str] | None, var_kinds: dict[str, str] | None,
+            task_fields: tuple[tuple[str, str], ...] | None = None) -> cel.Env:
+        """The checker for an expression that may see `events` and read `var_kinds` (None: no vars);
+        `task_fields` (name, kind) types `event.data.fields` in a task's on_done."""
+        key = (events, tuple(sorted(var_kinds.items())) if var_kinds is not None else None, task_fields)
         env = self._envs.get(key)
         if env is None:
-            env = self._envs[key] = self._new_env(events, var_kinds)
+            env = self._envs[key] = self._new_env(events, var_kinds, task_fields)
         return env
 
-    def _new_env(self, events: frozenset[str] | None, var_kinds: dict[str, str] | None) -> cel.Env:
+    def _new_env(self, events: frozenset[str] | None, var_kinds: dict[str, str] | None,
+                 task_fields: tuple[tuple[str, str], ...] | None = None) -> cel.Env:
         file = descriptor_pb2.FileDescriptorProto(name="lc.proto", package="lc", syntax="proto3")
         file.dependency.extend(proto.name for proto in _WELL_KNOWN)
         customer = {**BUILTIN_CUSTOMER_FIELDS, **self.lifecycle.customer}
         _add_message(file, "Customer", _proto_fields(customer))
         _add_message(file, "Facts", _proto_fields(self.lifecycle.facts))
-        _add_message(file, "EventData", self._payload(events))
+        payload = self._payload(events)
+        if task_fields is not None:  # --- task entities (issue 12): a completion's declared fields
+            _add_message(file, "TaskFields", {name: PROTO_TYPES[kind] for name, kind in task_fields})
+            payload["fields"] = ".lc.TaskFields"
+        _add_message(file, "EventData", payload)
         _add_message(file, "Event", {"name": PROTO_TYPES["string"], "data": ".lc.EventData",
                                      "occurred_at": PROTO_TYPES["timestamp"]})
         value = PROTO_TYPES["dyn"]
@@ -141,10 +148,10 @@ class LifecycleTypes:
         return cel.NewEnv(descriptor_pool=pool, variables=variables, functions=function_declarations())
 
     def check(self, source: str, events: frozenset[str] | None,
-              var_kinds: dict[str, str] | None) -> Checked:
+              var_kinds: dict[str, str] | None, task_fields: tuple[tuple[str, str], ...] | None = None) -> Checked:
         """Type-check `source`; the problems come with a hint that says how to fix them."""
         try:
-            expression = self.env(events, var_kinds).compile(source)
+            expression = self.env(events, var_kinds, task_fields).compile(source)
         except RuntimeError as error:
             return Checked(tuple(_problems(str(error))), None)
         return Checked((), expression.return_type().name())
@@ -195,7 +202,7 @@ def type_name(text: str) -> str:
         "google.protobuf.Struct": "map", "google.protobuf.ListValue": "list",
         "google.protobuf.Value": "dyn", "null_type": "null", "lc.Facts": "facts",
         "lc.Customer": "customer", "lc.Event": "event", "lc.EventData": "event data",
-        "lc.Vars": "vars", "lc.Promise": "promise",
+        "lc.Vars": "vars", "lc.Promise": "promise", "lc.TaskFields": "task fields",
     }
     if text in simple:
         return simple[text]
