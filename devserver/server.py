@@ -37,9 +37,13 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "LifecyclePlaybook": "Keyword",
     "CustomerId": "Keyword",
     "LifecycleIncident": "Keyword",
+    "LifecycleTaskRoles": "KeywordList",
+    "LifecycleTaskAssignees": "KeywordList",
+    "LifecycleNextTaskDue": "Datetime",
 }
-"""Custom search attributes of a lifecycle: who is in which stage, under which playbook, and
-who is held on an incident (its kind; empty when none)."""
+"""Custom search attributes of a lifecycle: who is in which stage, under which playbook, who
+is held on an incident (its kind; empty when none), and the task inbox: the roles and
+assignees with open tasks, and the next task's due time (engine/tasks.py)."""
 
 _INDEXED_TYPES = {
     "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from temporalio.client import (
@@ -26,10 +26,11 @@ from engine.limits import (
     EVENT_DATA_BYTES, ID_RULE, KEY_RULE, PROFILE_BYTES, TooLarge, check_size, is_id, is_key, json_size,
 )
 from engine.model import Lifecycle
-from engine.state import Event, EventReceipt, Incident
+from engine import tasks
+from engine.state import Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT_UPDATE, PLAYBOOK, REJECTED, STAGE, STATUS_QUERY,
-    WORKFLOW_NAME, IncidentCommand, LifecycleStart, LifecycleStatus,
+    TASK_UPDATE, WORKFLOW_NAME, IncidentCommand, LifecycleStart, LifecycleStatus,
 )
 
 SIGNAL_TIMEOUT = timedelta(seconds=10)  # the fallback signal: one short RPC
@@ -265,6 +266,63 @@ class LifecycleClient:
                 raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
             raise refusal(error) from None
 
+    async def task_command(self, customer_id: str, order: TaskCommand) -> TaskEntity | EventReceipt:
+        """Complete, reassign, snooze or cancel a task of `customer_id`: the task as it is now, or a
+        rejection (codes `unknown_task`, `task_closed`, `invalid_payload` with `field`, `ended`).
+        Raises LifecycleNotFound, TemporalRefused, TemporalBusy, RPCError."""
+        if not is_id(customer_id):
+            raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle (a customer id is {ID_RULE})")
+        if order.action == "complete":  # the payload is checked here as for any event (a map of fields)
+            check_event(self.lifecycle, "task.completed", {"task": order.task, "fields": order.fields})
+        handle = self.client.get_workflow_handle(lifecycle_id(customer_id))
+        try:
+            return await handle.execute_update(TASK_UPDATE, order, result_type=TaskEntity)
+        except WorkflowUpdateFailedError as error:
+            return update_failure(error.cause)
+        except RPCError as error:
+            if is_closed(error):
+                return EventReceipt(status="rejected", code="ended", reason="the lifecycle has ended")
+            if is_missing_workflow(error):
+                raise LifecycleNotFound(f"customer '{customer_id}' has no lifecycle") from None
+            raise refusal(error) from None
+
+    async def tasks_page(self, which: TaskFilter, page_size: int = 100, page_token: bytes | None = None,
+                         now: datetime | None = None) -> tuple[list[TaskEntity], bytes | None]:
+        """The open tasks that `which` selects, of one page of lifecycles (visibility finds the
+        lifecycles, each one's status query gives its tasks), soonest due first; each task's
+        `status` as a person sees it (an open task past due is `overdue`). And the next page's token."""
+        now = now or datetime.now(timezone.utc)
+        pages = self.client.list_workflows(which.query(now), page_size=page_size, next_page_token=page_token)
+        await pages.fetch_next_page()
+        customers = [execution.id.removeprefix("lifecycle/") for execution in pages.current_page or []]
+        gate = asyncio.Semaphore(STATUS_QUERIES)
+
+        async def tasks_of(customer: str) -> list[TaskEntity]:
+            async with gate:
+                try:
+                    status = await self.status(customer)
+                except LifecycleNotFound:
+                    return []  # ended between the listing and the query
+            return [task.model_copy(update={"status": tasks.listed_status(task, now)})
+                    for task in status.tasks if which.keeps(task, now)]
+
+        found = [task for listed in await asyncio.gather(*(tasks_of(c) for c in customers)) for task in listed]
+        far = datetime.max.replace(tzinfo=timezone.utc)
+        found.sort(key=lambda task: (task.due_at or far, task.customer_id, task.id))
+        return found, pages.next_page_token
+
+    async def tasks(self, which: TaskFilter, now: datetime | None = None) -> list[TaskEntity]:
+        """Every open task `which` selects, across all lifecycles (all pages)."""
+        found: list[TaskEntity] = []
+        token: bytes | None = None
+        while True:
+            page, token = await self.tasks_page(which, 500, token, now)
+            found += page
+            if not token:
+                break
+        far = datetime.max.replace(tzinfo=timezone.utc)
+        return sorted(found, key=lambda task: (task.due_at or far, task.customer_id, task.id))
+
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None, held: bool = False) -> list[ListedLifecycle]:
         """Who is in which stage (only those held on an incident, with `held`), from visibility."""
@@ -280,6 +338,49 @@ class LifecycleClient:
                                            page_size=page_size, next_page_token=page_token)
         await pages.fetch_next_page()
         return [_listed(execution) for execution in pages.current_page or []], pages.next_page_token
+
+
+# ---------------------------------------------------------------- the task inbox (engine/tasks.py)
+
+INBOX_STATUSES = ("open", "overdue", "escalated")
+"""What the inbox lists: tasks not done nor cancelled (`open` means all three), or only those
+past their due time (`overdue`), or only those whose playbook escalated them (`escalated`)."""
+STATUS_QUERIES = 16  # lifecycles asked for their tasks at once
+
+
+def customer_of_task(task_id: str) -> str | None:
+    """The customer a task id belongs to: ids are `lifecycle/<customer>/<stage>/<entry>/<step>`."""
+    parts = task_id.split("/")
+    return parts[1] if len(parts) >= 5 and parts[0] == "lifecycle" and is_id(parts[1]) else None
+
+
+@dataclass
+class TaskFilter:
+    """Which open tasks an inbox shows; every filter is also a visibility query, so only the
+    lifecycles that have such tasks are asked for them."""
+
+    role: str | None = None
+    assignee: str | None = None
+    status: str = "open"
+    due_before: datetime | None = None
+
+    def query(self, now: datetime) -> str:
+        query = [f"WorkflowType = '{WORKFLOW_NAME}'", "ExecutionStatus = 'Running'", "LifecycleTaskRoles IS NOT NULL"]
+        if self.role:
+            query.append(f"LifecycleTaskRoles = '{_quote(self.role)}'")
+        if self.assignee:
+            query.append(f"LifecycleTaskAssignees = '{_quote(self.assignee)}'")
+        before = [moment for moment in (self.due_before, now if self.status == "overdue" else None) if moment]
+        if before:
+            query.append(f"LifecycleNextTaskDue < '{min(before).astimezone(timezone.utc).isoformat()}'")
+        return " AND ".join(query)
+
+    def keeps(self, task: TaskEntity, now: datetime) -> bool:
+        status = tasks.listed_status(task, now)
+        return (task.is_open and (self.status == "open" or status == self.status)
+                and (self.role is None or task.role == self.role)
+                and (self.assignee is None or task.assignee == self.assignee)
+                and (self.due_before is None or (task.due_at is not None and task.due_at < self.due_before)))
 
 
 def _list_query(stage: str | None, playbook: str | None, running_only: bool, held: bool = False) -> str:
@@ -316,8 +417,9 @@ def update_failure(cause: BaseException | None) -> EventReceipt:
         stage = (list(cause.details) + [None])[0]
         return EventReceipt(status="duplicate", stage=stage if isinstance(stage, str) else None)
     if isinstance(cause, ApplicationError) and cause.type == REJECTED:
-        code, stage = (list(cause.details) + ["", None])[:2]
-        return EventReceipt(status="rejected", reason=cause.message, code=code, stage=stage)
+        code, stage, field = (list(cause.details) + ["", None, None])[:3]
+        return EventReceipt(status="rejected", reason=cause.message, code=code, stage=stage,
+                            field=field if isinstance(field, str) else None)
     return EventReceipt(status="rejected", reason=str(cause))
 
 

@@ -10,13 +10,14 @@ from temporalio.common import SearchAttributeKey
 
 from engine.model import Lifecycle
 from engine.project import StageBundle
-from engine.state import Incident, LifecycleState, Pending, Record
+from engine.state import Incident, LifecycleState, Pending, Record, TaskEntity
 
 WORKFLOW_NAME = "CustomerLifecycle"
 EVENT_UPDATE = "event"
 EVENT_SIGNAL = "event_signal"
 STATUS_QUERY = "status"
 INCIDENT_UPDATE = "incident"  # an operator's retry or skip of the step a customer is held on
+TASK_UPDATE = "task"  # a person completes, reassigns, snoozes or cancels a task (engine.tasks)
 REJECTED = "EventRejected"  # ApplicationError type of a rejected update; details: code, stage
 DUPLICATE = "EventDuplicate"  # ApplicationError type the validator answers a seen idempotency key with;
 # refused before it enters history, so a resent event costs no history; callers answer `duplicate`
@@ -26,6 +27,10 @@ STAGE = SearchAttributeKey.for_keyword("LifecycleStage")
 PLAYBOOK = SearchAttributeKey.for_keyword("LifecyclePlaybook")
 CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
 INCIDENT = SearchAttributeKey.for_keyword("LifecycleIncident")  # the held step's kind of failure, or ""
+# The task inbox (engine.tasks.inbox): who has open tasks for this customer, and the next due time.
+TASK_ROLES = SearchAttributeKey.for_keyword_list("LifecycleTaskRoles")
+TASK_ASSIGNEES = SearchAttributeKey.for_keyword_list("LifecycleTaskAssignees")
+NEXT_TASK_DUE = SearchAttributeKey.for_datetime("LifecycleNextTaskDue")
 
 
 class LifecycleStart(BaseModel):
@@ -54,6 +59,7 @@ class LifecycleStatus(BaseModel):
     pending: Pending | None
     recent: list[Record]
     incident: Incident | None = Field(None, description="Why the customer is held, if they are.")
+    tasks: list[TaskEntity] = Field(default_factory=list, description="Open tasks and the most recent closed ones.")
 
 
 class IncidentCommand(BaseModel):

@@ -25,10 +25,12 @@ with workflow.unsafe.imports_passed_through():
     from engine.limits import UPDATES_PER_RUN, bounded, json_size
     from engine.project import StageBundle
     from engine.runtime import StageLoadError
-    from engine.state import Action, ActionResult, Event, EventReceipt, Incident
+    from engine import tasks
+    from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
     from workflows.contract import (
-        CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, PLAYBOOK, REJECTED, STAGE,
-        STATUS_QUERY, WORKFLOW_NAME, IncidentCommand, LifecycleResult, LifecycleStart, LifecycleStatus,
+        CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
+        REJECTED, STAGE, STATUS_QUERY, TASK_ASSIGNEES, TASK_ROLES, TASK_UPDATE, WORKFLOW_NAME, IncidentCommand,
+        LifecycleResult, LifecycleStart, LifecycleStatus,
     )
     from workflows.policy import DELIVERY_OPTIONS
 
@@ -45,6 +47,10 @@ the event was taken and the failure only recorded)."""
 MID_STAGE_CONTINUE = "continue-as-new-mid-stage"
 """The change that lets a run continue-as-new inside a stage's wait and after 1,000 updates:
 histories recorded before it replay without those continue-as-new points."""
+TASK_ENTITIES = "task-entities"
+"""The change that made tasks entities (engine/tasks.py): any open task can be completed, in any
+stage entry, and the task inbox is kept in search attributes. Histories recorded before it replay
+without those upserts, and judge `task.completed` as they did."""
 
 
 class DemoClock:
@@ -78,6 +84,7 @@ class TemporalRuntime:
         return self._clock.now()
 
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
+        self._lifecycle._upsert_task_attributes()  # tasks made or escalated before this wait
         if until is None:
             await workflow.wait_condition(ready)
             return True
@@ -202,6 +209,7 @@ class CustomerLifecycle:
                 "bundle": self.machine.bundle, "clock_origin": self.clock.origin,
             }))
         self._upsert_search_attributes(self.machine.state.stage, "")
+        self._upsert_task_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return LifecycleResult(outcome=outcome, state=self.machine.state)
 
@@ -227,6 +235,20 @@ class CustomerLifecycle:
         if any(current.get(update.key) != update.value for update in wanted):
             workflow.upsert_search_attributes(wanted)
 
+    def _upsert_task_attributes(self) -> None:
+        """The task inbox as a visibility query (engine.tasks.inbox): roles and assignees with
+        open tasks, and the next due time; one history event per real change, none before
+        TASK_ENTITIES."""
+        if not workflow.patched(TASK_ENTITIES):
+            return
+        roles, assignees, next_due = tasks.inbox(self.machine.state)
+        wanted = [TASK_ROLES.value_set(roles) if roles else TASK_ROLES.value_unset(),
+                  TASK_ASSIGNEES.value_set(assignees) if assignees else TASK_ASSIGNEES.value_unset(),
+                  NEXT_TASK_DUE.value_set(next_due) if next_due else NEXT_TASK_DUE.value_unset()]
+        current = workflow.info().typed_search_attributes
+        if any(current.get(update.key) != update.value for update in wanted):
+            workflow.upsert_search_attributes(wanted)
+
     # ------------------------------------------------------------ events
 
     @workflow.update(name=EVENT_UPDATE)
@@ -235,12 +257,16 @@ class CustomerLifecycle:
         now = self.clock.now()
         self.updates += 1
         self.machine.strict_rules = workflow.patched(STRICT_RULES)
+        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
                 self.started = receipt.status == "accepted"
                 return receipt
-            return self.machine.receive(event, now)
+            receipt = self.machine.receive(event, now)
+            if event.name == "task.completed":
+                self._upsert_task_attributes()
+            return receipt
         except Exception as error:  # never fail the workflow task: the sender is told, the timeline keeps it
             reason = f"the engine could not take the event: {type(error).__name__}: {error}"[:500]
             self.machine.record("failed", None, at=now, event=event.name, error=reason)
@@ -259,7 +285,7 @@ class CustomerLifecycle:
                                        type=REJECTED)
         rejection = self.machine.check(event)
         if rejection:
-            raise ApplicationError(rejection.reason, rejection.code, rejection.stage, type=REJECTED)
+            raise ApplicationError(rejection.reason, rejection.code, rejection.stage, rejection.field, type=REJECTED)
 
     @workflow.signal(name=EVENT_SIGNAL)
     def event_signal(self, event: Event) -> None:
@@ -288,6 +314,56 @@ class CustomerLifecycle:
             raise ApplicationError(f"already released ({state.incident.release})", "no_incident", state.stage,
                                    type=REJECTED)
 
+    # ------------------------------------------------------------ tasks (engine/tasks.py)
+
+    @workflow.update(name=TASK_UPDATE)
+    def task(self, order: TaskCommand) -> TaskEntity:
+        """A person completes, reassigns, snoozes or cancels a task: the task as it is now.
+
+        Completing is a `task.completed` event (the same checks, idempotency key and on_done);
+        a refusal fails the update (never the workflow task) with type EventRejected."""
+        now = self.clock.now()
+        self.updates += 1
+        self.machine.strict_rules = workflow.patched(STRICT_RULES)
+        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
+        if order.action == "complete":
+            answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
+            if isinstance(answer, EventReceipt) and answer.status != "rejected":
+                answer = tasks.find(self.machine.state, order.task)
+        else:
+            answer = self.machine.task_command(order, now)
+        if not isinstance(answer, TaskEntity):
+            rejection = answer or EventReceipt(status="rejected", code="unknown_task", reason=f"no task '{order.task}'")
+            raise ApplicationError(rejection.reason, rejection.code, self.machine.state.stage, rejection.field,
+                                   type=REJECTED)
+        self._upsert_task_attributes()
+        return answer
+
+    @task.validator
+    def _validate_task(self, order: TaskCommand) -> None:
+        if not self.started:
+            raise ApplicationError(f"no task '{order.task}'", "unknown_task", None, "task", type=REJECTED)
+        if order.action == "complete":
+            event = self._completion(order)
+            rejection = None if self.machine.is_duplicate(event) else self.machine.check(event)
+        elif order.idempotency_key and order.idempotency_key in self.machine.state.seen_keys:
+            rejection = None
+        else:
+            rejection = self.machine.check_task_command(order, self.clock.now())
+        if rejection:
+            raise ApplicationError(rejection.reason, rejection.code, rejection.stage, rejection.field, type=REJECTED)
+
+    def _completion(self, order: TaskCommand) -> Event:
+        data: dict = {"task": order.task}
+        if order.outcome is not None:
+            data["outcome"] = order.outcome
+        if order.fields:
+            data["fields"] = order.fields
+        if order.by:
+            data["by"] = order.by
+        return Event(customer_id=self.machine.state.customer.get("id", ""), name="task.completed", data=data,
+                     idempotency_key=order.idempotency_key)
+
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> LifecycleStatus:
         state = self.machine.state
@@ -295,7 +371,7 @@ class CustomerLifecycle:
             customer_id=state.customer.get("id", ""), stage=state.stage, since=state.stage_since,
             version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
             promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
-            pending=state.pending, recent=state.timeline[-50:], incident=state.incident,
+            pending=state.pending, recent=state.timeline[-50:], incident=state.incident, tasks=state.tasks,
         )
         return bounded_status(status)
 
@@ -312,4 +388,6 @@ def bounded_status(status: LifecycleStatus) -> LifecycleStatus:
     return status.model_copy(update={
         "facts": cut(status.facts), "customer": cut(status.customer), "promises": cut(status.promises),
         "recent": [record.model_copy(update={"detail": bounded(record.detail)}) for record in status.recent[-20:]],
+        "tasks": [task.model_copy(update={"guideline": task.guideline[:2000], "fields": cut(task.fields)})
+                  for task in status.tasks[-100:]],
     })

@@ -1,0 +1,141 @@
+"""The task inbox on a real dev server: tasks of several customers found by role, assignee and
+overdue state through visibility; completed with a structured outcome that branches; reassigned,
+snoozed and cancelled; unknown and closed tasks refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.state import EventReceipt, TaskCommand, TaskEntity
+from harness import Harness, eventually
+from workflows.client import TaskFilter
+
+PLAYBOOK = """\
+playbook: set_expectations
+steps:
+  - {kind: promise, id: promise_delivery, promise: delivery_date, about: delivery_date,
+     expected: event.data.promised_delivery, made_by: account_manager}
+  - {kind: task, id: plan_install, role: warranty_technician, title: Plan the installation,
+     guideline: Call before you go., due: 1s}
+  - kind: task
+    id: call
+    role: account_manager
+    title: Call about the order
+    guideline: Listen first.
+    due: 1d
+    outcomes: [reached, no_answer]
+    fields: {battery_interest: bool}
+    on_done:
+      - kind: if
+        when: event.data.outcome == 'reached' && event.data.fields.battery_interest == true
+        then: [{kind: send, id: offer, template: summary}]
+        else: [{kind: send, id: no_offer, template: summary}]
+  - {kind: wait_for, id: idle, events: [survey.answered]}
+"""
+
+
+@pytest.fixture
+def tasks_harness(harness: Harness) -> Harness:
+    (harness.folder / "set-expectations.yaml").write_text(PLAYBOOK)
+    return harness
+
+
+async def open_tasks(harness: Harness, **which) -> list[TaskEntity]:
+    return await harness.lifecycles.tasks(TaskFilter(**which))
+
+
+async def listed(harness: Harness, customers: set[str], expected: set[tuple[str, str]], **which) -> bool:
+    """Whether the inbox shows exactly `expected` (customer, step) among `customers`."""
+    found = {(task.customer_id, task.step) for task in await open_tasks(harness, **which)
+             if task.customer_id in customers}
+    return found == expected
+
+
+async def command(harness: Harness, customer: str, **order) -> TaskEntity | EventReceipt:
+    return await harness.lifecycles.task_command(customer, TaskCommand(**order))
+
+
+async def test_the_inbox_lists_tasks_by_role_assignee_and_overdue_and_commands_change_them(tasks_harness):
+    harness = tasks_harness
+    run = uuid.uuid4().hex[:6]
+    c1, c2, c3 = (f"t{run}-{n}" for n in (1, 2, 3))
+    customers = {c1, c2, c3}
+    for customer in customers:
+        assert (await harness.start(customer)).status == "accepted"
+
+    every_plan = {(c, "plan_install") for c in customers}
+    every_call = {(c, "call") for c in customers}
+    await eventually(lambda: listed(harness, customers, every_plan, role="warranty_technician"))
+    await eventually(lambda: listed(harness, customers, every_call, role="account_manager"))
+    # `plan_install` is due after 1s: overdue, and listed so; the calls are not.
+    await eventually(lambda: listed(harness, customers, every_plan, status="overdue"))
+
+    # Complete with a structured outcome: on_done branches on it.
+    call_1 = f"lifecycle/{c1}/set_expectations/1/call"
+    done = await command(harness, c1, task=call_1, action="complete", outcome="reached",
+                         fields={"battery_interest": True}, by="ada")
+    assert isinstance(done, TaskEntity) and (done.status, done.outcome, done.by) == ("done", "reached", "ada")
+    assert done.fields == {"battery_interest": True}
+    # The step id still names the task, as `task.completed` always took it.
+    other = await harness.event(c2, "task.completed", task="call", outcome="no_answer")
+    assert other.status == "accepted"
+    await eventually(lambda: _steps_sent(harness, {c1: "offer", c2: "no_offer"}))
+
+    # Refusals: an outcome or field the task does not declare, a closed task, an unknown one.
+    wrong = await command(harness, c3, task="call", action="complete", outcome="reachd")
+    assert isinstance(wrong, EventReceipt) and (wrong.code, wrong.field) == ("invalid_payload", "outcome")
+    wrong = await command(harness, c3, task="call", action="complete", outcome="reached",
+                          fields={"battery_interest": "yes"})
+    assert (wrong.code, wrong.field) == ("invalid_payload", "fields.battery_interest")
+    again = await command(harness, c1, task=call_1, action="complete", outcome="reached")
+    assert isinstance(again, EventReceipt) and again.code == "task_closed"
+    unknown = await command(harness, c1, task="no_such_task", action="cancel")
+    assert isinstance(unknown, EventReceipt) and unknown.code == "unknown_task"
+
+    # Reassign c3's call with a new due time; snooze c2's plan; cancel c1's plan.
+    soon = datetime.now(timezone.utc) + timedelta(hours=3)
+    moved = await command(harness, c3, task="call", action="reassign", assignee="sam", until=soon)
+    assert isinstance(moved, TaskEntity) and (moved.assignee, moved.due_at) == ("sam", soon)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    snoozed = await command(harness, c2, task="plan_install", action="snooze", until=later)
+    assert isinstance(snoozed, TaskEntity) and snoozed.due_at == later
+    cancelled = await command(harness, c1, task="plan_install", action="cancel", reason="installed already")
+    assert isinstance(cancelled, TaskEntity) and cancelled.status == "cancelled"
+
+    await eventually(lambda: listed(harness, customers, {(c3, "call")}, assignee="sam"))
+    await eventually(lambda: listed(harness, customers, {(c3, "plan_install")}, status="overdue"))
+    await eventually(lambda: listed(harness, customers, {(c2, "plan_install"), (c3, "plan_install"), (c3, "call")}))
+    # c1 has no open task left: visibility no longer lists its lifecycle in the inbox at all.
+    await eventually(lambda: _not_in_inbox(harness, c1))
+    status = await harness.lifecycles.status(c3)
+    [call] = [task for task in status.tasks if task.step == "call"]
+    assert (call.status, call.assignee, call.waited) == ("open", "sam", True)
+
+
+async def _steps_sent(harness: Harness, wanted: dict[str, str]) -> bool:
+    sent = {(entry["customer_id"], entry["step"]) for entry in harness.outbox() if entry["kind"] == "message"}
+    return all((customer, step) in sent for customer, step in wanted.items())
+
+
+async def _not_in_inbox(harness: Harness, customer: str) -> bool:
+    query = f"LifecycleTaskRoles IS NOT NULL AND CustomerId = '{customer}'"
+    return not [execution async for execution in harness.lifecycles.client.list_workflows(query)]
+
+
+async def test_the_task_hand_off_carries_what_a_help_desk_needs_to_call_back(tasks_harness):
+    harness = tasks_harness
+    customer = f"h{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    record = await eventually(lambda: _task_record(harness, customer, "call"))
+    assert record["task_id"] == f"lifecycle/{customer}/set_expectations/1/call" == record["id"]
+    assert (record["role"], record["outcomes"]) == ("account_manager", ["reached", "no_answer"])
+    assert record["fields"]["properties"] == {"battery_interest": {"type": "boolean"}}
+    assert record["due_at"] and record["guideline"] == "Listen first."
+
+
+async def _task_record(harness: Harness, customer: str, step: str) -> dict | None:
+    return next((entry for entry in harness.outbox()
+                 if entry["customer_id"] == customer and entry["step"] == step and entry["kind"] == "task"), None)
