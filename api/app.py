@@ -19,6 +19,7 @@ from api.paging import PageTokens
 from api.ratelimit import CallerRate
 from api.routes import ApiState, errors, router
 from api.settings import ApiSettings
+from api.task_routes import router as task_router
 from api.view import LifecycleView
 from workflows.client import LifecycleClient
 
@@ -53,6 +54,7 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
     app.add_exception_handler(BodyTimeout, body_too_slow)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.include_router(router)
+    app.include_router(task_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up (no token needed)")
     async def healthz() -> Health:

@@ -60,6 +60,7 @@ _REJECTIONS = {
     "rule_failed": (422, "rule_failed"),
     "internal_error": (500, "engine_error"),
     "no_incident": (409, "no_incident"),
+    "task_closed": (409, "task_closed"),
 }
 
 # TemporalRefused codes → HTTP status; the code is passed on as it is.
@@ -72,7 +73,8 @@ REFUSALS = {"update_limit_reached": 409, "workflow_task_failed": 409, "query_fai
 def rejection(receipt: EventReceipt) -> ApiError:
     """The error for a receipt the engine rejected, by the engine's rejection code."""
     status, code = _REJECTIONS.get(receipt.code, (409, "event_rejected"))
-    return ApiError(status, code, receipt.reason, stage=receipt.stage if status in (409, 410) else None)
+    return ApiError(status, code, receipt.reason, field=receipt.field if status == 422 else None,
+                    stage=receipt.stage if status in (409, 410) else None)
 
 
 def refused(error: TemporalRefused) -> ApiError:

@@ -16,6 +16,11 @@ ALL: list[click.Command] = [
     operate.skip_command,
 ]
 
+# Tasks: the inbox across customers and what people do with a task (engine/tasks.py).
+from cli import tasks_cmd  # noqa: E402
+
+ALL += [tasks_cmd.tasks_command, tasks_cmd.task_group]
+
 # The HTTP API for other systems (docs/events.md).
 from cli import api_cmd  # noqa: E402
 

@@ -139,3 +139,54 @@ async def test_the_task_hand_off_carries_what_a_help_desk_needs_to_call_back(tas
 async def _task_record(harness: Harness, customer: str, step: str) -> dict | None:
     return next((entry for entry in harness.outbox()
                  if entry["customer_id"] == customer and entry["step"] == step and entry["kind"] == "task"), None)
+
+
+# ---------------------------------------------------------------- the CLI road
+
+async def test_the_cli_lists_the_inbox_and_completes_reassigns_snoozes_and_cancels(tasks_harness):
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    harness = tasks_harness
+    lifecycle = str(Path(sys.executable).parent / "lifecycle")
+    env = {**os.environ, "TEMPORAL_ADDRESS": harness.lifecycles.client.service_client.config.target_host,
+           "LIFECYCLE_PLAYBOOKS": str(harness.folder), "LIFECYCLE_TASK_QUEUE": harness.task_queue}
+
+    async def cli(*args: str) -> subprocess.CompletedProcess:
+        return await asyncio.to_thread(subprocess.run, [lifecycle, *args], env=env, capture_output=True,
+                                       text=True, timeout=60)
+
+    customer = f"cli{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+
+    async def mine(*args: str) -> list[dict]:
+        answer = await cli("tasks", "--json", *args)
+        assert answer.returncode == 0, answer.stderr
+        return [task for task in json.loads(answer.stdout) if task["customer_id"] == customer]
+
+    assert {t["step"] for t in await eventually(lambda: mine("--role", "account_manager"))} == {"call"}
+    assert {t["step"] for t in await eventually(lambda: mine("--overdue"))} == {"plan_install"}
+    table = await cli("tasks", "--role", "warranty_technician")
+    assert f"[lifecycle/{customer}/set_expectations/1/plan_install]" in table.stdout and "overdue" in table.stdout
+
+    done = await cli("task", "done", "call", "--customer", customer, "--outcome", "no_answer", "--by", "ada")
+    assert (done.returncode, done.stdout.split(":")[0]) == (0, "done"), done.stderr
+    wrong = await cli("task", "done", f"lifecycle/{customer}/set_expectations/1/plan_install", "--fields", "[1]")
+    assert wrong.returncode == 1 and wrong.stderr.strip() == "error: --fields: expected a JSON object"
+    closed = await cli("task", "done", "call", "--customer", customer)
+    assert closed.returncode == 1 and "[task_closed]" in closed.stderr and "Traceback" not in closed.stderr
+    moved = await cli("task", "reassign", "plan_install", "sam", "--customer", customer, "--until", "2h")
+    assert moved.returncode == 0 and "assigned to sam" in moved.stdout, moved.stderr
+    snoozed = await cli("task", "snooze", "plan_install", "2030-01-01T09:00:00+00:00", "--customer", customer)
+    assert snoozed.returncode == 0 and "due 2030-01-01 09:00" in snoozed.stdout, snoozed.stderr
+    naive = await cli("task", "snooze", "plan_install", "2030-01-01T09:00:00", "--customer", customer)
+    assert naive.returncode == 1 and "needs a time zone" in naive.stderr
+    cancelled = await cli("task", "cancel", f"lifecycle/{customer}/set_expectations/1/plan_install", "--reason", "x")
+    assert cancelled.returncode == 0 and cancelled.stdout.startswith("cancelled:"), cancelled.stderr
+    unknown = await cli("task", "cancel", "nope", "--customer", customer)
+    assert unknown.returncode == 1 and "no task 'nope'" in unknown.stderr
+    await eventually(lambda: _not_in_inbox(harness, customer))

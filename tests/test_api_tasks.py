@@ -1,0 +1,161 @@
+"""The task API on a real `lifecycle api` process, the dev server and a worker: the inbox,
+complete with a structured outcome, reassign, snooze, cancel, and the contract (401, 404, 409,
+410, 422, idempotency) as the event API has it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from harness import FIXTURE, Harness
+from test_api import AUTH, ApiProcess, assert_error, eventually, placed, start_api
+from test_tasks_workflow import PLAYBOOK
+
+
+@pytest.fixture(scope="module")
+async def harness(client: Client, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+    import shutil
+
+    root = tmp_path_factory.mktemp("api-tasks")
+    folder = root / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    (folder / "set-expectations.yaml").write_text(PLAYBOOK)
+    harness = Harness(client, folder, root / "state")
+    async with harness.worker:
+        yield harness
+
+
+@pytest.fixture(scope="module")
+def api(harness: Harness, temporal_env: WorkflowEnvironment,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiProcess]:
+    process = start_api(temporal_env, harness.folder, harness.task_queue,
+                        tmp_path_factory.mktemp("api-tasks-log") / "api.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def http(api: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=60) as client:
+        yield client
+
+
+async def customer_with_tasks(http: httpx.AsyncClient) -> str:
+    customer = f"api-{uuid.uuid4().hex[:8]}"
+    response = await http.post("/v1/events", json=placed(customer))
+    assert response.status_code == 202, response.text
+
+    async def has_tasks() -> bool:
+        answer = await http.get(f"/v1/customers/{customer}")
+        return answer.status_code == 200 and len(answer.json()["tasks"]) == 2
+
+    await eventually(has_tasks)
+    return customer
+
+
+def call(customer: str) -> str:
+    return f"lifecycle/{customer}/set_expectations/1/call"
+
+
+def plan(customer: str) -> str:
+    return f"lifecycle/{customer}/set_expectations/1/plan_install"
+
+
+async def test_the_inbox_lists_by_role_status_and_due_before(http):
+    customers = [await customer_with_tasks(http) for _ in range(2)]
+
+    async def inbox(**params) -> set[tuple[str, str]]:
+        response = await http.get("/v1/tasks", params=params)
+        assert response.status_code == 200, response.text
+        return {(task["customer_id"], task["step"]) for task in response.json()["tasks"]
+                if task["customer_id"] in customers}
+
+    every = lambda step: {(customer, step) for customer in customers}  # noqa: E731
+    await eventually(lambda: _equals(inbox(role="account_manager"), every("call")))
+    await eventually(lambda: _equals(inbox(status="overdue"), every("plan_install")))
+    soon = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    await eventually(lambda: _equals(inbox(due_before=soon), every("plan_install")))
+    response = await http.get("/v1/tasks", params={"role": "account_manager"})
+    task = next(task for task in response.json()["tasks"] if task["customer_id"] == customers[0])
+    assert (task["id"], task["status"], task["outcomes"]) == (call(customers[0]), "open", ["reached", "no_answer"])
+    one = await http.get(f"/v1/tasks/{call(customers[0])}")
+    assert one.status_code == 200 and one.json()["title"] == "Call about the order"
+
+
+async def _equals(found, expected) -> bool:
+    return await found == expected
+
+
+async def test_complete_with_an_outcome_then_the_task_is_closed(http, harness):
+    customer = await customer_with_tasks(http)
+    body = {"outcome": "reached", "fields": {"battery_interest": True}}
+    headers = {"Idempotency-Key": f"hd-{customer}"}
+    done = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
+    assert done.status_code == 200, done.text
+    answer = done.json()
+    assert answer["status"] == "accepted"
+    assert (answer["task"]["status"], answer["task"]["outcome"], answer["task"]["by"]) == ("done", "reached", "tests")
+    again = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    reused = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"}, headers=headers)
+    assert_error(reused, 409, "idempotency_key_reused", "idempotency_key")
+    closed = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"})
+    assert_error(closed, 409, "task_closed")
+
+    async def offered() -> bool:
+        return any(entry["customer_id"] == customer and entry["step"] == "offer" for entry in harness.outbox())
+
+    await eventually(offered)
+
+
+async def test_reassign_snooze_and_cancel(http):
+    customer = await customer_with_tasks(http)
+    until = (datetime.now(timezone.utc) + timedelta(hours=2)).replace(microsecond=0)
+    moved = await http.post(f"/v1/tasks/{call(customer)}:reassign", json={"assignee": "sam", "until": until.isoformat()})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["task"]["assignee"] == "sam"
+    assert datetime.fromisoformat(moved.json()["task"]["due_at"]) == until
+    snoozed = await http.post(f"/v1/tasks/{plan(customer)}:snooze", json={"until": until.isoformat()})
+    assert snoozed.status_code == 200 and snoozed.json()["task"]["status"] == "open"
+    cancelled = await http.post(f"/v1/tasks/{plan(customer)}:cancel", json={"reason": "not needed"})
+    assert cancelled.status_code == 200
+    assert (cancelled.json()["task"]["status"], cancelled.json()["task"]["reason"]) == ("cancelled", "not needed")
+
+    async def assigned() -> bool:
+        response = await http.get("/v1/tasks", params={"assignee": "sam"})
+        return any(task["id"] == call(customer) for task in response.json()["tasks"])
+
+    await eventually(assigned)
+
+
+async def test_the_contract_401_404_422(http, api):
+    customer = await customer_with_tasks(http)
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as anonymous:
+        assert_error(await anonymous.get("/v1/tasks"), 401, "unauthorized")
+        assert_error(await anonymous.post(f"/v1/tasks/{call(customer)}:cancel", json={}), 401, "unauthorized")
+    assert_error(await http.post(f"/v1/tasks/lifecycle/{customer}/set_expectations/1/nope:complete", json={}),
+                 404, "task_not_found")
+    assert_error(await http.post("/v1/tasks/lifecycle/nobody-here/s/1/call:complete", json={}), 404, "task_not_found")
+    assert_error(await http.post("/v1/tasks/not-an-id:complete", json={}), 404, "task_not_found")
+    assert_error(await http.get(f"/v1/tasks/lifecycle/{customer}/set_expectations/1/nope"), 404, "task_not_found")
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:frobnicate", json={}), 404, "not_found")
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "reachd"}),
+                 422, "invalid_payload", "outcome")
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:complete",
+                                 json={"outcome": "reached", "fields": {"battery_interest": "yes"}}),
+                 422, "invalid_payload", "fields.battery_interest")
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcom": "reached"}),
+                 422, "invalid_request", "outcom")
+    past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:snooze", json={"until": past}),
+                 422, "invalid_payload", "until")
+    assert_error(await http.post(f"/v1/tasks/{call(customer)}:snooze", json={"until": "2030-01-01T00:00:00"}),
+                 422, "invalid_request", "until")
+    assert_error(await http.get("/v1/tasks", params={"role": "astronaut"}), 422, "invalid_request", "role")
+    assert_error(await http.get("/v1/tasks", params={"status": "done"}), 422, "invalid_request", "status")
