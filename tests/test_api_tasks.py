@@ -159,3 +159,89 @@ async def test_the_contract_401_404_422(http, api):
                  422, "invalid_request", "until")
     assert_error(await http.get("/v1/tasks", params={"role": "astronaut"}), 422, "invalid_request", "role")
     assert_error(await http.get("/v1/tasks", params={"status": "done"}), 422, "invalid_request", "status")
+
+
+# ---------------------------------------------------------------- hand-off to a help desk, end to end
+
+class _HelpDesk:
+    """A help desk on loopback: records the tasks the lifecycle's task webhook POSTs to it."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received.append((self.headers["Idempotency-Key"], body))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tasks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness, temporal_env, tmp_path):
+    """The task webhook gives the help desk what it needs; the help desk's `task.solved`, through
+    the example receiver (docs/examples/helpdesk_webhook.py), completes it and on_done runs."""
+    import os
+    import subprocess
+    import sys
+
+    from devserver import free_port
+    from test_api import EXAMPLES, TOKEN
+
+    desk = _HelpDesk()
+    webhook = Harness(client, harness.folder, tmp_path / "state", tasks="webhook", webhook={"url": desk.url})
+    api = start_api(temporal_env, harness.folder, webhook.task_queue, tmp_path / "api.log")
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "helpdesk_webhook.py")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        env={**os.environ, "LIFECYCLE_API_URL": api.url, "LIFECYCLE_API_TOKEN": TOKEN, "HELPDESK_SECRET": "s3cret",
+             "PORT": str(port)})
+    try:
+        async with webhook.worker, httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=60) as http:
+            customer = f"hd-{uuid.uuid4().hex[:8]}"
+            assert (await http.post("/v1/events", json=placed(customer))).status_code == 202
+
+            async def handed() -> dict | None:
+                return next((body for key, body in desk.received if body["step"] == "call"
+                             and body["customer_id"] == customer), None)
+
+            task = await eventually(handed)
+            assert task["task_id"] == call(customer)
+            assert (task["role"], task["outcomes"]) == ("account_manager", ["reached", "no_answer"])
+            assert task["fields"]["properties"]["battery_interest"] == {"type": "boolean"}
+            solved = {"type": "task.solved", "task": {"external_id": task["task_id"], "outcome": "reached",
+                                                      "fields": {"battery_interest": True}, "agent": "sam"}}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as helpdesk:
+                async def post() -> httpx.Response | None:
+                    try:
+                        return await helpdesk.post("/helpdesk", json=solved, headers={"X-Helpdesk-Secret": "s3cret"})
+                    except httpx.TransportError:
+                        return None  # the receiver is still starting
+
+                first = await eventually(post)
+                assert first.status_code == 200, first.text
+                assert first.json()["task"]["status"] == "done" and first.json()["task"]["by"] == "sam"
+                retried = await post()  # the help desk retries: acted on once
+                assert retried.status_code == 200 and retried.json()["status"] == "duplicate"
+
+            async def offered() -> bool:
+                return any(body["step"] == "offer" for _, body in desk.received if body["customer_id"] == customer) \
+                    or any(e["customer_id"] == customer and e["step"] == "offer" for e in webhook.outbox())
+
+            await eventually(offered)
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+        api.stop()
+        desk.server.shutdown()

@@ -1,4 +1,5 @@
-"""A help desk's webhook, forwarded to the lifecycle API as `ticket.opened` / `ticket.closed`.
+"""A help desk's webhook, forwarded to the lifecycle API as `ticket.opened` / `ticket.closed`,
+and a task solved in the help desk as `POST /v1/tasks/{id}:complete`.
 
 Standard library only, so it can be copied next to any help desk integration. The help desk
 POSTs JSON like
@@ -11,6 +12,17 @@ POST /v1/events and answers with the API's status code and body, so the help des
 retry logic sees 5xx (retry later) and 4xx (do not retry) as the API meant them. The
 idempotency key is derived from the ticket, so a retried delivery is acted on once.
 
+Tasks go both ways. The lifecycle's task webhook (LIFECYCLE_TASKS=webhook) POSTs each task to
+the help desk with its `task_id`, role, due time, `outcomes` and the JSON Schema of its
+`fields`; the help desk keeps `task_id` as the ticket's external id and, when an agent solves it,
+sends
+
+    {"type": "task.solved",
+     "task": {"external_id": "lifecycle/cust-1042/delivery_check_in/2/call", "outcome": "reached",
+              "fields": {"battery_interest": true}, "agent": "sam@example.com"}}
+
+which this receiver forwards as POST /v1/tasks/{external_id}:complete.
+
     LIFECYCLE_API_URL=http://127.0.0.1:8000 LIFECYCLE_API_TOKEN=... HELPDESK_SECRET=... \\
         python docs/examples/helpdesk_webhook.py          # listens on 127.0.0.1:$PORT (8081)
 """
@@ -21,6 +33,7 @@ import hmac
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,12 +61,28 @@ def to_event(delivery: dict[str, Any]) -> dict[str, Any] | None:
             "idempotency_key": f"helpdesk:{kind}:{ticket['id']}"}
 
 
-def forward(event: dict[str, Any]) -> tuple[int, bytes]:
-    """POST the event to the lifecycle API; its status code and body, or 502 when unreachable."""
-    request = urllib.request.Request(
-        f"{API_URL}/v1/events", data=json.dumps(event).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"},
-    )
+def to_completion(delivery: dict[str, Any]) -> tuple[str, dict[str, Any], str] | None:
+    """The API path, body and idempotency key completing the task a help desk agent solved."""
+    task = delivery.get("task") or {}
+    task_id = task.get("external_id")
+    if delivery.get("type") != "task.solved" or not isinstance(task_id, str) or not task_id:
+        return None
+    body: dict[str, Any] = {"fields": task.get("fields") or {}}
+    if task.get("outcome"):
+        body["outcome"] = str(task["outcome"])
+    if task.get("agent"):
+        body["by"] = str(task["agent"])
+    path = "/v1/tasks/" + urllib.parse.quote(task_id, safe="/:@") + ":complete"
+    return path, body, f"helpdesk:task.solved:{task_id}"
+
+
+def forward(event: dict[str, Any], path: str = "/v1/events", key: str | None = None) -> tuple[int, bytes]:
+    """POST to the lifecycle API; its status code and body, or 502 when unreachable."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(f"{API_URL}{path}", data=json.dumps(event).encode(), method="POST",
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
@@ -78,7 +107,13 @@ class Receiver(BaseHTTPRequestHandler):
             delivery = json.loads(self.rfile.read(length))
         except ValueError:
             return self._answer(400, b'{"error": {"code": "invalid_json", "message": "not JSON"}}')
-        event = to_event(delivery) if isinstance(delivery, dict) else None
+        if not isinstance(delivery, dict):
+            return self._answer(202, b'{"status": "ignored"}')
+        completion = to_completion(delivery)
+        if completion is not None:
+            path, body, key = completion
+            return self._answer(*forward(body, path, key))
+        event = to_event(delivery)
         if event is None:
             return self._answer(202, b'{"status": "ignored"}')
         self._answer(*forward(event))
