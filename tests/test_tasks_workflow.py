@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine.state import EventReceipt, TaskCommand, TaskEntity
-from harness import Harness, eventually
+from harness import Harness, eventually, record_history
 from workflows.client import TaskFilter
 
 PLAYBOOK = """\
@@ -113,6 +113,8 @@ async def test_the_inbox_lists_tasks_by_role_assignee_and_overdue_and_commands_c
     status = await harness.lifecycles.status(c3)
     [call] = [task for task in status.tasks if task.step == "call"]
     assert (call.status, call.assignee, call.waited) == ("open", "sam", True)
+    await record_history(harness.lifecycles.client, c1, "task-completed-with-an-outcome-plan-cancelled")
+    await record_history(harness.lifecycles.client, c3, "task-reassigned-with-a-new-due-time-while-waited-for")
 
 
 async def _steps_sent(harness: Harness, wanted: dict[str, str]) -> bool:
@@ -190,3 +192,63 @@ async def test_the_cli_lists_the_inbox_and_completes_reassigns_snoozes_and_cance
     unknown = await cli("task", "cancel", "nope", "--customer", customer)
     assert unknown.returncode == 1 and "no task 'nope'" in unknown.stderr
     await eventually(lambda: _not_in_inbox(harness, customer))
+
+
+# ---------------------------------------------------------------- durability
+
+async def test_the_inbox_is_right_after_a_worker_is_killed_and_restarted(client, tmp_path):
+    """Workers killed with SIGKILL between commands: on restart the lifecycles replay (patch
+    markers, upserts and all) and the inbox shows what the commands made of the tasks."""
+    import shutil
+    import signal
+
+    from harness import FIXTURE
+    from test_durability import spawn_worker
+
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    (folder / "set-expectations.yaml").write_text(PLAYBOOK)
+    harness = Harness(client, folder, tmp_path / "state")  # its client only; workers are processes
+    address = client.service_client.config.target_host
+    worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+    run = uuid.uuid4().hex[:6]
+    c1, c2, c3 = (f"k{run}-{n}" for n in (1, 2, 3))
+    customers = {c1, c2, c3}
+    try:
+        for customer in customers:
+            await harness.start(customer)
+        await eventually(lambda: listed(harness, customers, {(c, "call") for c in customers}, role="account_manager"),
+                         timeout=90)
+        done = await command(harness, c1, task="call", action="complete", outcome="reached",
+                             fields={"battery_interest": False})
+        assert isinstance(done, TaskEntity)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+        until = datetime.now(timezone.utc) + timedelta(hours=1)
+        snoozed = await eventually(lambda: _accepted(command(harness, c2, task="plan_install", action="snooze",
+                                                             until=until)), timeout=90)
+        assert snoozed.due_at == until
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+        cancelled = await eventually(lambda: _accepted(command(harness, c3, task="call", action="cancel")),
+                                     timeout=90)
+        assert cancelled.status == "cancelled"
+        await eventually(lambda: listed(harness, customers, {(c1, "plan_install"), (c3, "plan_install")},
+                                        status="overdue"), timeout=60)
+        await eventually(lambda: listed(harness, customers, {(c1, "plan_install"), (c2, "plan_install"),
+                                                             (c2, "call"), (c3, "plan_install")}), timeout=60)
+        await eventually(lambda: _steps_sent(harness, {c1: "no_offer"}), timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+
+
+async def _accepted(answer) -> TaskEntity | None:
+    """The task, once a worker took the command (a restarting worker may not answer at first)."""
+    try:
+        result = await answer
+    except Exception:  # no worker yet: the update times out or Temporal says so
+        return None
+    return result if isinstance(result, TaskEntity) else None
