@@ -200,6 +200,11 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
     click.echo("facts     " + ", ".join(f"{k}={v}" for k, v in status.facts.items()))
+    for task in status.tasks:  # --- task entities (engine/tasks.py): the open ones
+        if task.is_open:
+            due = f", due {task.due_at:%Y-%m-%d %H:%M:%S}" if task.due_at else ""
+            who = f" ({task.assignee})" if task.assignee else ""
+            click.echo(f"task      {task.step}: {task.role}{who}{due}, {task.status} [{task.id}]")
     for name, promise in status.promises.items():
         click.echo(f"promise   {name}: {promise['state']} (expected {promise['expected']}"
                    + (f", actual {promise['actual']}" if promise.get("actual") else "") + ")")

@@ -183,6 +183,8 @@ async def test_the_cli_lists_the_inbox_and_completes_reassigns_snoozes_and_cance
     assert closed.returncode == 1 and "[task_closed]" in closed.stderr and "Traceback" not in closed.stderr
     moved = await cli("task", "reassign", "plan_install", "sam", "--customer", customer, "--until", "2h")
     assert moved.returncode == 0 and "assigned to sam" in moved.stdout, moved.stderr
+    status = await cli("status", customer)
+    assert f"task      plan_install: warranty_technician (sam), due " in status.stdout, status.stdout
     snoozed = await cli("task", "snooze", "plan_install", "2030-01-01T09:00:00+00:00", "--customer", customer)
     assert snoozed.returncode == 0 and "due 2030-01-01 09:00" in snoozed.stdout, snoozed.stderr
     naive = await cli("task", "snooze", "plan_install", "2030-01-01T09:00:00", "--customer", customer)

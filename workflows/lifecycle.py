@@ -329,7 +329,8 @@ class CustomerLifecycle:
         if order.action == "complete":
             answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
             if isinstance(answer, EventReceipt) and answer.status != "rejected":
-                answer = tasks.find(self.machine.state, order.task)
+                # A task from before task entities (only in `open_tasks`) has no entity to answer with.
+                answer = tasks.find(self.machine.state, order.task) or self._legacy_task(order, now)
         else:
             answer = self.machine.task_command(order, now)
         if not isinstance(answer, TaskEntity):
@@ -352,6 +353,12 @@ class CustomerLifecycle:
             rejection = self.machine.check_task_command(order, self.clock.now())
         if rejection:
             raise ApplicationError(rejection.reason, rejection.code, rejection.stage, rejection.field, type=REJECTED)
+
+    def _legacy_task(self, order: TaskCommand, now: datetime) -> TaskEntity:
+        state = self.machine.state
+        return TaskEntity(id=order.task, customer_id=state.customer.get("id", ""), stage=state.stage,
+                          stage_entry=state.stage_entry, step=order.task, role="", title=order.task, created_at=now,
+                          completed_at=now, status="done", outcome=order.outcome, fields=order.fields, by=order.by)
 
     def _completion(self, order: TaskCommand) -> Event:
         data: dict = {"task": order.task}
