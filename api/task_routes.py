@@ -48,6 +48,8 @@ class TaskPage(BaseModel):
     """Open tasks, soonest due first; pass `next_page_token` back as `page_token` for more."""
 
     tasks: list[TaskEntity]
+    unavailable: list[str] = Field(default_factory=list, description="Customers whose lifecycle did not answer "
+                                   "in time (a worker down, failing workflow code): their tasks are missing here.")
     next_page_token: str | None = None
 
 
@@ -121,7 +123,7 @@ async def list_tasks(
     which = TaskFilter(role=role, assignee=assignee, status=status, due_before=due_before)
     scope = f"tasks|{role or ''}|{assignee or ''}|{status}|{due_before.isoformat() if due_before else ''}"
     try:
-        found, token = await asyncio.wait_for(api.lifecycles.tasks_page(
+        page = await asyncio.wait_for(api.lifecycles.tasks_page(
             which, page_size=page_size, page_token=api.pages.open(scope, page_token)),
             api.settings.event_timeout + 10)
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError):
@@ -133,7 +135,8 @@ async def list_tasks(
         if isinstance(answer, TemporalRefused):
             raise refused(answer) from None
         raise ApiError(503, "temporal_unavailable", f"Temporal: {error.message}") from None
-    return TaskPage(tasks=found, next_page_token=api.pages.seal(scope, token))
+    return TaskPage(tasks=page.tasks, unavailable=page.unavailable,
+                    next_page_token=api.pages.seal(scope, page.next_page_token))
 
 
 @router.get("/tasks/{task_id:path}", response_model=TaskEntity, summary="One task",

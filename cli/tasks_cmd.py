@@ -45,10 +45,15 @@ def tasks_command(role: str | None, assignee: str | None, overdue: bool, escalat
     which = TaskFilter(role=role, assignee=assignee,
                        status="overdue" if overdue else "escalated" if escalated else "open")
 
-    async def listing() -> list[TaskEntity]:
+    async def listing():
         return await (await make()).tasks(which)
 
-    found = _run(listing)
+    page = _run(listing)
+    found = page.tasks
+    if page.unavailable:  # their tasks are missing: say so, without failing the whole inbox
+        shown = ", ".join(page.unavailable[:10]) + (" …" if len(page.unavailable) > 10 else "")
+        click.echo(f"warning: {len(page.unavailable)} lifecycle(s) did not answer, their tasks are not listed: "
+                   f"{shown}", err=True)
     if as_json:
         click.echo(json.dumps([task.model_dump(mode="json") for task in found], indent=2))
         return

@@ -31,6 +31,7 @@ OPERATIONS = [
     "POST /v1/events", "POST /v1/events:batch", "GET /v1/customers/{customer_id}", "GET /v1/customers",
     "GET /v1/playbooks", "GET /readyz", "GET /healthz",
     "POST /v1/customers/{customer_id}/retry", "POST /v1/customers/{customer_id}/skip",
+    "GET /v1/tasks", "GET /v1/tasks/{task_id}", "POST /v1/tasks/{task_command}",
 ]
 
 

@@ -44,7 +44,9 @@ def tasks_harness(harness: Harness) -> Harness:
 
 
 async def open_tasks(harness: Harness, **which) -> list[TaskEntity]:
-    return await harness.lifecycles.tasks(TaskFilter(**which))
+    page = await harness.lifecycles.tasks(TaskFilter(**which))
+    assert page.unavailable == []  # only this test's lifecycles are on its task queue
+    return page.tasks
 
 
 async def listed(harness: Harness, customers: set[str], expected: set[tuple[str, str]], **which) -> bool:
@@ -226,6 +228,9 @@ async def test_the_inbox_is_right_after_a_worker_is_killed_and_restarted(client,
         assert isinstance(done, TaskEntity)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
+        # No worker: the inbox still answers, naming the lifecycles it could not ask.
+        page = await harness.lifecycles.tasks(TaskFilter(role="warranty_technician"))
+        assert (page.tasks, page.unavailable) == ([], sorted(customers))
         worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
         until = datetime.now(timezone.utc) + timedelta(hours=1)
         snoozed = await eventually(lambda: _accepted(command(harness, c2, task="plan_install", action="snooze",

@@ -287,41 +287,48 @@ class LifecycleClient:
             raise refusal(error) from None
 
     async def tasks_page(self, which: TaskFilter, page_size: int = 100, page_token: bytes | None = None,
-                         now: datetime | None = None) -> tuple[list[TaskEntity], bytes | None]:
-        """The open tasks that `which` selects, of one page of lifecycles (visibility finds the
-        lifecycles, each one's status query gives its tasks), soonest due first; each task's
-        `status` as a person sees it (an open task past due is `overdue`). And the next page's token."""
+                         now: datetime | None = None) -> TaskPage:
+        """The open tasks that `which` selects, of one page of the lifecycles on this task queue
+        (visibility finds the lifecycles, each one's status query gives its tasks), soonest due
+        first; each task's `status` as a person sees it (an open task past due is `overdue`).
+
+        A lifecycle that does not answer within STATUS_PATIENCE seconds is listed in
+        `unavailable` instead of holding up everyone else's tasks. Raises RPCError (visibility)."""
         now = now or datetime.now(timezone.utc)
-        pages = self.client.list_workflows(which.query(now), page_size=page_size, next_page_token=page_token)
+        pages = self.client.list_workflows(which.query(now, self.task_queue), page_size=page_size,
+                                           next_page_token=page_token)
         await pages.fetch_next_page()
         customers = [execution.id.removeprefix("lifecycle/") for execution in pages.current_page or []]
         gate = asyncio.Semaphore(STATUS_QUERIES)
+        unavailable: list[str] = []
 
         async def tasks_of(customer: str) -> list[TaskEntity]:
             async with gate:
                 try:
-                    status = await self.status(customer)
+                    status = await asyncio.wait_for(self.status(customer, STATUS_PATIENCE), STATUS_PATIENCE + 1)
                 except LifecycleNotFound:
                     return []  # ended between the listing and the query
+                except (TemporalRefused, RPCError, RPCTimeoutOrCancelledError, asyncio.TimeoutError):
+                    unavailable.append(customer)
+                    return []
             return [task.model_copy(update={"status": tasks.listed_status(task, now)})
                     for task in status.tasks if which.keeps(task, now)]
 
         found = [task for listed in await asyncio.gather(*(tasks_of(c) for c in customers)) for task in listed]
-        far = datetime.max.replace(tzinfo=timezone.utc)
-        found.sort(key=lambda task: (task.due_at or far, task.customer_id, task.id))
-        return found, pages.next_page_token
+        return TaskPage(_by_due(found), sorted(unavailable), pages.next_page_token)
 
-    async def tasks(self, which: TaskFilter, now: datetime | None = None) -> list[TaskEntity]:
-        """Every open task `which` selects, across all lifecycles (all pages)."""
-        found: list[TaskEntity] = []
+    async def tasks(self, which: TaskFilter, now: datetime | None = None) -> TaskPage:
+        """Every open task `which` selects, across all the lifecycles on this task queue (every page)."""
+        found, unavailable = [], []
         token: bytes | None = None
         while True:
-            page, token = await self.tasks_page(which, 500, token, now)
-            found += page
+            page = await self.tasks_page(which, 500, token, now)
+            found += page.tasks
+            unavailable += page.unavailable
+            token = page.next_page_token
             if not token:
                 break
-        far = datetime.max.replace(tzinfo=timezone.utc)
-        return sorted(found, key=lambda task: (task.due_at or far, task.customer_id, task.id))
+        return TaskPage(_by_due(found), sorted(unavailable), None)
 
     async def list(self, stage: str | None = None, playbook: str | None = None,
                    running_only: bool = True, limit: int | None = None, held: bool = False) -> list[ListedLifecycle]:
@@ -346,12 +353,23 @@ INBOX_STATUSES = ("open", "overdue", "escalated")
 """What the inbox lists: tasks not done nor cancelled (`open` means all three), or only those
 past their due time (`overdue`), or only those whose playbook escalated them (`escalated`)."""
 STATUS_QUERIES = 16  # lifecycles asked for their tasks at once
+STATUS_PATIENCE = 5.0  # seconds one lifecycle has to answer before the inbox lists it as unavailable
 
 
 def customer_of_task(task_id: str) -> str | None:
     """The customer a task id belongs to: ids are `lifecycle/<customer>/<stage>/<entry>/<step>`."""
     parts = task_id.split("/")
     return parts[1] if len(parts) >= 5 and parts[0] == "lifecycle" and is_id(parts[1]) else None
+
+
+@dataclass
+class TaskPage:
+    """One page of the inbox: the tasks, the customers whose lifecycle did not answer in time
+    (their tasks are missing: a worker is down, or their workflow code fails), the next page."""
+
+    tasks: list[TaskEntity]
+    unavailable: list[str]
+    next_page_token: bytes | None
 
 
 @dataclass
@@ -364,8 +382,9 @@ class TaskFilter:
     status: str = "open"
     due_before: datetime | None = None
 
-    def query(self, now: datetime) -> str:
-        query = [f"WorkflowType = '{WORKFLOW_NAME}'", "ExecutionStatus = 'Running'", "LifecycleTaskRoles IS NOT NULL"]
+    def query(self, now: datetime, task_queue: str) -> str:
+        query = [f"WorkflowType = '{WORKFLOW_NAME}'", "ExecutionStatus = 'Running'", f"TaskQueue = '{_quote(task_queue)}'",
+                 "LifecycleTaskRoles IS NOT NULL"]
         if self.role:
             query.append(f"LifecycleTaskRoles = '{_quote(self.role)}'")
         if self.assignee:
@@ -381,6 +400,11 @@ class TaskFilter:
                 and (self.role is None or task.role == self.role)
                 and (self.assignee is None or task.assignee == self.assignee)
                 and (self.due_before is None or (task.due_at is not None and task.due_at < self.due_before)))
+
+
+def _by_due(found: list[TaskEntity]) -> list[TaskEntity]:
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(found, key=lambda task: (task.due_at or far, task.customer_id, task.id))
 
 
 def _list_query(stage: str | None, playbook: str | None, running_only: bool, held: bool = False) -> str:

@@ -150,6 +150,7 @@ class TemporalRuntime:
     async def hold(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
         lifecycle = self._lifecycle
         lifecycle._upsert_search_attributes(stage, lifecycle.playbook_name, held=True)
+        lifecycle._upsert_task_attributes()  # tasks made before the step that failed
         fixed = await self._until_released(stage, version, released)
         # Listed as held only while it still is: the engine closes the incident after this
         # returns (released, fixed or moved on); a run that continues-as-new stays held.
