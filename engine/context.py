@@ -55,23 +55,29 @@ def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
     return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
 
 
-_EVENT_VIEWS: dict[int, tuple[Event, Lifecycle, dict[str, Any]]] = {}
+Fields = frozenset[str] | None
+_EVENT_VIEWS: dict[tuple[int, Fields, Fields], tuple[Event, Lifecycle, dict[str, Any]]] = {}
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None) -> Any:
-    """The event as CEL sees it, made once per event: a stage reads the same event in many
-    conditions, and an event is never changed once the lifecycle has taken it."""
+def _event_view(lifecycle: Lifecycle, event: Event | None, only: Fields = None, fields: Fields = None) -> Any:
+    """The event as CEL sees it, with only the fields (`name`, `data`, `occurred_at`) in `fields`
+    and the payload fields in `only` (the runtime converts every value it is given, on every
+    evaluation). Made once per event and fields: a stage
+    reads the same event in many conditions, and a taken event is never changed."""
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
-    known = _EVENT_VIEWS.get(id(event))
+    known = _EVENT_VIEWS.get((id(event), only, fields))
     if known is not None and known[0] is event and known[1] is lifecycle:
         return known[2]
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, _kinds(spec, spec.payload)) if spec else to_cel(event.data)
+    data = typed_map(event.data, _kinds(spec, spec.payload) if spec else {}, only) \
+        if spec or only is not None else to_cel(event.data)
     view = {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
-    if len(_EVENT_VIEWS) > 256:
+    if fields is not None:  # e.g. only `data`: a timestamp the expression does not read costs too
+        view = {name: value for name, value in view.items() if name in fields}
+    if len(_EVENT_VIEWS) > 1024:
         _EVENT_VIEWS.clear()
-    _EVENT_VIEWS[id(event)] = (event, lifecycle, view)
+    _EVENT_VIEWS[(id(event), only, fields)] = (event, lifecycle, view)
     return view
 
 
@@ -115,7 +121,7 @@ def expression_names(
         elif root == "facts":
             names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
         elif root == "event":
-            names[root] = _event_view(lifecycle, event)
+            names[root] = _event_view(lifecycle, event, wanted.get("event.data"), only)
         elif root == "promises":
             names[root] = _promises_view(state, only)
         elif root == "now":
