@@ -14,6 +14,7 @@ from engine.context import expression_names
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
+from engine.memo import per_object
 from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
 from engine.project import StageBundle
@@ -29,23 +30,11 @@ def lifecycle_id(customer_id: str) -> str:
     return f"lifecycle/{customer_id}"
 
 
+@per_object
 def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     """Events a stage playbook can take in a wait_for, or as a task completion."""
     if playbook is None:
         return frozenset()
-    known = _WAITED_FOR.get(id(playbook))
-    if known is not None and known[0] is playbook:
-        return known[1]
-    if len(_WAITED_FOR) > 256:
-        _WAITED_FOR.clear()
-    names = _WAITED_FOR[id(playbook)] = (playbook, _events_waited_for(playbook))
-    return names[1]
-
-
-_WAITED_FOR: dict[int, tuple[Playbook, frozenset[str]]] = {}  # computed once per loaded playbook
-
-
-def _events_waited_for(playbook: Playbook) -> frozenset[str]:
     names: set[str] = set()
     for step, _ in walk_steps(playbook.steps):
         if isinstance(step, WaitFor):
