@@ -60,7 +60,9 @@ class LifecycleMachine:
         # the workflow turns it off to replay histories recorded before that rule.
         self.strict_rules = True
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
-        self._checked: tuple[Event, datetime, Event, dict[str, Any]] | None = None
+        # (event, now, normalized event, updated facts, each guard's outcome by transition)
+        self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
+        self._guards: dict[int, bool] = {}  # the outcomes for the event `_admit` just took
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -147,14 +149,16 @@ class LifecycleMachine:
             except ExpressionError as error:
                 return f"a fact update of '{event.name}' failed: {error}"
             state.facts = {**facts, **updated}
+            guards = {}
             for transition in self._candidate_transitions(normalized):
                 try:
-                    evaluate(transition.when, self._names(normalized, now, transition.when))
+                    value = evaluate(transition.when, self._names(normalized, now, transition.when))
                 except ExpressionError as error:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
+                guards[id(transition)] = value is True
         finally:
             state.customer, state.facts = customer, facts
-        self._checked = (event, now, normalized, updated)
+        self._checked = (event, now, normalized, updated, guards)
         return None
 
     def _candidate_transitions(self, event: Event) -> list[Any]:
@@ -221,6 +225,7 @@ class LifecycleMachine:
         checked, self._checked = self._checked, None
         reused = checked is not None and checked[0] is event and checked[1] == now
         event, updated = (checked[2], checked[3]) if reused else (self._normalized(event, now), None)
+        self._guards = checked[4] if reused else {}
         if event.idempotency_key:
             self.state.seen_keys.append(event.idempotency_key)
             del self.state.seen_keys[:-SEEN_KEYS_KEPT]
@@ -280,6 +285,10 @@ class LifecycleMachine:
                 continue
             if transition.when is None:
                 return transition.to
+            if id(transition) in self._guards:  # judged by `check` on this very state
+                if self._guards[id(transition)]:
+                    return transition.to
+                continue
             try:
                 if is_true(transition.when, self._names(event, now, transition.when)):
                     return transition.to
