@@ -109,7 +109,7 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
-        size = json_size(event.data) + json_size(event.customer or {})
+        size = json_size(event.data) + (json_size(event.customer) if event.customer else 2)
         if size > EVENT_DATA_BYTES:
             return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
