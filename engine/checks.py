@@ -4,7 +4,7 @@ The models check each file's shape; these checks look across files (stages, even
 channels, roles, facts, templates, promises) and inside expressions and templates, and
 locate each error at the node that holds the bad name. A playbook is walked once with
 the events that can be current at each step (engine.flow); each step kind's own checks are
-in engine.step_checks; the lifecycle file's are in engine.lifecycle_checks.
+its `check` method (engine.steps); the lifecycle file's are in engine.lifecycle_checks.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from engine.errors import PlaybookError, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields, name_list
 from engine.expressions import ROOTS
 from engine.flow import event_flow, union
-from engine.model import End, Goto, Lifecycle, Playbook, Promise, Set
-from engine.step_checks import STEP_CHECKS
+from engine.model import Lifecycle, Playbook
+from engine.steps import Promise, Set
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
 from engine.walk import step_lists, step_paths
@@ -153,10 +153,10 @@ class PlaybookChecker:
                 first[step.id] = path
 
     def _after_leaving(self) -> None:
-        """A step written right after a goto or an end never runs."""
+        """A step written right after one with no way on (a goto, an end) never runs."""
         for steps, prefix in step_lists(self.playbook.steps):
             for index in range(1, len(steps)):
-                if isinstance(steps[index - 1], (Goto, End)):
+                if not steps[index - 1].ways():
                     self.error((*prefix, index), f"this step never runs: the '{steps[index - 1].kind}' "
                                                  f"step before it leaves the stage")
 
@@ -197,7 +197,7 @@ class PlaybookChecker:
 
     def _step(self, step: Any, path: DataPath, events: set[str] | None) -> None:
         """The checks of one step's kind, with the events that can be current there (engine.flow)."""
-        STEP_CHECKS[type(step)](self, step, path, events)
+        step.check(self, path, events)
 
 
 def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located, *,

@@ -1,20 +1,25 @@
-"""A step kind in one place: its branches, its checks and its event flow are declared once.
+"""A step kind in one place: one module of engine.steps holds its model, checks, run, flow and box.
 
-Every analysis walks the step tree through `Step.branches()` (engine.walk) and follows the
-current event through `engine.flow`; these tests catch a kind that forgets to declare its
-nested steps or its checks, and pin the event flow that both load-time checks and lint use.
+Every analysis walks the step tree through `Step.branches()` (engine.walk), follows the
+current event through `engine.flow` and asks the step for the rest; these tests catch a kind
+that misses part of the protocol or forgets to declare its nested steps, check that the
+registry and the union the loader validates against agree, and pin the event flow that
+both load-time checks and lint use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, get_args, get_origin
 
 import pytest
 
-from engine.flow import event_flow, leaves, ways
-from engine.model import STEP_KINDS, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
-from engine.step_checks import STEP_CHECKS
+from engine.flow import event_flow, leaves
+from engine.model import Playbook
+from engine.steps import STEP_KINDS, AnyStep, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
 from engine.walk import children, step_lists, step_paths, walk_steps
+
+KINDS = list(STEP_KINDS.values())
 
 
 def _holds_steps(annotation: Any) -> bool:
@@ -24,7 +29,7 @@ def _holds_steps(annotation: Any) -> bool:
     return any(_holds_steps(arg) for arg in get_args(annotation))
 
 
-@pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.__name__)
 def test_every_field_that_holds_steps_is_a_declared_branch(kind: type) -> None:
     nested = {name: info for name, info in kind.model_fields.items() if _holds_steps(info.annotation)}
     step = kind.model_construct(**{name: {"x": []} if get_origin(info.annotation) is dict
@@ -38,9 +43,36 @@ def _holds_branches(annotation: Any) -> bool:
     return annotation is Branch or any(_holds_branches(arg) for arg in get_args(annotation))
 
 
-@pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
-def test_every_kind_has_its_load_time_checks(kind: type) -> None:
-    assert kind in STEP_CHECKS
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.__name__)
+def test_every_kind_implements_the_whole_protocol(kind: type) -> None:
+    # model: a Step with its own `kind` tag, in a module of its own under engine.steps
+    assert issubclass(kind, Step)
+    name = kind.model_fields["kind"].default
+    module = importlib.import_module(kind.__module__)
+    assert module.__name__ in (f"engine.steps.{name}", f"engine.steps.{name}_"), module.__name__
+    assert module.__doc__ and module.__doc__.lstrip().startswith(f"`{name}`")
+    # checks, run, describe: no default in the base
+    for method in ("check", "run", "describe"):
+        assert getattr(kind, method) is not getattr(Step, method), f"{name} lacks '{method}'"
+    # flow: a kind with nested steps says how the run goes through them
+    if "branches" in vars(kind):
+        assert "ways" in vars(kind), f"{name} holds steps but declares no ways through them"
+
+
+def test_the_registry_and_the_union_agree() -> None:
+    members = get_args(get_args(AnyStep)[0])
+    assert list(members) == KINDS
+    assert list(STEP_KINDS) == [kind.model_fields["kind"].default for kind in KINDS]
+    assert len(set(STEP_KINDS)) == len(KINDS)
+    # what the loader validates against is the registry: every kind, by its tag
+    items = Playbook.model_json_schema()["properties"]["steps"]["items"]
+    assert sorted(items["discriminator"]["mapping"]) == sorted(STEP_KINDS)
+    assert [one["$ref"].rsplit("/", 1)[-1] for one in items["oneOf"]] == [kind.__name__ for kind in KINDS]
+
+
+def test_a_kind_outside_the_registry_is_rejected_with_the_registered_kinds() -> None:
+    with pytest.raises(ValueError, match="send"):
+        Playbook.model_validate({"playbook": "p", "steps": [{"kind": "split"}]})
 
 
 def _tree() -> list[Any]:
@@ -104,11 +136,11 @@ def test_any_event_stays_any() -> None:
 
 def test_the_ways_through_each_kind_are_what_the_flowchart_draws() -> None:
     wait = WaitFor(events=["x", "y"], on={"y": [Send(template="c")]}, timeout="2d")
-    assert [way.name for way in ways(wait)] == ["x", "y", "timeout"]
+    assert [way.name for way in wait.ways()] == ["x", "y", "timeout"]
     task = Task(role="r", title="t", guideline="g", on_done=[Send(template="d")])
-    assert [way.name for way in ways(task)] == ["done"]  # no due: it is never overdue
-    assert [way.name for way in ways(Goto(stage="s"))] == []
-    assert [way.name for way in ways(Send(template="a"))] == [""]
+    assert [way.name for way in task.ways()] == ["done"]  # no due: it is never overdue
+    assert [way.name for way in Goto(stage="s").ways()] == []
+    assert [way.name for way in Send(template="a").ways()] == [""]
 
 
 def test_a_step_leaves_when_every_way_through_it_leaves() -> None:
