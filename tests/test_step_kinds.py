@@ -14,7 +14,8 @@ from typing import Any, get_args, get_origin
 
 import pytest
 
-from engine.flow import event_flow, leaves
+from engine.flow import Way, event_flow, leaves
+from engine.graph import _FLOW_SHAPES, Graph, Node, to_dot
 from engine.model import Playbook
 from engine.steps import STEP_KINDS, AnyStep, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
 from engine.walk import children, step_lists, step_paths, walk_steps
@@ -57,6 +58,40 @@ def test_every_kind_implements_the_whole_protocol(kind: type) -> None:
     # flow: a kind with nested steps says how the run goes through them
     if "branches" in vars(kind):
         assert "ways" in vars(kind), f"{name} holds steps but declares no ways through them"
+
+
+# One step of every kind, as an author would write it (a new kind adds its own).
+SAMPLES: dict[str, dict[str, Any]] = {
+    "send": {"template": "check_in", "otherwise": {"role": "r", "title": "Call", "guideline": "g"}},
+    "task": {"role": "r", "title": "Call", "guideline": "g", "due": "2d", "on_overdue": [{"kind": "end"}]},
+    "wait": {"until": "now + duration('1h')"},
+    "wait_for": {"events": ["x", "y"], "timeout": "1d", "on": {"y": [{"kind": "end"}]}},
+    "if": {"when": "true", "then": [{"kind": "end"}], "elif": [{"when": "false", "then": []}]},
+    "set": {"var": "v", "value": "1"},
+    "promise": {"promise": "p", "about": "price", "expected": "10", "made_by": "r"},
+    "check_promise": {"promise": "p", "actual": "9", "on_broken": [{"kind": "goto", "stage": "s"}]},
+    "goto": {"stage": "s"},
+    "end": {"outcome": "lost"},
+}
+
+
+def test_every_kind_has_a_sample_here() -> None:
+    assert set(SAMPLES) == set(STEP_KINDS)
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_every_kind_answers_what_the_flowchart_and_the_flow_ask(name: str) -> None:
+    step = STEP_KINDS[name].model_validate({"kind": name, **SAMPLES[name]})
+    shape, lines = step.describe()
+    assert shape in _FLOW_SHAPES and lines and all(isinstance(line, str) for line in lines)
+    nested = [id(steps) for _, steps in step.branches()]
+    for way in step.ways():
+        assert isinstance(way, Way) and isinstance(step.way_text(way), str)
+        assert not way.steps or id(way.steps) in nested  # a way goes into one of its own branches
+    assert isinstance(step.keeps_event(), bool)
+    graph = Graph("flow", "sample")
+    graph.add(Node("s1", lines, shape))
+    assert lines[0] in to_dot(graph)  # the shape has a Graphviz form too
 
 
 def test_the_registry_and_the_union_agree() -> None:

@@ -3,7 +3,7 @@
 `STEP_KINDS` (kind name → model) is the registry; `AnyStep`, the discriminated union that
 `Playbook.steps` and every nested step list hold, is built from it, so a kind that is
 registered is a kind the loader, the schema and every analysis know. The order is the
-order of the JSON Schema's `oneOf`. How to add a kind: docs/architecture.md.
+order of the JSON Schema's `oneOf`. How to add a kind: README.md, "Adding a step kind".
 """
 
 from __future__ import annotations

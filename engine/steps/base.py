@@ -133,8 +133,12 @@ class Step(Strict):
         return [Way("")]
 
     def keeps_event(self) -> bool:
-        """Whether the event current before it may still be current after it, whichever way it went."""
-        return False
+        """Whether the event current before it may still be current after it, whichever way it went.
+
+        After a step with no way on (a goto, an end) nothing runs, but the steps written after
+        it are checked with the same events.
+        """
+        return not self.ways()
 
     def way_text(self, way: Way) -> str:
         """The text on the flowchart edge of one of its ways."""

@@ -30,9 +30,6 @@ class End(Step):
     def ways(self) -> list[Way]:
         return []
 
-    def keeps_event(self) -> bool:
-        return True  # nothing runs after it, but the steps written there are checked with the same events
-
     def describe(self) -> tuple[str, list[str]]:
         return "circle", [f"end: {self.outcome}"]
 

@@ -35,9 +35,6 @@ class Goto(Step):
     def ways(self) -> list[Way]:
         return []
 
-    def keeps_event(self) -> bool:
-        return True  # nothing runs after it, but the steps written there are checked with the same events
-
     def describe(self) -> tuple[str, list[str]]:
         return "flag", [f"goto {self.stage}"]
 
