@@ -22,7 +22,6 @@ from engine.expression_checks import Located, Scope, all_events, check_expressio
 from engine.expressions import ROOTS
 from engine.flow import event_flow, union
 from engine.model import Lifecycle, Playbook
-from engine.steps import Promise, Set
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
 from engine.walk import step_lists, step_paths
@@ -43,8 +42,9 @@ def promises_recorded(playbooks: Iterable[Playbook]) -> dict[str, str]:
     recorded: dict[str, str] = {}
     for playbook in playbooks:
         for step, _ in step_paths(playbook.steps):
-            if isinstance(step, Promise):
-                recorded.setdefault(step.promise, step.about)
+            made = step.promise_made()
+            if made is not None:
+                recorded.setdefault(*made)
     return recorded
 
 
@@ -101,7 +101,7 @@ class PlaybookChecker:
         self.errors: list[PlaybookError] = []
         self.gotos: list[tuple[str, set[str] | None]] = []  # (target, events at the goto)
         self.vars = set(playbook.vars) | {
-            step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
+            var for step, _ in step_paths(playbook.steps) for var, _ in step.vars_set()
         }
         self.var_kinds = self._var_kinds()
 
@@ -113,12 +113,12 @@ class PlaybookChecker:
             return kinds
         types = typecheck.types_of(self.lifecycle)
         for step, _ in step_paths(self.playbook.steps):
-            if isinstance(step, Set) and step.var and step.var not in self.playbook.vars \
-                    and kinds[step.var] == "dyn":
-                result = types.check(step.value, None, kinds).result
-                kinds[step.var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
-                # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
-                self.playbook.var_types[step.var] = kinds[step.var]
+            for var, value in step.vars_set():
+                if var not in self.playbook.vars and kinds[var] == "dyn":
+                    result = types.check(value, None, kinds).result
+                    kinds[var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
+                    # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
+                    self.playbook.var_types[var] = kinds[var]
         return kinds
 
     def flow_from(self, events: set[str] | None) -> None:
@@ -231,7 +231,7 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
         parts = [(subject, 1), (body, 2 + len(rest) - len(rest.lstrip("\n")))]
     errors: list[PlaybookError] = []
     variables = set().union(*(p.vars for p in users)) | {
-        step.var for p in users for step, _ in step_paths(p.steps) if isinstance(step, Set) and step.var
+        var for p in users for step, _ in step_paths(p.steps) for var, _ in step.vars_set()
     }
     customer = customer_fields(lifecycle)
     events = all_events(lifecycle)

@@ -13,7 +13,7 @@ of the engine asks about the kind, so no analysis needs a list of kinds:
   it (engine.walk, engine.flow: what checks, lint and the flowchart follow);
 - `describe`, `way_text`: its box and the labels of its ways in the stage flowchart;
 - `lint`, `guards`, and what other analyses look up across a playbook: `stage_edge`
-  (a goto or an end), `templates`, `events_waited`.
+  (a goto or an end), `templates`, `events_waited`, `vars_set`, `promise_made`.
 
 `check`, `run` and `describe` have no default; the rest default to a step that runs and
 goes on to the next one. tests/test_step_kinds.py holds every registered kind to this.
@@ -163,3 +163,12 @@ class Step(Strict):
     def events_waited(self) -> list[str]:
         """The events it can take from the stage's inbox."""
         return []
+
+    def vars_set(self) -> list[tuple[str, str]]:
+        """(var, value expression) for each stage variable it sets: the checks learn the vars
+        a playbook has, and the type of one no `vars:` entry declares, from these."""
+        return []
+
+    def promise_made(self) -> tuple[str, str] | None:
+        """(name, what it is about) when it records a promise in the ledger."""
+        return None

@@ -66,5 +66,8 @@ class Promise(Step):
         stage.record("promise", step_key(self, path), promise=self.promise, about=self.about,
                      expected=entry.expected, made_by=self.made_by)
 
+    def promise_made(self) -> tuple[str, str] | None:
+        return self.promise, self.about
+
     def describe(self) -> tuple[str, list[str]]:
         return "subroutine", [f"promise {self.promise}", f"= {short(self.expected)}"]

@@ -53,6 +53,9 @@ class Set(Step):
         target[name] = value
         stage.record("set", step_key(self, path), **{("var" if self.var else "fact"): name, "value": value})
 
+    def vars_set(self) -> list[tuple[str, str]]:
+        return [(self.var, self.value)] if self.var else []
+
     def describe(self) -> tuple[str, list[str]]:
         target = f"var {self.var}" if self.var else f"fact {self.fact}"
         return "box", [f"set {target}", f"= {short(self.value)}"]
