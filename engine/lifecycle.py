@@ -13,10 +13,11 @@ from typing import Any
 from engine.context import expression_names
 from engine.events import PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
-from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
+from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
+from engine.interpreter import StageRun, incident_action
 from engine.memo import per_object
 from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
-from engine.model import Lifecycle, Playbook, WaitFor
+from engine.model import Lifecycle, Playbook
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
 from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record
@@ -35,13 +36,7 @@ def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     """Events a stage playbook can take in a wait_for, or as a task completion."""
     if playbook is None:
         return frozenset()
-    names: set[str] = set()
-    for step, _ in walk_steps(playbook.steps):
-        if isinstance(step, WaitFor):
-            names.update(step.events)
-        elif step.kind == "task" and (step.on_done or step.on_overdue):
-            names.add("task.completed")
-    return frozenset(names)
+    return frozenset(name for step, _ in walk_steps(playbook.steps) for name in step.events_waited())
 
 
 class LifecycleMachine:
