@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.durations import parse_duration
 from engine.expressions import parse_time
+from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
@@ -26,9 +27,18 @@ class PayloadError(ValueError):
         self.field = field
 
 
+@per_object
 def declared_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
-    """The lifecycle's events plus the built-in ones."""
+    """The lifecycle's events plus the built-in ones (callers must not change the map)."""
     return {**BUILTIN_EVENTS, **lifecycle.events}
+
+
+@per_object
+def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
+    """The profile fields an event may set, as a payload of optional fields."""
+    fields = {name: spec.model_copy(update={"required": False})
+              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
+    return EventSpec(payload=fields)
 
 
 def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
@@ -113,11 +123,9 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer' must be an object", "customer")
     if "id" in profile and profile["id"] != customer_id:
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
-    fields = {name: spec.model_copy(update={"required": False})
-              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", EventSpec(payload=fields), rest)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from engine.errors import PlaybookLoadError
 from engine.model import Lifecycle, Playbook
+from engine.walk import walk_steps
 
 
 class StageBundle(BaseModel):
@@ -77,9 +78,6 @@ def sound_bundle(error: PlaybookLoadError, stage: str) -> StageBundle:
 
 def templates_used(playbook: Playbook | None) -> set[str]:
     """Names of every template a playbook's `send` steps use, at any depth."""
-    from engine.model import Send
-    from engine.walk import walk_steps
-
     if playbook is None:
         return set()
-    return {step.template for step, _ in walk_steps(playbook.steps) if isinstance(step, Send)}
+    return {name for step, _ in walk_steps(playbook.steps) for name in step.templates()}

@@ -14,9 +14,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.events import PayloadError, payload_json_schema, validate_payload
-from engine.model import EventSpec, FieldSpec, TaskSpec
+from typing import TYPE_CHECKING
+
+from engine.fields import FieldSpec
 from engine.state import LifecycleState, TaskCommand, TaskEntity
+
+if TYPE_CHECKING:
+    from engine.steps.task import TaskSpec
+
+# engine.steps.task imports this module, and engine.model (with engine.events) imports the step
+# kinds: what this module needs of those two is imported where it is used, not at the top.
 
 OPEN_KEPT = 200  # open tasks one lifecycle keeps; past it the oldest is cancelled (and says why)
 CLOSED_KEPT = 20  # closed tasks kept for the status and `lifecycle tasks`; older ones leave the state
@@ -46,9 +53,22 @@ def field_specs(spec: TaskSpec) -> dict[str, Any]:
     return {name: field.model_dump(exclude_defaults=True) for name, field in spec.fields.items()}
 
 
-def fields_schema(entity: TaskEntity) -> dict[str, Any]:
+def schema_of(fields: dict[str, FieldSpec]) -> dict[str, Any]:
     """The JSON Schema of a completion's `fields`, for a help desk to build its form with."""
-    return payload_json_schema(_fields_spec(entity))
+    from engine.events import payload_json_schema
+    from engine.model import EventSpec
+
+    return payload_json_schema(EventSpec(payload=fields))
+
+
+def link_escalation(state: LifecycleState, path: str, task_id: str) -> None:
+    """A task created in another task's `on_overdue` is the escalation that task triggered."""
+    if ".on_overdue." not in path:
+        return
+    parent = path.rsplit(".on_overdue.", 1)[0]
+    for entity in state.tasks:
+        if entity.path == parent and entity.stage_entry == state.stage_entry and not entity.escalation:
+            entity.escalation = task_id
 
 
 def field_kinds(state: LifecycleState, event: Any) -> dict[str, str] | None:
@@ -62,7 +82,9 @@ def field_kinds(state: LifecycleState, event: Any) -> dict[str, str] | None:
     return {name: spec["type"] for name, spec in entity.field_specs.items()}
 
 
-def _fields_spec(entity: TaskEntity) -> EventSpec:
+def _fields_spec(entity: TaskEntity) -> Any:
+    from engine.model import EventSpec
+
     return EventSpec(payload={name: FieldSpec.model_validate(spec) for name, spec in entity.field_specs.items()})
 
 
@@ -112,6 +134,8 @@ def checked_completion(state: LifecycleState, data: dict[str, Any]) -> tuple[Tas
         raise TaskProblem("invalid_payload", f"field 'outcome' must be one of {', '.join(entity.outcomes)}, "
                                              f"got {got}", "outcome")
     fields = data.get("fields") or {}
+    from engine.events import PayloadError, validate_payload
+
     try:
         fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields)
     except PayloadError as error:

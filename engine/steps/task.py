@@ -1,0 +1,187 @@
+"""`task`: work for a human role; with `on_done` or `on_overdue` the stage waits for its outcome."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from engine import tasks
+from engine.durations import format_duration
+from engine.fields import FieldSpec, Name, Strict, TimeSpan
+from engine.flow import Way
+from engine.state import Action, ActionResult, Event, Pending
+from engine.steps.base import BranchLabel, Checks, Events, Lint, Step, short
+from engine.walk import DataPath, step_key
+
+if TYPE_CHECKING:
+    from engine.interpreter import Effect, StageRun
+    from engine.steps import AnyStep  # noqa: F401  (resolved when engine.steps rebuilds the models)
+
+
+class TaskSpec(Strict):
+    """Work for a human role, with the best-practice guideline for that step."""
+
+    role: Name = Field(description="The role that does the task.", examples=["account_manager"])
+    title: str = Field(description="The task in a few words.", examples=["Call the customer about the delivery"])
+    guideline: str = Field(
+        description="What good practice looks like for this task.",
+        examples=["Ask how the installation went; listen before you suggest anything."],
+    )
+    due: TimeSpan | None = Field(None, description="How long the role has to do it.", examples=["2d"])
+    # Structured outcomes: checked when the task is completed, typed in `on_done` (engine/tasks.py).
+    outcomes: list[Name] = Field(
+        default_factory=list, description="The outcomes a completion may report (event.data.outcome); "
+        "empty: any text.", examples=[["reached", "no_answer", "wrong_number"]],
+    )
+    fields: dict[Name, FieldSpec] = Field(
+        default_factory=dict, description="Typed fields a completion carries (event.data.fields.<name>).",
+        examples=[{"battery_interest": "bool"}],
+    )
+
+    @field_validator("outcomes")
+    @classmethod
+    def _distinct_outcomes(cls, outcomes: list[str]) -> list[str]:
+        repeated = sorted({name for name in outcomes if outcomes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"outcome '{repeated[0]}' is listed twice")
+        return outcomes
+
+
+def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
+    """The task action of `spec` for `step` (a task, or a send's `otherwise`), and its record:
+    the task entity (engine/tasks.py) is made once the hand-off is done."""
+    key = step_key(step, path)
+    now = stage.runtime.now()
+    due_at = tasks.due_time(now, stage.deadline(spec.due) - now, spec.role) if spec.due else None
+    task_id = stage.action_id(step, path)
+    action = Action(
+        id=task_id, kind="task", customer_id=stage.state.customer["id"],
+        stage=stage.state.stage, step=key, role=spec.role, title=spec.title,
+        guideline=spec.guideline, due_at=due_at, task_id=task_id, outcomes=list(spec.outcomes),
+        fields=tasks.schema_of(spec.fields) if spec.fields else {},
+    )
+    stage.checked_action(f"the task '{key}'", action)
+    detail = {"role": spec.role, "title": spec.title, "action_id": action.id}
+    if reason:
+        detail["reason"] = reason
+    if due_at:
+        detail["due_at"] = due_at.isoformat()
+    waited = isinstance(step, Task) and step.waits()
+
+    def on_result(result: ActionResult) -> None:
+        if result.status == "done":
+            stage.record("task", key, **detail)
+            if key not in stage.state.open_tasks:
+                stage.state.open_tasks.append(key)
+            tasks.create(stage.state, task_id, key, path, spec, now, due_at, waited)
+            tasks.link_escalation(stage.state, path, task_id)
+        else:
+            stage.record("failed", key, error=result.detail, **detail)
+
+    return action, on_result
+
+
+class Task(Step, TaskSpec):
+    """Create a task; with `on_done` or `on_overdue` the stage waits for its outcome."""
+
+    kind: Literal["task"] = Field("task", description="Create a task for a role.", examples=["task"])
+    on_done: list[AnyStep] = Field(
+        default_factory=list,
+        description="Steps to run when the task is reported done (event task.completed).",
+        examples=[[{"kind": "set", "var": "called", "value": "true"}]],
+    )
+    on_overdue: list[AnyStep] = Field(
+        default_factory=list, description="Escalation when the task is not done by `due`.",
+        examples=[[{"kind": "task", "role": "project_manager", "title": "Escalated",
+                    "guideline": "Call the customer today."}]],
+    )
+
+    @model_validator(mode="after")
+    def _due_for_overdue(self) -> Task:
+        if self.on_overdue and self.due is None:
+            raise ValueError("'on_overdue' needs 'due'")
+        return self
+
+    def waits(self) -> bool:
+        """Whether the stage waits for its outcome (otherwise it is created and the run goes on)."""
+        return bool(self.on_done or self.on_overdue)
+
+    def check(self, playbook: Checks, path: DataPath, events: Events) -> None:
+        playbook.role((*path, "role"), self.role)
+        playbook.span((*path, "due"), self.due, events)
+
+    def prepare(self, stage: StageRun, path: str) -> list[Effect] | None:
+        return None if self.waits() else [task_effect(stage, self, self, path)]
+
+    async def run(self, stage: StageRun, path: str) -> None:
+        key = step_key(self, path)
+        if stage.paused_at(path):  # created before a new run: only its wait goes on
+            due_at = stage.resumed_until(path, lambda: None)
+        else:
+            effect = task_effect(stage, self, self, path)
+            await stage.act([effect])
+            due_at = effect[0].due_at if effect[0] else None
+        if not self.waits():
+            return
+        task_id = stage.action_id(self, path)
+        entity = next((e for e in stage.state.tasks if e.id == task_id), None)  # None: state from before entities
+
+        def done(event: Event) -> bool:  # the task id, or its step id as `task.completed` always took
+            return event.name == "task.completed" and event.data.get("task") in (key, task_id)
+
+        def cancelled() -> bool:
+            return entity is not None and entity.status == "cancelled"
+
+        while True:
+            until = entity.due_at if entity is not None else due_at
+
+            def moved() -> bool:  # snoozed or given a new due time: the overdue clock moves with it
+                return entity is not None and entity.due_at != until
+
+            pending = Pending(step=key, task=key, until=until)
+            finished = await stage.pause(self, path, pending, lambda: stage.has(done) or cancelled() or moved(), until)
+            if finished and not stage.has(done) and not cancelled() and moved():
+                continue
+            break
+        if finished and stage.has(done):
+            stage.event = stage.take(done)
+            await stage.steps(self.on_done, f"{path}.on_done.")
+        elif finished and cancelled():
+            stage.record("task_changed", key, action="cancelled",
+                         reason="the task was cancelled: neither on_done nor on_overdue runs")
+        else:
+            if entity is not None and entity.is_open:
+                entity.status = "escalated" if self.on_overdue else "overdue"
+            stage.record("timeout", key, reason="task overdue", role=self.role)
+            await stage.steps(self.on_overdue, f"{path}.on_overdue.")
+
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("on_done",), self.on_done), (("on_overdue",), self.on_overdue)]
+
+    def ways(self) -> list[Way]:
+        if not self.waits():
+            return [Way("")]
+        taken = [Way("done", ("on_done",), self.on_done, frozenset({"task.completed"}))]
+        if self.due is not None:
+            taken.append(Way("overdue", ("on_overdue",), self.on_overdue))
+        return taken
+
+    def keeps_event(self) -> bool:
+        return self.waits()  # the checks have always allowed it after a task that waits
+
+    def way_text(self, way: Way) -> str:
+        return f"overdue after {format_duration(self.due)}" if way.label == ("on_overdue",) else way.name
+
+    def describe(self) -> tuple[str, list[str]]:
+        due = f" (due {format_duration(self.due)})" if self.due else ""
+        return "box", [f"task {self.role}{due}", short(self.title)]
+
+    def lint(self, linter: Lint, path: DataPath, guarded: bool) -> None:
+        if self.on_done and self.due is None:
+            linter.warn(path, "wait-without-timeout",
+                        "task with on_done has no due: if nobody reports it done, the stage "
+                        "waits for good (add due and on_overdue)")
+
+    def events_waited(self) -> list[str]:
+        return ["task.completed"] if self.waits() else []
