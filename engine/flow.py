@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.model import CheckPromise, End, Goto, If, Task, WaitFor
+from engine.model import CheckPromise, End, Goto, If, Split, Task, WaitFor
 from engine.walk import DataPath
 
 # The events that can be current: a set of names, or None when it cannot be told (any event).
@@ -71,6 +71,10 @@ def ways(step: Any) -> list[Way]:
         return taken
     if isinstance(step, CheckPromise):
         return [Way("kept", ("on_kept",), step.on_kept), Way("broken", ("on_broken",), step.on_broken)]
+    if isinstance(step, Split):  # every branch by its name; the hold-out goes on
+        return [*(Way(variant.name, ("variants", index, "steps"), variant.steps)
+                  for index, variant in enumerate(step.variants)),
+                *([Way("holdout")] if step.holdout is not None else [])]
     return [Way("")]
 
 

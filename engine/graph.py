@@ -23,6 +23,7 @@ from engine.model import (
     Promise,
     Send,
     Set,
+    Split,
     Task,
     Wait,
     WaitFor,
@@ -244,6 +245,9 @@ def _describe(step: Any) -> tuple[Shape, list[str]]:
         return "flag", [f"goto {step.stage}"]
     if isinstance(step, End):
         return "circle", [f"end: {step.outcome}"]
+    if isinstance(step, Split):
+        total = sum(weight for _, weight in step.arms())
+        return "diamond", ["split", ", ".join(f"{name} {weight / total:.0%}" for name, weight in step.arms())]
     return "box", [step.kind]  # pragma: no cover - every kind is handled above
 
 

@@ -27,6 +27,7 @@ from engine.limits import ACTION_BYTES, VALUE_BYTES, fits, json_size
 from engine.project import StageBundle
 from engine.promises import promise_kept
 from engine.runtime import Runtime
+from engine.split import branch_for
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
 from engine.templates import TemplateRenderError, render
 from engine.walk import children, step_key
@@ -104,6 +105,7 @@ class StageRun:
             m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
             m.If: self._if, m.Set: self._set, m.Promise: self._promise,
             m.CheckPromise: self._check_promise, m.Goto: self._goto, m.End: self._end,
+            m.Split: self._split,
         }
 
     async def run(self) -> None:
@@ -467,6 +469,19 @@ class StageRun:
         target = self.state.vars if step.var else self.state.facts
         target[name] = value
         self.record("set", step_key(step, path), **{("var" if step.var else "fact"): name, "value": value})
+
+    # ------------------------------------------------------------ kind: split
+
+    async def _split(self, step: m.Split, path: str) -> None:
+        """Take the customer's branch (engine.split: hashed, then kept), record it, run its steps."""
+        key = step_key(step, path)
+        name, kept = branch_for(self.state, self.state.stage, key, step.arms())
+        self.record("split", key, branch=name, kept=kept)
+        for index, variant in enumerate(step.variants):
+            if variant.name == name:
+                await self._steps(variant.steps, f"{path}.variants.{index}.steps.")
+
+    # ------------------------------------------------------------ leaving
 
     async def _goto(self, step: m.Goto, path: str) -> None:
         raise GotoStage(step.stage)

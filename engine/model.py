@@ -594,12 +594,53 @@ class End(Step):
     outcome: str = Field("closed", description="How the lifecycle ended.", examples=["closed", "lost"])
 
 
+# ---------------------------------------------------------------- kind: split (run: engine.split)
+
+
+class SplitVariant(Strict):
+    """One branch of a split: its name (recorded), its share of customers and its steps."""
+
+    name: Name = Field(description="The branch's name, recorded on the timeline for analytics.",
+                       examples=["short_welcome"])
+    weight: float = Field(gt=0, allow_inf_nan=False, description="Its share, relative to the other branches' weights.",
+                          examples=[50])
+    description: str = Field("", description="What this branch tries.", examples=["A two-line welcome."])
+    steps: list[AnyStep] = Field(
+        default_factory=list, description="Steps to run in this branch; none for a hold-out.",
+        examples=[STEPS_EXAMPLE],
+    )
+
+
+class Split(Step):
+    """Send each customer down one weighted branch, the same one every time (an A/B test)."""
+
+    kind: Literal["split"] = Field("split", description="Split customers between branches.", examples=["split"])
+    variants: list[SplitVariant] = Field(
+        min_length=1, description="The branches, each with a name, a weight and steps.",
+        examples=[[{"name": "short", "weight": 50, "steps": STEPS_EXAMPLE}, {"name": "long", "weight": 50}]],
+    )
+    holdout: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="The weight of a hold-out branch named 'holdout' that runs no steps.", examples=[10],
+    )
+
+    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
+        return [(("variants", index, "steps"), variant.steps) for index, variant in enumerate(self.variants)]
+
+    def arms(self) -> list[tuple[str, float]]:
+        """(name, weight) of every branch, the hold-out last."""
+        arms = [(variant.name, variant.weight) for variant in self.variants]
+        return arms + ([("holdout", self.holdout)] if self.holdout is not None else [])
+
+
+# ---------------------------------------------------------------- every step kind
+
 AnyStep = Annotated[
-    Union[Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End],
+    Union[Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End, Split],
     Field(discriminator="kind"),
 ]
 
-STEP_KINDS = (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End)
+STEP_KINDS = (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End, Split)
 
 
 class Playbook(Strict):
@@ -654,7 +695,7 @@ class Playbook(Strict):
         return {**self.var_types, **kinds}
 
 
-for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):
+for _model in (Task, WaitFor, Branch, If, CheckPromise, SplitVariant, Split, Playbook):
     _model.model_rebuild()
 
 # Customer fields every lifecycle has; `customer:` in the lifecycle file adds business fields.

@@ -23,6 +23,7 @@ from engine.model import (
     Promise,
     Send,
     Set,
+    Split,
     Task,
     Wait,
     WaitFor,
@@ -149,8 +150,23 @@ def check_end(playbook: Playbook, step: End, path: DataPath, events: Events) -> 
     """An `end` names nothing that could be unknown."""
 
 
+def check_split(playbook: Playbook, step: Split, path: DataPath, events: Events) -> None:
+    """Branch names once each (the hold-out is named 'holdout'), and at least two branches;
+    positive weights are checked by the model."""
+    seen: set[str] = set()
+    for index, variant in enumerate(step.variants):
+        if variant.name in seen:
+            playbook.error((*path, "variants", index, "name"), f"branch '{variant.name}' is named twice")
+        elif variant.name == "holdout" and step.holdout is not None:
+            playbook.error((*path, "variants", index, "name"),
+                           "'holdout' is the name of the hold-out branch that 'holdout' adds; rename this one")
+        seen.add(variant.name)
+    if len(step.arms()) < 2:
+        playbook.error((*path, "variants"), "a split needs at least two branches (or one and a 'holdout')")
+
+
 STEP_CHECKS: dict[type, Callable[[Playbook, Any, DataPath, Events], None]] = {
     Send: check_send, Task: check_task, Wait: check_wait, WaitFor: check_wait_for, If: check_if,
     Set: check_set, Promise: check_promise, CheckPromise: check_check_promise, Goto: check_goto,
-    End: check_end,
+    End: check_end, Split: check_split,
 }

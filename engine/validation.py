@@ -166,7 +166,7 @@ def _describe(owner: type | None, path: DataPath) -> str:
         "TaskSpec": "'otherwise' task",
         "Branch": "'elif' branch",
         "ScheduleSpec": f"schedule '{name}'",
-        "SplitBranch": f"split branch '{name}'",
+        "SplitVariant": "split branch",
     }
     return named.get(owner.__name__, owner.__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from engine.flow import event_flow, leaves, ways
 from engine.model import STEP_KINDS, Branch, CheckPromise, End, Goto, If, Send, Set, Step, Task, WaitFor
@@ -18,24 +19,41 @@ from engine.walk import children, step_lists, step_paths, walk_steps
 
 
 def _holds_steps(annotation: Any) -> bool:
-    """Whether a field's type has steps inside (a list of steps, of `elif` branches, a map of lists)."""
-    if isinstance(annotation, type) and issubclass(annotation, (Step, Branch)):
+    """Whether a field's type has steps inside (a list of steps, of `elif` branches or split
+    variants, a map of lists)."""
+    if isinstance(annotation, type) and issubclass(annotation, Step):
+        return True
+    if _container(annotation) is not None:
         return True
     return any(_holds_steps(arg) for arg in get_args(annotation))
+
+
+def _container(annotation: Any) -> type | None:
+    """The model (not a step) whose own fields hold steps, inside a field's type: Branch, SplitVariant."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not issubclass(annotation, Step):
+        if any(_holds_steps(info.annotation) for info in annotation.model_fields.values()):
+            return annotation
+        return None
+    for arg in get_args(annotation):
+        found = _container(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _empty(container: type) -> Any:
+    return container.model_construct(**{name: [] for name, info in container.model_fields.items()
+                                        if _holds_steps(info.annotation)})
 
 
 @pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
 def test_every_field_that_holds_steps_is_a_declared_branch(kind: type) -> None:
     nested = {name: info for name, info in kind.model_fields.items() if _holds_steps(info.annotation)}
     step = kind.model_construct(**{name: {"x": []} if get_origin(info.annotation) is dict
-                                   else [Branch.model_construct(when="w", then=[])]
-                                   if _holds_branches(info.annotation) else [] for name, info in nested.items()})
+                                   else [_empty(_container(info.annotation))]
+                                   if _container(info.annotation) is not None else [] for name, info in nested.items()})
     declared = {label[0] for label, _ in step.branches()}
     assert declared == {info.alias or name for name, info in nested.items()}
-
-
-def _holds_branches(annotation: Any) -> bool:
-    return annotation is Branch or any(_holds_branches(arg) for arg in get_args(annotation))
 
 
 @pytest.mark.parametrize("kind", STEP_KINDS, ids=lambda kind: kind.__name__)
