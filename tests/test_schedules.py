@@ -246,3 +246,26 @@ def test_schedule_mistakes_are_load_errors_with_their_place(tmp_path: Path, monk
         project(Path("."), LIFECYCLE.replace(old, new))
     messages = [str(e) for e in info.value.errors]
     assert any(message.startswith(f"p/{error}") for message in messages), messages
+
+
+def test_lifecycle_simulate_prints_each_firing_at_its_virtual_time(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    project(tmp_path)
+    (tmp_path / "events.yaml").write_text(
+        "start: 2027-01-10T09:00:00Z\n"
+        "events:\n"
+        "  - {at: 0d, event: contract.signed, data: {installed_at: '2027-01-01T08:00:00Z'},"
+        " customer: {contract_end: '2028-09-30'}}\n")
+    (tmp_path / "customer.yaml").write_text("id: c-1\nemail: c@example.com\nconsent: {email: true}\n")
+    result = CliRunner().invoke(main, ["simulate", str(tmp_path / "p"), "--events", str(tmp_path / "events.yaml"),
+                                       "--customer", str(tmp_path / "customer.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if " schedule " in line]
+    assert lines == [
+        "2028-01-01 08:00  active               schedule        maintenance.due (due 2028-01-01 08:00)",
+        "2028-06-30 00:00  active               schedule        renewal.window_opened (due 2028-06-30 00:00)",
+    ]
+    assert "renewing             stage_entered   via renewal.window_opened" in result.output

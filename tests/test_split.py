@@ -164,3 +164,26 @@ def test_split_mistakes_are_load_errors_with_their_place(tmp_path: Path, monkeyp
         project(Path("."), text)
     messages = [str(e) for e in info.value.errors]
     assert any(message.startswith(f"p/{error}") for message in messages), messages
+
+
+def test_a_test_case_can_expect_the_branch(tmp_path: Path):
+    from engine.casefile import run_cases
+
+    project(tmp_path)
+    cases = tmp_path / "p" / "tests"
+    cases.mkdir()
+    case = """\
+name: customer c-6 gets the long welcome
+customer: {id: c-6, email: c6@example.com, consent: {email: true}}
+events:
+  - {at: 0d, event: signed.up}
+expect:
+  splits: {welcome_test: %s}
+  actions: [long_welcome, long_follow_up]
+"""
+    (cases / "long.yaml").write_text(case % "long")
+    (cases / "short.yaml").write_text(case % "short")
+    results = {result.path.stem: result for result in run_cases(sorted(cases.glob("*.yaml")))}
+    assert results["long"].ok
+    assert not results["short"].ok
+    assert "splits.welcome_test: expected short, got long" in results["short"].failures
