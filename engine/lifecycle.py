@@ -389,7 +389,10 @@ class LifecycleMachine:
         record = self.state.timeline[-1]
         event = Event(customer_id=self.state.customer["id"], name=due.name, idempotency_key=due.key,
                       occurred_at=due.at)
-        receipt = self.receive(event, now)
+        try:
+            receipt = self.receive(event, now)
+        except Exception as error:  # a bug: recorded, never a failed workflow task
+            receipt = EventReceipt(status="rejected", reason=f"{type(error).__name__}: {error}"[:500])
         if receipt.status != "accepted":
             record.detail.update(taken=False, reason=receipt.reason or receipt.status)
 

@@ -138,6 +138,15 @@ def test_periods_and_moments_are_computed_from_the_anchor():
     assert Due(anchor, "x.y").key == "schedule:x.y:2027-01-31T00:00:00+00:00"
 
 
+    class StartingAt:
+        every, from_ = "1y", None
+
+    # `at` with `every`: the first moment is the anchor itself
+    assert next_moment(StartingAt(), anchor, None, datetime(2026, 5, 1, tzinfo=UTC)) == anchor
+    assert next_moment(StartingAt(), anchor, anchor, datetime(2026, 5, 1, tzinfo=UTC)) == \
+        datetime(2028, 1, 31, tzinfo=UTC)
+
+
 # ---------------------------------------------------------------- anchors
 
 
