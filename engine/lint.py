@@ -20,7 +20,7 @@ from jinja2 import nodes as jinja_nodes
 from engine.events import declared_events
 from engine.flow import event_flow, leaves
 from engine.loader import Document, load_document
-from engine.model import End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
+from engine.model import End, Goto, If, Lifecycle, Playbook, Send, Split, Task, WaitFor
 from engine.project import Project
 from engine.templates import attribute_name, undeclared_names
 from engine.templates import parse as parse_template
@@ -44,6 +44,8 @@ RULES: dict[str, str] = {
     "template-event-field": "a template reads event.data.X but no event that can be current at its "
                             "sends has a field X",
     "unguarded-marketing": "a marketing send not inside any 'if' (e.g. a referral request to every customer)",
+    "split-without-id": "a split step without an id: its branches are keyed by its place, and moving it "
+                        "re-draws every customer",
 }
 
 _IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")
@@ -227,6 +229,10 @@ class _Linter:
                     self.warn(file, path, "unguarded-marketing",
                               f"marketing send '{step.template}' is not inside an 'if': every customer "
                               f"in the stage gets it, satisfied or not")
+            elif isinstance(step, Split) and step.id is None:  # kind: split
+                self.warn(file, path, "split-without-id",
+                          "split has no id: customers are assigned by its place in the playbook, so "
+                          "moving it would send them down other branches (give it an id)")
 
     def _unreachable(self, file: Path, steps: list[Any], path: DataPath) -> None:
         for index, step in enumerate(steps):

@@ -187,3 +187,12 @@ expect:
     assert results["long"].ok
     assert not results["short"].ok
     assert "splits.welcome_test: expected short, got long" in results["short"].failures
+
+
+def test_lint_asks_for_an_id_on_a_split(tmp_path: Path):
+    from engine.lint import lint_project
+
+    p = project(tmp_path, WELCOME.replace("  - id: welcome_test\n    kind: split", "  - kind: split"))
+    warnings = [w for w in lint_project(p) if w.rule == "split-without-id"]
+    assert [(Path(w.path).name, w.line) for w in warnings] == [("welcome.yaml", 3)]
+    assert not [w for w in lint_project(project(tmp_path / "with-id")) if w.rule == "split-without-id"]
