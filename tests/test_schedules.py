@@ -278,3 +278,11 @@ def test_lifecycle_simulate_prints_each_firing_at_its_virtual_time(tmp_path: Pat
         "2028-06-30 00:00  active               schedule        renewal.window_opened (due 2028-06-30 00:00)",
     ]
     assert "renewing             stage_entered   via renewal.window_opened" in result.output
+
+
+def test_the_lifecycle_diagram_marks_transitions_a_schedule_drives(tmp_path: Path):
+    from engine.graph import lifecycle_graph, to_mermaid
+
+    chart = to_mermaid(lifecycle_graph(project(tmp_path)))
+    assert "any_stage_except_renewing --> renewing: renewal.window_opened (schedule)" in chart
+    assert "any_stage_except_renewing --> active: profile.changed\n" in chart
