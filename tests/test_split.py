@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import PlaybookLoadError
-from engine.flow import ways
+
 from engine.graph import stage_graph, to_mermaid
 from engine.loader import load_project
 from engine.steps import Split
@@ -139,7 +139,7 @@ def test_the_flow_and_the_flowchart_show_every_branch(tmp_path: Path):
     p = project(tmp_path)
     split = p.playbooks["welcome"].steps[0]
     assert isinstance(split, Split)
-    assert [way.name for way in ways(split)] == ["short", "long", "holdout"]
+    assert [way.name for way in split.ways()] == ["short", "long", "holdout"]
     chart = to_mermaid(stage_graph(p, "welcome"))
     assert "short 60%, long 30%, holdout 10%" in chart
     assert '|"holdout"|' in chart and '|"long"|' in chart
