@@ -199,6 +199,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         waiting = ", ".join(status.pending.events) or status.pending.task or "time"
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
+    if status.next_schedule:
+        click.echo(f"schedule  {status.next_schedule.event} at {status.next_schedule.at:%Y-%m-%d %H:%M:%S}")
     click.echo("facts     " + ", ".join(f"{k}={v}" for k, v in status.facts.items()))
     for task in status.tasks:  # --- task entities (engine/tasks.py): the open ones
         if task.is_open:

@@ -115,6 +115,9 @@ def format_timeline(timeline: Timeline) -> str:
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",
             "incident": lambda: f"held: {detail.get('failure')} failure: {str(detail.get('error', '')).splitlines()[0]}",
             "resolved": lambda: f"{detail.get('action')} by {detail.get('by')}",
+            "schedule": lambda: f"{detail.get('event')} (due {str(detail.get('moment'))[:16].replace('T', ' ')})"
+                                + (f": not taken: {detail.get('reason')}" if detail.get("taken") is False else ""),
+            "split": lambda: f"branch {detail.get('branch')}" + (" (kept)" if detail.get("kept") else ""),
         }.get(record.kind, lambda: ", ".join(f"{k}={v}" for k, v in detail.items()))()
         step = f" [{record.step}]" if record.step else ""
         lines.append(f"{record.at:%Y-%m-%d %H:%M}  {record.stage:<20} {record.kind:<15} {what}{step}")

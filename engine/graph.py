@@ -82,7 +82,8 @@ def lifecycle_graph(project: Project) -> Graph:
     graph.add(Node(START, ["start"], "start"))
     graph.link(START, lifecycle.initial_stage, ", ".join(starts))
     for transition in lifecycle.transitions:
-        label = transition.on + (f" [{short(transition.when)}]" if transition.when else "")
+        label = transition.on + (" (schedule)" if transition.on in lifecycle.schedules else "") \
+            + (f" [{short(transition.when)}]" if transition.when else "")
         for source in transition.from_:
             if source == "*":
                 source = _any_node(graph, transition.except_)

@@ -21,6 +21,7 @@ from engine.model import Lifecycle, Playbook
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
 from engine import tasks
+from engine.schedules import Due, ScheduledRuntime, next_due
 from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record, TaskCommand, TaskEntity
 from engine.walk import walk_steps
 
@@ -397,6 +398,7 @@ class LifecycleMachine:
         """
         self._suspend = pause if in_stage else (lambda: False)
         self._clock = runtime.now
+        runtime = ScheduledRuntime(runtime, self.next_schedule, self._fire_schedule)  # type: ignore[assignment]
         state = self.state
         while state.ended is None:
             if self.lifecycle.stages[state.stage].terminal:
@@ -449,6 +451,28 @@ class LifecycleMachine:
         self.state.stage_done = True
         self.state.resume = None
         self.state.pending = None
+
+    # ------------------------------------------------------------ schedules
+
+    def next_schedule(self) -> Due | None:
+        """The next moment a schedule sends its event (engine.schedules), or None."""
+        return next_due(self.lifecycle, self.state, self._clock())
+
+    def _fire_schedule(self, due: Due) -> None:
+        """Send a schedule's event now, through the normal event path; a stage that cannot take
+        it leaves it recorded, not taken. It fires once whatever came of it."""
+        now = self._clock()
+        self.state.schedules[due.name] = due.at
+        self.record("schedule", None, at=now, event=due.name, moment=due.at.isoformat())
+        record = self.state.timeline[-1]
+        event = Event(customer_id=self.state.customer["id"], name=due.name, idempotency_key=due.key,
+                      occurred_at=due.at)
+        try:
+            receipt = self.receive(event, now)
+        except Exception as error:  # a bug: recorded, never a failed workflow task
+            receipt = EventReceipt(status="rejected", reason=f"{type(error).__name__}: {error}"[:500])
+        if receipt.status != "accepted":
+            record.detail.update(taken=False, reason=receipt.reason or receipt.status)
 
     # ------------------------------------------------------------ incidents
 

@@ -44,6 +44,8 @@ RULES: dict[str, str] = {
     "template-event-field": "a template reads event.data.X but no event that can be current at its "
                             "sends has a field X",
     "unguarded-marketing": "a marketing send not inside any 'if' (e.g. a referral request to every customer)",
+    "split-without-id": "a split step without an id: its branches are keyed by its place, and moving it "
+                        "re-draws every customer",
 }
 
 _IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from engine.fields import Duration, EventName, Expression, FieldSpec, Name, Strict, TimeSpan  # noqa: F401  (re-exported)
 from engine.steps import AnyStep
@@ -119,6 +119,59 @@ class Transition(Strict):
         return stage in self.from_
 
 
+# ---------------------------------------------------------------- schedules (engine.schedules)
+
+
+def _period(value: Any) -> Any:
+    # Checked here (a bad period is a load error at its line); kept as written, read by
+    # engine.schedules.parse_period when the schedule runs.
+    from engine.schedules import parse_period
+
+    if isinstance(value, str):
+        parse_period(value)
+    return value
+
+
+Period = Annotated[
+    str,
+    BeforeValidator(_period),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A period: calendar years or months (1y, 6mo, P1Y, P3M) or a duration "
+            "of at least an hour (1w, 30d, 12h, P14D).",
+            "examples": ["1y", "6mo", "1w"],
+        }
+    ),
+]
+
+
+class ScheduleSpec(Strict):
+    """A lifecycle-level timer: at a moment computed from the profile or the facts, the engine
+    sends the schedule's event to the lifecycle, whatever the stage (engine.schedules)."""
+
+    description: str = Field("", description="What the moment means.",
+                             examples=["Three months before the contract ends."])
+    at: Expression | None = Field(
+        None, description="The (first) moment, a timestamp expression over customer, facts and promises.",
+        examples=["add_months(customer.contract_end, -3)"],
+    )
+    from_: Expression | None = Field(
+        None, alias="from",
+        description="With 'every': the moments are one period, two periods... after this timestamp.",
+        examples=["facts.installed_at"],
+    )
+    every: Period | None = Field(None, description="Repeat: the period between moments.", examples=["1y"])
+
+    @model_validator(mode="after")
+    def _anchor(self) -> ScheduleSpec:
+        if (self.at is None) == (self.from_ is None):
+            raise ValueError("give exactly one of 'at' (the first moment) or 'from' (with 'every')")
+        if self.from_ is not None and self.every is None:
+            raise ValueError("'from' needs 'every'")
+        return self
+
+
 class Lifecycle(Strict):
     """The lifecycle file: profile, events, facts, stages and the transitions between them."""
 
@@ -163,6 +216,13 @@ class Lifecycle(Strict):
     )
     templates: str = Field(
         "templates", description="Template folder, relative to the lifecycle file.", examples=["templates"]
+    )
+    schedules: dict[EventName, ScheduleSpec] = Field(
+        default_factory=dict,
+        description="Timers that send a declared event at moments computed from the profile or facts, "
+        "in any stage: event name → schedule.",
+        examples=[{"renewal.window_opened": {"at": "add_months(customer.contract_end, -3)"},
+                   "maintenance.due": {"every": "1y", "from": "facts.installed_at"}}],
     )
 
 

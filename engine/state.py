@@ -99,6 +99,7 @@ class Record(BaseModel):
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
         "task_changed",
+        "schedule", "split",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -222,3 +223,7 @@ class LifecycleState(BaseModel):
     open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")
     tasks: list[TaskEntity] = Field(default_factory=list,
                                     description="Open tasks and the most recent closed ones (engine.tasks).")
+    schedules: dict[str, datetime] = Field(
+        default_factory=dict, description="The moment each schedule last fired (engine.schedules).")
+    splits: dict[str, str] = Field(
+        default_factory=dict, description="The branch each split step chose for this customer, by step id.")

@@ -167,6 +167,8 @@ def _describe(owner: type | None, path: DataPath) -> str:
         "FieldSpec": f"field '{name}'",
         "TaskSpec": "'otherwise' task",
         "Branch": "'elif' branch",
+        "ScheduleSpec": f"schedule '{name}'",
+        "SplitVariant": "split branch",
     }
     return named.get(owner.__name__, owner.__name__)
 

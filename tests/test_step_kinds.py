@@ -13,6 +13,7 @@ import importlib
 from typing import Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from engine.flow import Way, event_flow, leaves
 from engine.graph import _FLOW_SHAPES, Graph, Node, to_dot
@@ -24,24 +25,41 @@ KINDS = list(STEP_KINDS.values())
 
 
 def _holds_steps(annotation: Any) -> bool:
-    """Whether a field's type has steps inside (a list of steps, of `elif` branches, a map of lists)."""
-    if isinstance(annotation, type) and issubclass(annotation, (Step, Branch)):
+    """Whether a field's type has steps inside (a list of steps, of `elif` branches or split
+    variants, a map of lists)."""
+    if isinstance(annotation, type) and issubclass(annotation, Step):
+        return True
+    if _container(annotation) is not None:
         return True
     return any(_holds_steps(arg) for arg in get_args(annotation))
+
+
+def _container(annotation: Any) -> type | None:
+    """The model (not a step) whose own fields hold steps, inside a field's type: Branch, SplitVariant."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and not issubclass(annotation, Step):
+        if any(_holds_steps(info.annotation) for info in annotation.model_fields.values()):
+            return annotation
+        return None
+    for arg in get_args(annotation):
+        found = _container(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _empty(container: type) -> Any:
+    return container.model_construct(**{name: [] for name, info in container.model_fields.items()
+                                        if _holds_steps(info.annotation)})
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.__name__)
 def test_every_field_that_holds_steps_is_a_declared_branch(kind: type) -> None:
     nested = {name: info for name, info in kind.model_fields.items() if _holds_steps(info.annotation)}
     step = kind.model_construct(**{name: {"x": []} if get_origin(info.annotation) is dict
-                                   else [Branch.model_construct(when="w", then=[])]
-                                   if _holds_branches(info.annotation) else [] for name, info in nested.items()})
+                                   else [_empty(_container(info.annotation))]
+                                   if _container(info.annotation) is not None else [] for name, info in nested.items()})
     declared = {label[0] for label, _ in step.branches()}
     assert declared == {info.alias or name for name, info in nested.items()}
-
-
-def _holds_branches(annotation: Any) -> bool:
-    return annotation is Branch or any(_holds_branches(arg) for arg in get_args(annotation))
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.__name__)
@@ -72,6 +90,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "check_promise": {"promise": "p", "actual": "9", "on_broken": [{"kind": "goto", "stage": "s"}]},
     "goto": {"stage": "s"},
     "end": {"outcome": "lost"},
+    "split": {"variants": [{"name": "a", "weight": 1, "steps": [{"kind": "end"}]}], "holdout": 1},
 }
 
 
@@ -107,7 +126,7 @@ def test_the_registry_and_the_union_agree() -> None:
 
 def test_a_kind_outside_the_registry_is_rejected_with_the_registered_kinds() -> None:
     with pytest.raises(ValueError, match="send"):
-        Playbook.model_validate({"playbook": "p", "steps": [{"kind": "split"}]})
+        Playbook.model_validate({"playbook": "p", "steps": [{"kind": "shuffle"}]})
 
 
 def _tree() -> list[Any]:

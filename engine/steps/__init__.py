@@ -21,13 +21,14 @@ from engine.steps.if_ import Branch, If
 from engine.steps.promise import Promise
 from engine.steps.send import Send
 from engine.steps.set import Set
+from engine.steps.split import Split, SplitVariant
 from engine.steps.task import Task, TaskSpec
 from engine.steps.wait import Wait
 from engine.steps.wait_for import WaitFor
 
 STEP_KINDS: dict[str, type[Step]] = {
     kind.model_fields["kind"].default: kind
-    for kind in (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End)
+    for kind in (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End, Split)
 }
 
 AnyStep = Annotated[Union[tuple(STEP_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
@@ -45,4 +46,4 @@ def _resolve_nested_steps() -> None:
 _resolve_nested_steps()
 
 __all__ = ["STEP_KINDS", "AnyStep", "Branch", "CheckPromise", "End", "Goto", "If", "Promise", "Send", "Set",
-           "Step", "Task", "TaskSpec", "Wait", "WaitFor"]
+           "Split", "SplitVariant", "Step", "Task", "TaskSpec", "Wait", "WaitFor"]
