@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.durations import parse_duration
 from engine.expressions import parse_time
+from engine.policy import POLICY_EVENTS
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
@@ -27,8 +28,8 @@ class PayloadError(ValueError):
 
 
 def declared_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
-    """The lifecycle's events plus the built-in ones."""
-    return {**BUILTIN_EVENTS, **lifecycle.events}
+    """The lifecycle's events plus the built-in ones (task completion, the contact policy's)."""
+    return {**BUILTIN_EVENTS, **POLICY_EVENTS, **lifecycle.events}
 
 
 def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:

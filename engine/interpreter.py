@@ -23,12 +23,15 @@ from typing import Any
 from engine import model as m
 from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, duration_of, evaluate, parse_time, to_plain
+from engine import calendars, policy
+from engine.calendars import CalendarError, business_days
 from engine.limits import ACTION_BYTES, VALUE_BYTES, fits, json_size
 from engine.project import StageBundle
 from engine.promises import promise_kept
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
 from engine.templates import TemplateRenderError, render
+from engine.policy import Decision
 from engine.walk import children, step_key
 
 
@@ -71,6 +74,11 @@ HOLD_ON_FAILURE = "hold-on-failure"
 failing condition counted as false and a failing value skipped its step, replay as they ran."""
 
 
+CONTACT_POLICY = "contact-policy"
+"""The change that made every send go through the contact policy (engine.policy): a history
+recorded before it sends where the policy would defer or suppress, on the channel the old rule chose."""
+
+
 class _LegacySkip(Exception):
     """Before HOLD_ON_FAILURE: a step whose value failed was recorded as failed and skipped."""
 
@@ -104,6 +112,7 @@ class StageRun:
             m.Task: self._task, m.Wait: self._wait, m.WaitFor: self._wait_for,
             m.If: self._if, m.Set: self._set, m.Promise: self._promise,
             m.CheckPromise: self._check_promise, m.Goto: self._goto, m.End: self._end,
+            m.Send: self._send_later,  # only a send deferred by the contact policy runs on its own
         }
 
     async def run(self) -> None:
@@ -132,7 +141,12 @@ class StageRun:
                 elif mode == "held":
                     await self._hold_again(step, path)
                 elif isinstance(step, m.Send):
-                    batch += self._prepare_send(step, path)
+                    effects = self._prepare_send(step, path)
+                    if isinstance(effects, Decision):  # deferred: the steps before it go out first
+                        await self._act(batch)
+                        await self._send_later(step, path, effects)
+                    else:
+                        batch += effects
                 elif isinstance(step, m.Task) and not (step.on_done or step.on_overdue):
                     batch.append(self._prepare_task(step, step, path))
                 else:
@@ -263,6 +277,9 @@ class StageRun:
         return self.state.next_stage is not None
 
     def _deadline(self, delay: timedelta | str) -> datetime:
+        count = business_days(delay)
+        if count is not None:  # `2 business days`: on the customer's calendar, in their time zone
+            return self._business_deadline(count)
         try:
             delay = duration_of(delay, self._names)  # a literal, or an expression: days(vars.sla_days)
         except ExpressionError as error:
@@ -273,6 +290,18 @@ class StageRun:
             return self.runtime.now() + delay
         except OverflowError:
             raise StepFailed("expression", f"a wait of {delay} goes past the year 9999") from None
+
+    def _business_deadline(self, count: int) -> datetime:
+        contact = policy.policy_of(self.lifecycle)
+        calendar = policy.customer_calendar(contact, self.state.customer)
+        if calendar is None:
+            raise StepFailed("policy", f"{count} business days: no holiday calendar (customer.calendar or "
+                                       f"contact.calendar)")
+        zone = policy.customer_zone(contact, self.state.customer)
+        try:
+            return calendars.add_business_days(self.runtime.now(), count, calendar, zone)
+        except CalendarError as error:
+            raise StepFailed("policy", str(error)) from None
 
     async def _pause(self, step: Any, path: str, pending: Pending, ready: Callable[[], bool],
                      until: datetime | None) -> bool:
@@ -323,7 +352,8 @@ class StageRun:
     # ------------------------------------------------------------ effects
 
     def _channel_for(self, step: m.Send) -> tuple[str, str] | None:
-        """The first channel with consent and an address: the asked one, or preferred then fallbacks."""
+        """Before CONTACT_POLICY: the first channel with consent and an address, the asked one or
+        preferred then fallbacks (kept to replay histories recorded before the contact policy)."""
         customer = self.state.customer
         consent = customer.get("consent") or {}
         if step.channel == "preferred":
@@ -340,16 +370,58 @@ class StageRun:
                 return channel, str(address)
         return None
 
-    def _prepare_send(self, step: m.Send, path: str) -> list[Effect]:
-        """The message, the task replacing it, or (no action) the record of its suppression."""
+    # ------------------------------------------------------------ contact policy (engine.policy)
+
+    def _decide(self, step: m.Send) -> Decision:
+        """The contact policy's decision for this send now. A history recorded before the policy
+        existed replays the old rule (first channel with consent and an address, sent at once)."""
+        now = self.runtime.now()
+        decision = policy.decide(self.lifecycle, self.state.customer, self.state.contact, step.channel,
+                                 step.category, now)
+        legacy = self._channel_for(step)
+        same = decision.action == "send" and legacy is not None and decision.channel == legacy[0] or \
+            decision.action == "suppress" and decision.no_channel and legacy is None
+        if same or self.runtime.patched(CONTACT_POLICY):
+            return decision
+        if legacy is None:
+            return Decision("suppress", reason="no channel with consent", no_channel=True)
+        return Decision("send", legacy[0], legacy[1])
+
+    async def _send_later(self, step: m.Send, path: str, decision: Decision | None = None) -> None:
+        """A send the policy deferred: wait (a durable timer, interrupted by a transition like any
+        wait), then decide again: an opt-out or a cap that came meanwhile still applies."""
         key = step_key(step, path)
-        chosen = self._channel_for(step)
-        if chosen is None:
-            if step.otherwise is None:
+        while True:
+            if decision is not None:
+                zone = policy.customer_zone(policy.policy_of(self.lifecycle), self.state.customer)
+                self.record("deferred", key, template=step.template, **decision.detail(zone))
+            until = self._resumed_until(path, lambda: decision.until if decision else None)
+            before = self.state.pending  # after continue-as-new the reason is the one recorded
+            reason = decision.reason if decision else (before.deferred if before and before.deferred else "deferred")
+            pending = Pending(step=key, until=until, deferred=reason)
+            await self._pause(step, path, pending, lambda: False, until)
+            effects = self._prepare_send(step, path)
+            if not isinstance(effects, Decision):
+                return await self._act(effects)
+            decision = effects
+
+    def _prepare_send(self, step: m.Send, path: str) -> list[Effect] | Decision:
+        """The message, the task replacing it, (no action) the record of its suppression, or the
+        Decision to defer it."""
+        key = step_key(step, path)
+        try:
+            decision = self._decide(step)
+        except CalendarError as error:  # e.g. a profile's time zone this machine does not know
+            raise StepFailed("policy", str(error)) from None
+        if decision.action == "defer":
+            return decision
+        if decision.action == "suppress":
+            if step.otherwise is None or not decision.no_channel:
                 return [(None, lambda _: self.record("suppressed", key, template=step.template,
-                                                      reason="no channel with consent"))]
+                                                      **decision.detail()))]
             return [self._prepare_task(step.otherwise, step, path, reason=f"no consent to send '{step.template}'")]
-        channel, address = chosen
+        channel, address = decision.channel, decision.address
+        assert channel is not None and address is not None
         context = template_context(self.state, self.event, self.runtime.now())
         try:
             subject, body = render(self.bundle.templates[step.template], context, name=step.template)
@@ -365,6 +437,8 @@ class StageRun:
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
                 self.record("message", key, channel=channel, template=step.template, action_id=action.id)
+                policy.note_sent(policy.policy_of(self.lifecycle), self.state.contact, self.runtime.now(),
+                                 channel, step.category)
             else:
                 self.record("failed", key, channel=channel, template=step.template, error=result.detail)
 

@@ -16,6 +16,8 @@ from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
 from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
 from engine.model import Lifecycle, Playbook, WaitFor
+from engine import policy
+from engine.policy import POLICY_EVENTS
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
 from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record
@@ -86,6 +88,7 @@ class LifecycleMachine:
         """Events the current stage can take: fact updates, transitions, waits of its playbook."""
         stage = self.state.next_stage or self.state.stage
         names = {name for name, spec in self.lifecycle.events.items() if spec.updates}
+        names |= set(POLICY_EVENTS)  # consent and opt-out take effect in any stage (engine.policy)
         names |= {t.on for t in self.lifecycle.transitions if t.applies_in(stage)}
         if self.state.next_stage is None:
             names |= self.waited_for
@@ -229,6 +232,11 @@ class LifecycleMachine:
             self.state.facts.update(updated)  # computed by `check` on this very state
         else:
             self._apply_updates(event, now)
+        # The contact policy: consent and opt-out at once, whatever the stage does; cap marks.
+        change = policy.note_event(policy.policy_of(self.lifecycle), self.state.contact, self.state.customer,
+                                   self.lifecycle.channels, event.name, event.data, now)
+        if change:
+            self.record("consent", None, at=now, event=event.name, change=change)
         return event
 
     def _normalized(self, event: Event, now: datetime) -> Event:

@@ -24,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from engine.calendars import business_days
 from engine.durations import format_duration, parse_duration
+from engine.policy_model import Category, ContactPolicy
 from engine.types import KINDS, FieldKind, kind_of
 
 Duration = Annotated[
@@ -45,6 +47,9 @@ def _duration_or_expression(value: Any) -> Any:
     # type duration, checked at load and evaluated when the step runs.
     if isinstance(value, str) and any(char in value for char in "(."):
         return value.strip()
+    count = business_days(value)  # `2 business days`: counted on the customer's calendar when it runs
+    if count is not None:
+        return f"{count} business day{'' if count == 1 else 's'}"
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
@@ -55,9 +60,10 @@ TimeSpan = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "A duration (30m, 2d, 1w, P14D), or a CEL expression of type duration "
-            "such as days(vars.sla_days).",
-            "examples": ["30m", "2d", "days(vars.sla_days)"],
+            "description": "A duration (30m, 2d, 1w, P14D), a count of business days on the customer's "
+            "holiday calendar (2 business days), or a CEL expression of type duration such as "
+            "days(vars.sla_days).",
+            "examples": ["30m", "2d", "2 business days", "days(vars.sla_days)"],
         }
     ),
 ]
@@ -284,6 +290,12 @@ class Lifecycle(Strict):
     templates: str = Field(
         "templates", description="Template folder, relative to the lifecycle file.", examples=["templates"]
     )
+    contact: ContactPolicy | None = Field(
+        None, description="Contact policy: time zone, holiday calendar, consent by category, quiet hours, "
+        "frequency caps, do-not-contact list (docs/playbooks.md, Contact policy).",
+        examples=[{"timezone": "America/New_York", "requires_consent": ["marketing"],
+                   "quiet_hours": [{"channels": ["sms"], "allowed": "08:00-21:00"}]}],
+    )
 
 
 # ---------------------------------------------------------------- stage playbooks
@@ -341,9 +353,11 @@ class Send(Step):
         "then the others in the lifecycle's fallback order.",
         examples=["preferred", "email"],
     )
-    category: Literal["transactional", "marketing"] = Field(
+    category: Category = Field(
         "transactional",
-        description="'marketing' for messages that sell or ask (referral requests, offers).",
+        description="What the message is for: transactional (about a purchase), service (support, "
+        "reminders), survey (asks for feedback), marketing (sells or asks a favour: offers, referral "
+        "requests). The contact policy's consent, quiet hours and caps go by it.",
         examples=["marketing"],
     )
     otherwise: TaskSpec | None = Field(
@@ -606,7 +620,11 @@ BUILTIN_CUSTOMER_FIELDS: dict[str, FieldSpec] = {
     "address": FieldSpec(type="string", description="Postal address, for letters."),
     "preferred_channel": FieldSpec(type="string", description="A channel name."),
     "timezone": FieldSpec(type="string", description="IANA time zone, e.g. Europe/Berlin."),
-    "consent": FieldSpec(type="map", description="Channel name → true when the customer agreed."),
+    "calendar": FieldSpec(type="string", description="Holiday calendar: country code, optionally with a "
+                                                     "subdivision, e.g. US-NY, DE-BY."),
+    "consent": FieldSpec(type="map", description="Channel name → true when the customer agreed; a category "
+                                                 "(transactional, service, survey, marketing) → true or false, "
+                                                 "or a map channel → true or false."),
 }
 
 # Events every lifecycle accepts: a person reports a task done.

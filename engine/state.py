@@ -92,6 +92,7 @@ class Record(BaseModel):
     kind: Literal[
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
+        "deferred", "consent",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -104,9 +105,10 @@ class Pending(BaseModel):
     events: list[str] = Field(default_factory=list)
     until: datetime | None = None
     task: str | None = None
+    deferred: str | None = Field(None, description="Why a send waits (quiet hours, a cap), when it does.")
 
 
-IncidentKind = Literal["expression", "template", "payload", "load", "internal"]
+IncidentKind = Literal["expression", "template", "payload", "load", "internal", "policy"]
 
 
 class Incident(BaseModel):
@@ -135,6 +137,23 @@ class Resume(BaseModel):
     event: Event | None = Field(None, description="The event the stage was working with.")
 
 
+class Sent(BaseModel):
+    """One message in the send log."""
+
+    at: datetime
+    channel: str
+    category: str
+
+
+class ContactState(BaseModel):
+    """What the policy remembers across stages and continue-as-new (part of LifecycleState)."""
+
+    sent: list[Sent] = Field(default_factory=list, description="Messages sent within the longest cap window.")
+    last_event: dict[str, datetime] = Field(default_factory=dict,
+                                            description="When each event a cap waits after last arrived.")
+    opted_out: str | None = Field(None, description="Why the customer receives nothing (a global opt-out).")
+
+
 class LifecycleState(BaseModel):
     """Everything needed to continue a lifecycle, including after continue-as-new."""
 
@@ -159,3 +178,5 @@ class LifecycleState(BaseModel):
     incident: Incident | None = None
     resume: Resume | None = None
     open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")
+    contact: ContactState = Field(default_factory=ContactState,
+                                  description="The contact policy's memory: send log, opt-out (engine.policy).")
