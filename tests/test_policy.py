@@ -310,3 +310,36 @@ def test_business_days_need_a_calendar(ws):
                            "in the lifecycle file (customers with their own 'calendar' use theirs)"]
     ws.lifecycle("templates: templates", "templates: templates\ncontact: {calendar: US}\n")
     ws.load()
+
+
+# ---------------------------------------------------------------- versioning
+
+
+def test_a_history_from_before_the_policy_replays_the_old_rule(monkeypatch):
+    """Replaying a history recorded before `contact-policy` (Temporal's patched() is False):
+    the message goes out at once on the channel the old rule chose, as it did then."""
+    from engine.interpreter import CONTACT_POLICY
+    from engine.simulator import VirtualRuntime
+
+    asked: list[str] = []
+
+    def patched(self, change: str) -> bool:
+        asked.append(change)
+        return change != CONTACT_POLICY
+
+    monkeypatch.setattr(VirtualRuntime, "patched", patched)
+    timeline = run()
+    assert kinds(timeline, "hello") == ["message"]
+    assert timeline.of_kind("message")[0].at == LATE
+    email_only = {"id": "c1", "email": "ada@example.com", "consent": {"email": True}}
+    assert kinds(run(REFERRAL, customer=email_only), "referral") == ["message"]
+    assert CONTACT_POLICY in asked
+
+
+def test_the_patch_is_asked_only_when_the_policy_changes_something(monkeypatch):
+    from engine.simulator import VirtualRuntime
+
+    asked: list[str] = []
+    monkeypatch.setattr(VirtualRuntime, "patched", lambda self, change: asked.append(change) or True)
+    run(SALE_SMS.replace("category: service", "category: transactional"))
+    assert "contact-policy" not in asked
