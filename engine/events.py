@@ -12,7 +12,8 @@ from typing import Any
 
 from engine.durations import parse_duration
 from engine.expressions import parse_time
-from engine.policy import POLICY_EVENTS
+from engine import calendars
+from engine.policy import CONSENT_CHANGED, POLICY_EVENTS
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
@@ -98,7 +99,11 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any]) -> dict[
     events = declared_events(lifecycle)
     if event not in events:
         raise PayloadError(f"unknown event '{event}'", "event")
-    return validate_payload(event, events[event], data)
+    checked = validate_payload(event, events[event], data)
+    if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
+        raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
+                           f"(one of: {', '.join(lifecycle.channels)})", "channel")
+    return checked
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None
@@ -124,7 +129,16 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         if message.startswith("field '"):
             message = "field 'customer." + message.removeprefix("field '")
         raise PayloadError(message, f"customer.{error.field}" if error.field else "customer") from None
+    for field, problem in (("timezone", _zone_problem), ("calendar", calendars.calendar_problem)):
+        value = checked.get(field)
+        why = problem(value) if isinstance(value, str) else None
+        if why:  # caught here, not at the customer's next send
+            raise PayloadError(f"field 'customer.{field}': {why}", f"customer.{field}")
     return {**({"id": customer_id} if "id" in profile else {}), **checked}
+
+
+def _zone_problem(name: str) -> str | None:
+    return None if calendars.is_zone(name) else f"unknown time zone '{name}' (an IANA name such as Europe/Berlin)"
 
 
 def payload_json_schema(spec: EventSpec) -> dict[str, Any]:

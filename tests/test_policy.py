@@ -343,3 +343,21 @@ def test_the_patch_is_asked_only_when_the_policy_changes_something(monkeypatch):
     monkeypatch.setattr(VirtualRuntime, "patched", lambda self, change: asked.append(change) or True)
     run(SALE_SMS.replace("category: service", "category: transactional"))
     assert "contact-policy" not in asked
+
+
+# ---------------------------------------------------------------- bad values from other systems
+
+
+def test_an_unknown_zone_calendar_or_channel_is_refused_with_the_reason():
+    from engine.events import PayloadError, check_customer, check_event
+
+    plain = Lifecycle.model_validate(yaml.safe_load(LIFECYCLE))
+    with pytest.raises(PayloadError, match="customer.timezone': unknown time zone 'Mars/Olympus'"):
+        check_customer(plain, "c1", {"timezone": "Mars/Olympus"})
+    with pytest.raises(PayloadError, match="customer.calendar': unknown holiday calendar 'XX'"):
+        check_customer(plain, "c1", {"calendar": "XX"})
+    with pytest.raises(PayloadError, match="unknown channel 'fax'"):
+        check_event(plain, "consent.changed", {"channel": "fax", "granted": False})
+    with pytest.raises(PayloadError, match="'category' must be one of transactional, service, survey, marketing"):
+        check_event(plain, "consent.changed", {"category": "promo", "granted": False})
+    assert check_customer(plain, "c1", {"timezone": NY, "calendar": "US-NY"}) == {"timezone": NY, "calendar": "US-NY"}
