@@ -276,10 +276,10 @@ class StageRun:
     def _interrupted(self) -> bool:
         return self.state.next_stage is not None
 
-    def _deadline(self, delay: timedelta | str) -> datetime:
+    def _deadline(self, delay: timedelta | str, role: str | None = None) -> datetime:
         count = business_days(delay)
-        if count is not None:  # `2 business days`: on the customer's calendar, in their time zone
-            return self._business_deadline(count)
+        if count is not None:  # `2 business days`: on the role's or the customer's calendar
+            return self._business_deadline(count, role)
         try:
             delay = duration_of(delay, self._names)  # a literal, or an expression: days(vars.sla_days)
         except ExpressionError as error:
@@ -291,15 +291,10 @@ class StageRun:
         except OverflowError:
             raise StepFailed("expression", f"a wait of {delay} goes past the year 9999") from None
 
-    def _business_deadline(self, count: int) -> datetime:
-        contact = policy.policy_of(self.lifecycle)
-        calendar = policy.customer_calendar(contact, self.state.customer)
-        if calendar is None:
-            raise StepFailed("policy", f"{count} business days: no holiday calendar (customer.calendar or "
-                                       f"contact.calendar)")
-        zone = policy.customer_zone(contact, self.state.customer)
+    def _business_deadline(self, count: int, role: str | None) -> datetime:
         try:
-            return calendars.add_business_days(self.runtime.now(), count, calendar, zone)
+            return policy.business_deadline(policy.policy_of(self.lifecycle), self.state.customer, role,
+                                            self.runtime.now(), count)
         except CalendarError as error:
             raise StepFailed("policy", str(error)) from None
 
@@ -446,7 +441,7 @@ class StageRun:
 
     def _prepare_task(self, spec: m.TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
         key = step_key(step, path)
-        due_at = self._deadline(spec.due) if spec.due else None
+        due_at = self._deadline(spec.due, spec.role) if spec.due else None
         action = Action(
             id=self._action_id(step, path), kind="task", customer_id=self.state.customer["id"],
             stage=self.state.stage, step=key, role=spec.role, title=spec.title,

@@ -150,6 +150,22 @@ def customer_calendar(policy: ContactPolicy, customer: dict[str, Any]) -> str | 
     return name if name and calendars.calendar_problem(name) is None else policy.calendar
 
 
+def business_deadline(policy: ContactPolicy, customer: dict[str, Any], role: str | None, now: datetime,
+                      count: int) -> datetime:
+    """`count` business days after `now`: on the role's calendar and zone when the policy gives it
+    one (else the customer's), at the role's close of business when it has business hours."""
+    team = policy.roles.get(role) if role else None
+    calendar = (team.calendar if team else None) or customer_calendar(policy, customer)
+    if calendar is None:
+        raise calendars.CalendarError(f"{count} business days: no holiday calendar "
+                                      f"(customer.calendar or contact.calendar)")
+    zone_name = (team.timezone if team else None) or customer_zone(policy, customer)
+    due = calendars.add_business_days(now, count, calendar, zone_name)
+    if team is not None and team.closes is not None:
+        due = calendars.at_local(due, team.closes, zone_name or "UTC")
+    return due
+
+
 def allows(consent: dict[str, Any], channel: str, category: str, explicit: bool) -> bool:
     """Whether `consent` (the profile's map) allows `category` on `channel` (see the module doc)."""
     if consent.get(channel) is not True:

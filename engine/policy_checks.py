@@ -36,6 +36,15 @@ def check_contact(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
         if rule.days == "business" and policy.calendar is None:
             errors.append(doc.error((*base, "quiet_hours", index, "days"),
                                     "'days: business' needs contact.calendar (the default holiday calendar)"))
+    for role, team in policy.roles.items():
+        where = (*base, "roles", role)
+        if role not in lifecycle.roles:
+            errors.append(doc.error(where, f"unknown role '{role}'{suggest(role, lifecycle.roles)}", key=True))
+        if team.timezone is not None and not calendars.is_zone(team.timezone):
+            errors.append(doc.error((*where, "timezone"), f"unknown time zone '{team.timezone}'"))
+        problem = calendars.calendar_problem(team.calendar) if team.calendar is not None else None
+        if problem:
+            errors.append(doc.error((*where, "calendar"), problem))
     events = declared_events(lifecycle)
     seen: set[str] = set()
     for index, cap in enumerate(policy.caps):

@@ -97,6 +97,27 @@ class Cap(Strict):
         return self
 
 
+class RoleCalendar(Strict):
+    """Where and when a role works: its tasks' business days count on its calendar."""
+
+    calendar: str | None = Field(None, description="The role's holiday calendar (default: the customer's).",
+                                 examples=["DE-BY"])
+    timezone: str | None = Field(None, description="The role's time zone (default: the customer's).",
+                                 examples=["Europe/Berlin"])
+    business_hours: str | None = Field(
+        None, description="HH:MM-HH:MM: a task due in N business days is due at the close of business "
+                          "on the last of them.", examples=["08:00-17:00"])
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        return None if value is None else QuietHours._window(value)
+
+    @property
+    def closes(self) -> str | None:
+        return self.business_hours.split("-")[1] if self.business_hours else None
+
+
 class ContactPolicy(Strict):
     """The lifecycle's contact policy: time zone, calendar, consent, quiet hours, caps, do-not-contact."""
 
@@ -119,6 +140,11 @@ class ContactPolicy(Strict):
         default_factory=list, description="Customer ids, e-mail addresses or phone numbers never to contact "
                                           "(kept by operators; `do_not_contact_file` adds a file of them).",
         examples=[["c-1042", "someone@example.com"]])
+    roles: dict[str, RoleCalendar] = Field(
+        default_factory=dict, description="Calendars and business hours of roles (teams), for their tasks' "
+                                          "`N business days` deadlines.",
+        examples=[{"warranty_technician": {"calendar": "DE-BY", "timezone": "Europe/Berlin",
+                                           "business_hours": "08:00-17:00"}}])
     do_not_contact_file: str | None = Field(
         None, description="A text file, relative to the lifecycle file, with one id or address per line "
                           "(# comments); read when the lifecycle loads.", examples=["do-not-contact.txt"])

@@ -361,3 +361,30 @@ def test_an_unknown_zone_calendar_or_channel_is_refused_with_the_reason():
     with pytest.raises(PayloadError, match="'category' must be one of transactional, service, survey, marketing"):
         check_event(plain, "consent.changed", {"category": "promo", "granted": False})
     assert check_customer(plain, "c1", {"timezone": NY, "calendar": "US-NY"}) == {"timezone": NY, "calendar": "US-NY"}
+
+
+def test_a_roles_calendar_and_business_hours_set_its_tasks_deadline():
+    sale = """
+playbook: sale
+steps:
+  - {kind: task, id: call, role: account_manager, title: Call, guideline: Call them., due: 1 business day}
+  - {kind: task, id: ticket, role: help_desk_agent, title: Look, guideline: Look., due: 1 business day}
+"""
+    contact = CONTACT + """  roles:
+    account_manager: {calendar: DE-BY, timezone: Europe/Berlin, business_hours: "08:00-17:00"}
+"""
+    monday = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    timeline = simulate(project(sale=sale, lifecycle=lifecycle(contact)), SMS_CUSTOMER, [placed(monday)])
+    due = {record.step: record.detail["due_at"] for record in timeline.of_kind("task")}
+    # Epiphany (Jan 6) is a holiday in Bavaria: due Wednesday at 17:00 Berlin time (16:00Z).
+    assert due["call"] == "2026-01-07T16:00:00+00:00"
+    # The help desk has no calendar of its own: the customer's (the default, US), same clock time.
+    assert due["ticket"] == "2026-01-06T10:00:00+00:00"
+
+
+def test_a_role_calendar_on_an_unknown_role_is_a_load_error(ws):
+    ws.lifecycle("templates: templates", "templates: templates\ncontact:\n  roles:\n"
+                                         "    instaler: {calendar: DE, timezone: Europe/Berlni}\n")
+    errors = ws.errors()
+    assert [e.split(": ", 1)[1] for e in errors] == [
+        "unknown role 'instaler' (did you mean 'installer'?)", "unknown time zone 'Europe/Berlni'"]
