@@ -10,7 +10,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from harness import FIXTURE, Harness, eventually, pending_step
+from harness import FIXTURE, Harness, eventually, pending_step, record_history
 from test_durability import spawn_worker
 
 # No message for 12 seconds after a ticket is opened: the check-in that falls due meanwhile waits.
@@ -49,6 +49,8 @@ async def test_a_deferred_message_survives_a_worker_restart_and_goes_out_once_wh
 
         await eventually(sent, timeout=90)
         status = await harness.lifecycles.status(customer)
+        # The replay corpus (tests/histories): a send deferred by the contact policy, across a restart.
+        await record_history(client, customer, "contact-policy-deferred-across-restart")
     finally:
         worker.terminate()
         worker.wait(timeout=15)
