@@ -21,17 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import model as m
+from engine import policy
+from engine.calendars import CalendarError, business_days
 from engine.context import expression_names, template_context
 from engine.expressions import ExpressionError, duration_of, evaluate, parse_time, to_plain
-from engine import calendars, policy
-from engine.calendars import CalendarError, business_days
 from engine.limits import ACTION_BYTES, VALUE_BYTES, fits, json_size
+from engine.policy import Decision
 from engine.project import StageBundle
 from engine.promises import promise_kept
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, PromiseEntry, Resume
 from engine.templates import TemplateRenderError, render
-from engine.policy import Decision
 from engine.walk import children, step_key
 
 
