@@ -120,7 +120,16 @@ def _calendar(name: str) -> holidays.HolidayBase:
     if problem:
         raise CalendarError(problem)
     country, subdivision = _split(name)
-    return holidays.country_holidays(country, subdiv=subdivision)
+    entity = getattr(holidays, country).get_entity()  # the class itself, not its lazy loader
+
+    class Dates(entity):  # type: ignore[misc, valid-type]
+        """The entity's holidays without translated names: gettext would read the process's
+        locale and files (non-deterministic, and refused inside a workflow); only dates count here."""
+
+        def _init_translation(self) -> None:
+            self.tr = str
+
+    return Dates(subdiv=subdivision)
 
 
 def holiday(day: date, calendar: str) -> str | None:
