@@ -7,6 +7,7 @@ import signal
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
@@ -18,6 +19,7 @@ from test_durability import spawn_worker
 # No message for 12 seconds after a ticket is opened: the check-in that falls due meanwhile waits.
 CONTACT = """
 contact:
+  timezone: America/New_York
   calendar: US
   caps:
     - {id: quiet_after_ticket, after: ticket.opened, per: 12s, then: defer}
@@ -78,6 +80,9 @@ async def test_a_deferred_message_survives_a_worker_restart_and_goes_out_once_wh
     deferred, message = records["deferred"], records["message"]
     assert deferred.detail["rule"] == "quiet_after_ticket"
     assert deferred.detail["until"] == (ticket + timedelta(seconds=12)).isoformat()
+    # Local time, from zoneinfo inside the workflow.
+    local = (ticket + timedelta(seconds=12)).astimezone(ZoneInfo("America/New_York"))
+    assert deferred.detail["local"] == f"{local:%Y-%m-%d %H:%M} America/New_York"
     assert message.at >= ticket + timedelta(seconds=12)
     task = next(record for record in status.recent if record.kind == "task" and record.step == "follow_up")
     # Due two US business days after it was created (a moment before it was recorded), same clock time.
