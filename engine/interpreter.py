@@ -428,12 +428,14 @@ class StageRun:
             category=step.category, subject=subject, body=body,
         )
         self._checked_action(f"the message of '{step.template}'", action)
+        # Logged for the caps now, not when its batch is delivered: the next send of the same
+        # batch must count it (a message that then fails to go out still counts: caps err on quiet).
+        policy.note_sent(policy.policy_of(self.lifecycle), self.state.contact, self.runtime.now(), channel,
+                         step.category)
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
                 self.record("message", key, channel=channel, template=step.template, action_id=action.id)
-                policy.note_sent(policy.policy_of(self.lifecycle), self.state.contact, self.runtime.now(),
-                                 channel, step.category)
             else:
                 self.record("failed", key, channel=channel, template=step.template, error=result.detail)
 

@@ -388,3 +388,40 @@ def test_a_role_calendar_on_an_unknown_role_is_a_load_error(ws):
     errors = ws.errors()
     assert [e.split(": ", 1)[1] for e in errors] == [
         "unknown role 'instaler' (did you mean 'installer'?)", "unknown time zone 'Europe/Berlni'"]
+
+
+def test_a_window_on_business_days_waits_over_the_weekend_and_a_holiday():
+    contact = """
+contact:
+  timezone: America/New_York
+  calendar: US
+  quiet_hours:
+    - {channels: [sms], allowed: "09:00-17:00", days: business}
+"""
+    # Friday 2026-07-03 (Independence Day observed) 12:00 in New York.
+    friday = datetime(2026, 7, 3, 16, tzinfo=timezone.utc)
+    timeline = simulate(project(sale=SALE_SMS, lifecycle=lifecycle(contact)), SMS_CUSTOMER, [placed(friday)],
+                        until=friday + timedelta(days=10))
+    assert timeline.of_kind("deferred")[0].detail["local"] == "2026-07-06 09:00 America/New_York"
+    assert timeline.of_kind("message")[0].at == datetime(2026, 7, 6, 13, tzinfo=timezone.utc)
+
+
+def test_a_count_cap_that_defers_waits_until_the_oldest_message_leaves_the_window():
+    contact = """
+contact:
+  caps:
+    - {id: two_a_day, at_most: 2, per: 24h, then: defer}
+"""
+    sale = """
+playbook: sale
+steps:
+  - {kind: send, id: one, template: summary, channel: email}
+  - {kind: wait, id: a_bit, duration: 1h}
+  - {kind: send, id: two, template: summary, channel: email}
+  - {kind: send, id: three, template: summary, channel: email}
+"""
+    customer = {"id": "c1", "email": "ada@example.com", "consent": {"email": True}}
+    timeline = simulate(project(sale=sale, lifecycle=lifecycle(contact)), customer, [placed()])
+    sent = {record.step: record.at for record in timeline.of_kind("message")}
+    assert sent == {"one": LATE, "two": LATE + timedelta(hours=1), "three": LATE + timedelta(hours=24)}
+    assert timeline.of_kind("deferred")[0].detail["rule"] == "two_a_day"
