@@ -12,6 +12,10 @@ from engine.model import Lifecycle
 from engine.policy_model import CATEGORIES
 
 
+DO_NOT_CONTACT_MAX = 2000
+"""The list travels with the lifecycle definition into every stage entry's history: keep it small."""
+
+
 def check_contact(lifecycle: Lifecycle, doc: Located) -> list[PlaybookError]:
     """Zones, calendars, channels and events the contact policy names must exist."""
     policy = lifecycle.contact
@@ -86,4 +90,8 @@ def read_do_not_contact(lifecycle: Lifecycle, folder: Path, doc: Located) -> tup
         return b"", [doc.error(where, f"'{policy.do_not_contact_file}' is not UTF-8 text")]
     entries = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     policy.do_not_contact = sorted(set(policy.do_not_contact) | {entry for entry in entries if entry})
+    if len(policy.do_not_contact) > DO_NOT_CONTACT_MAX:
+        return raw, [doc.error(where, f"the do-not-contact list has {len(policy.do_not_contact):,} entries; at most "
+                                      f"{DO_NOT_CONTACT_MAX:,} travel with every stage entry (keep a longer list "
+                                      f"in the delivery system, or end those customers' lifecycles)")]
     return raw, []

@@ -425,3 +425,13 @@ steps:
     sent = {record.step: record.at for record in timeline.of_kind("message")}
     assert sent == {"one": LATE, "two": LATE + timedelta(hours=1), "three": LATE + timedelta(hours=24)}
     assert timeline.of_kind("deferred")[0].detail["rule"] == "two_a_day"
+
+
+def test_the_do_not_contact_file_is_read_at_load_and_bounded(ws):
+    ws.lifecycle("templates: templates", "templates: templates\ncontact:\n  do_not_contact_file: dnc.txt\n")
+    ws.write("dnc.txt", "# operators' list\nc-9  # asked by phone\nsomeone@example.com\n\n")
+    assert ws.load().lifecycle.contact.do_not_contact == ["c-9", "someone@example.com"]
+    ws.write("dnc.txt", "".join(f"c-{n}\n" for n in range(2001)))
+    assert "the do-not-contact list has 2,001 entries" in ws.errors()[0]
+    (ws.root / "p" / "dnc.txt").unlink()
+    assert "cannot read 'dnc.txt'" in ws.errors()[0]
