@@ -200,6 +200,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
             (f"deferred ({status.pending.deferred})" if status.pending.deferred else "time")
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
+    if status.next_schedule:
+        click.echo(f"schedule  {status.next_schedule.event} at {status.next_schedule.at:%Y-%m-%d %H:%M:%S}")
     click.echo("facts     " + ", ".join(f"{k}={v}" for k, v in status.facts.items()))
     for name, promise in status.promises.items():
         click.echo(f"promise   {name}: {promise['state']} (expected {promise['expected']}"

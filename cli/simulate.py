@@ -121,6 +121,9 @@ def format_timeline(timeline: Timeline) -> str:
             "suppressed": lambda: f"{detail.get('template')}: {detail.get('reason')}"
                                   + (f" (rule {detail['rule']})" if detail.get("rule") else ""),
             "consent": lambda: f"{detail.get('event')}: {detail.get('change')}",
+            "schedule": lambda: f"{detail.get('event')} (due {str(detail.get('moment'))[:16].replace('T', ' ')})"
+                                + (f": not taken: {detail.get('reason')}" if detail.get("taken") is False else ""),
+            "split": lambda: f"branch {detail.get('branch')}" + (" (kept)" if detail.get("kept") else ""),
         }.get(record.kind, lambda: ", ".join(f"{k}={v}" for k, v in detail.items()))()
         step = f" [{record.step}]" if record.step else ""
         lines.append(f"{record.at:%Y-%m-%d %H:%M}  {record.stage:<20} {record.kind:<15} {what}{step}")

@@ -21,6 +21,7 @@ expect:
   deferred: {survey: "08:00 local"}              # the contact policy deferred it to that local time
                                                  # (or "2026-03-09 08:00 local")
   suppressed: {referral: marketing_weekly}       # suppressed, by this rule or for a reason with these words
+  splits: {welcome_test: short}                  # the branch a split step took (every time)
 ```
 """
 
@@ -42,7 +43,7 @@ from engine.scenario import DEFAULT_HORIZON, ScenarioError, parse_customer, pars
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
-EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident",
+EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident", "splits",
                  "deferred", "suppressed")
 LIST_FORMS = ("includes", "excludes")
 DEFAULT_LIFECYCLE = "../lifecycle.yaml"
@@ -198,7 +199,7 @@ def _expect(expect: Any, error: Callable[..., CaseError]) -> dict[str, Any]:
                                                         all(isinstance(v, str) for v in value.values())):
             raise error(where, f"'{key}' must be a mapping of step id to text, e.g. "
                                + ("{survey: '08:00 local'}" if key == "deferred" else "{referral: marketing_weekly}"))
-        elif key in ("promises", "facts", "channels") and not isinstance(value, dict):
+        elif key in ("promises", "facts", "channels", "splits") and not isinstance(value, dict):
             raise error(where, f"'{key}' must be a mapping of name to expected value")
         elif key in ("ended", "incident") and value is not None and not isinstance(value, str):
             raise error(where, "'ended' must be an outcome (e.g. closed) or null" if key == "ended"
@@ -293,6 +294,10 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
     if "ended" in expect and expect["ended"] != state.ended:
         got = state.ended if state.ended else f"still running (in stage {state.stage})"
         failures.append(f"ended: expected {expect['ended'] or 'still running'}, got {got}")
+    for step, wanted in (expect.get("splits") or {}).items():
+        taken = [str(r.detail.get("branch")) for r in timeline.records if r.kind == "split" and r.step == step]
+        if not taken or any(branch != str(wanted) for branch in taken):
+            failures.append(f"splits.{step}: expected {wanted}, got {', '.join(taken) or 'not run'}")
     for name, wanted in (expect.get("facts") or {}).items():
         if name not in state.facts:
             failures.append(f"facts.{name}: expected {wanted!r}, but there is no such fact")

@@ -4,7 +4,7 @@ The models check each file's shape; these checks look across files (stages, even
 channels, roles, facts, templates, promises) and inside expressions and templates, and
 locate each error at the node that holds the bad name. A playbook is walked once with
 the events that can be current at each step (engine.flow); each step kind's own checks are
-in engine.step_checks; the lifecycle file's are in engine.lifecycle_checks.
+its `check` method (engine.steps); the lifecycle file's are in engine.lifecycle_checks.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from engine.errors import PlaybookError, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields, name_list
 from engine.expressions import ROOTS
 from engine.flow import event_flow, union
-from engine.model import End, Goto, Lifecycle, Playbook, Promise, Set
-from engine.step_checks import STEP_CHECKS
+from engine.model import Lifecycle, Playbook
 from engine.templates import ENVIRONMENT, attribute_name, split_subject, undeclared_names
 from engine.templates import parse as parse_jinja
 from engine.walk import step_lists, step_paths
@@ -44,8 +43,9 @@ def promises_recorded(playbooks: Iterable[Playbook]) -> dict[str, str]:
     recorded: dict[str, str] = {}
     for playbook in playbooks:
         for step, _ in step_paths(playbook.steps):
-            if isinstance(step, Promise):
-                recorded.setdefault(step.promise, step.about)
+            made = step.promise_made()
+            if made is not None:
+                recorded.setdefault(*made)
     return recorded
 
 
@@ -102,7 +102,7 @@ class PlaybookChecker:
         self.errors: list[PlaybookError] = []
         self.gotos: list[tuple[str, set[str] | None]] = []  # (target, events at the goto)
         self.vars = set(playbook.vars) | {
-            step.var for step, _ in step_paths(playbook.steps) if isinstance(step, Set) and step.var
+            var for step, _ in step_paths(playbook.steps) for var, _ in step.vars_set()
         }
         self.var_kinds = self._var_kinds()
 
@@ -114,12 +114,12 @@ class PlaybookChecker:
             return kinds
         types = typecheck.types_of(self.lifecycle)
         for step, _ in step_paths(self.playbook.steps):
-            if isinstance(step, Set) and step.var and step.var not in self.playbook.vars \
-                    and kinds[step.var] == "dyn":
-                result = types.check(step.value, None, kinds).result
-                kinds[step.var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
-                # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
-                self.playbook.var_types[step.var] = kinds[step.var]
+            for var, value in step.vars_set():
+                if var not in self.playbook.vars and kinds[var] == "dyn":
+                    result = types.check(value, None, kinds).result
+                    kinds[var] = typecheck.KIND_OF_RESULT.get(result or "", "dyn")
+                    # Kept with the playbook, so the interpreter reads a stored timestamp back as one.
+                    self.playbook.var_types[var] = kinds[var]
         return kinds
 
     def flow_from(self, events: set[str] | None) -> None:
@@ -154,10 +154,10 @@ class PlaybookChecker:
                 first[step.id] = path
 
     def _after_leaving(self) -> None:
-        """A step written right after a goto or an end never runs."""
+        """A step written right after one with no way on (a goto, an end) never runs."""
         for steps, prefix in step_lists(self.playbook.steps):
             for index in range(1, len(steps)):
-                if isinstance(steps[index - 1], (Goto, End)):
+                if not steps[index - 1].ways():
                     self.error((*prefix, index), f"this step never runs: the '{steps[index - 1].kind}' "
                                                  f"step before it leaves the stage")
 
@@ -203,7 +203,7 @@ class PlaybookChecker:
 
     def _step(self, step: Any, path: DataPath, events: set[str] | None) -> None:
         """The checks of one step's kind, with the events that can be current there (engine.flow)."""
-        STEP_CHECKS[type(step)](self, step, path, events)
+        step.check(self, path, events)
 
 
 def check_playbook(lifecycle: Lifecycle, stage: str, playbook: Playbook, doc: Located, *,
@@ -237,7 +237,7 @@ def check_template(lifecycle: Lifecycle, path: str, source: str, users: list[Pla
         parts = [(subject, 1), (body, 2 + len(rest) - len(rest.lstrip("\n")))]
     errors: list[PlaybookError] = []
     variables = set().union(*(p.vars for p in users)) | {
-        step.var for p in users for step, _ in step_paths(p.steps) if isinstance(step, Set) and step.var
+        var for p in users for step, _ in step_paths(p.steps) for var, _ in step.vars_set()
     }
     customer = customer_fields(lifecycle)
     events = all_events(lifecycle)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine.events import declared_events
+from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
 from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
@@ -38,30 +39,50 @@ def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, st
     return result
 
 
-_KINDS: dict[int, tuple[Any, dict[str, str]]] = {}
+def _kinds(specs: dict[str, FieldSpec]) -> dict[str, str]:
+    """name → kind of `specs` (a lifecycle's facts, an event's payload)."""
+    return {name: spec.type for name, spec in specs.items()}
 
 
-def _kinds(owner: Any, specs: dict[str, FieldSpec]) -> dict[str, str]:
-    """name → kind of `specs`, computed once per owner object (a lifecycle, an event spec)."""
-    known = _KINDS.get(id(owner))
-    if known is None or known[0] is not owner:
-        if len(_KINDS) > 256:
-            _KINDS.clear()
-        known = _KINDS[id(owner)] = (owner, {name: spec.type for name, spec in specs.items()})
-    return known[1]
+@per_object
+def _fact_kinds(lifecycle: Lifecycle) -> dict[str, str]:
+    return _kinds(lifecycle.facts)
 
 
+@per_object
+def _payload_kinds(spec: Any) -> dict[str, str]:
+    return _kinds(spec.payload)
+
+
+@per_object
 def _customer_kinds(lifecycle: Lifecycle) -> dict[str, str]:
-    return _kinds(lifecycle.customer, {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
+    return _kinds({**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer})
 
 
-def _event_view(lifecycle: Lifecycle, event: Event | None, only: frozenset[str] | None = None) -> Any:
+Fields = frozenset[str] | None
+_EVENT_VIEWS: dict[tuple[int, Fields, Fields], tuple[Event, Lifecycle, dict[str, Any]]] = {}
+
+
+def _event_view(lifecycle: Lifecycle, event: Event | None, only: Fields = None, fields: Fields = None) -> Any:
+    """The event as CEL sees it, with only the fields (`name`, `data`, `occurred_at`) in `fields`
+    and the payload fields in `only` (the runtime converts every value it is given, on every
+    evaluation). Made once per event and fields: a stage
+    reads the same event in many conditions, and a taken event is never changed."""
     if event is None:
         return {"name": "", "data": {}, "occurred_at": None}
+    known = _EVENT_VIEWS.get((id(event), only, fields))
+    if known is not None and known[0] is event and known[1] is lifecycle:
+        return known[2]
     spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, _kinds(spec, spec.payload) if spec else {}, only) \
+    data = typed_map(event.data, _payload_kinds(spec) if spec else {}, only) \
         if spec or only is not None else to_cel(event.data)
-    return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
+    view = {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
+    if fields is not None:  # e.g. only `data`: a timestamp the expression does not read costs too
+        view = {name: value for name, value in view.items() if name in fields}
+    if len(_EVENT_VIEWS) > 1024:
+        _EVENT_VIEWS.clear()
+    _EVENT_VIEWS[(id(event), only, fields)] = (event, lifecycle, view)
+    return view
 
 
 def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
@@ -102,9 +123,9 @@ def expression_names(
         if root == "customer":
             names[root] = typed_map(_with_defaults(lifecycle, state.customer), _customer_kinds(lifecycle), only)
         elif root == "facts":
-            names[root] = typed_map(state.facts, _kinds(lifecycle, lifecycle.facts), only)
+            names[root] = typed_map(state.facts, _fact_kinds(lifecycle), only)
         elif root == "event":
-            names[root] = _event_view(lifecycle, event, wanted.get("event.data"))
+            names[root] = _event_view(lifecycle, event, wanted.get("event.data"), only)
         elif root == "promises":
             names[root] = _promises_view(state, only)
         elif root == "now":

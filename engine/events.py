@@ -10,11 +10,13 @@ import math
 from datetime import date, datetime
 from typing import Any
 
+from engine import calendars
 from engine.durations import parse_duration
 from engine.expressions import parse_time
-from engine import calendars
-from engine.policy import CONSENT_CHANGED, POLICY_EVENTS
+from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
+from engine.policy import CONSENT_CHANGED, UNSUBSCRIBED
+from engine.policy_model import CATEGORIES
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -28,9 +30,39 @@ class PayloadError(ValueError):
         self.field = field
 
 
+# The contact policy's events (engine.policy applies them): every lifecycle accepts them, in any stage.
+POLICY_EVENTS: dict[str, EventSpec] = {
+    CONSENT_CHANGED: EventSpec(
+        description="The customer gave or withdrew consent: for a channel, a category, both, or (neither "
+                    "given) for every message. Takes effect at once, in any stage.",
+        payload={
+            "channel": FieldSpec(type="string", description="A channel name; none: every channel."),
+            "category": FieldSpec(type="string", enum=list(CATEGORIES), description="A category; none: every one."),
+            "granted": FieldSpec(type="bool", required=True, description="true: consent given; false: withdrawn."),
+        },
+    ),
+    UNSUBSCRIBED: EventSpec(
+        description="The customer asked to receive no more messages (unsubscribe link, STOP reply, a request "
+                    "to the help desk). Takes effect at once, in any stage; consent.changed with granted: true "
+                    "and no channel or category lifts it.",
+        payload={"reason": FieldSpec(type="string", description="How the customer asked, in a few words.")},
+    ),
+}
+
+
+@per_object
 def declared_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
-    """The lifecycle's events plus the built-in ones (task completion, the contact policy's)."""
+    """The lifecycle's events plus the built-in ones: task completion, the contact policy's
+    (callers must not change the map)."""
     return {**BUILTIN_EVENTS, **POLICY_EVENTS, **lifecycle.events}
+
+
+@per_object
+def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
+    """The profile fields an event may set, as a payload of optional fields."""
+    fields = {name: spec.model_copy(update={"required": False})
+              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
+    return EventSpec(payload=fields)
 
 
 def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
@@ -119,11 +151,9 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer' must be an object", "customer")
     if "id" in profile and profile["id"] != customer_id:
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
-    fields = {name: spec.model_copy(update={"required": False})
-              for name, spec in {**BUILTIN_CUSTOMER_FIELDS, **lifecycle.customer}.items() if name != "id"}
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", EventSpec(payload=fields), rest)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):

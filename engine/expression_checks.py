@@ -2,7 +2,7 @@
 
 Each error is placed inside the YAML scalar that holds the expression. Used for every
 expression of a lifecycle file (engine.lifecycle_checks) and of a stage playbook
-(engine.checks, engine.step_checks).
+(engine.checks, and each step kind's `check` in engine.steps).
 """
 
 from __future__ import annotations

@@ -13,25 +13,11 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.durations import format_duration
-from engine.flow import Way, ways
-from engine.model import (
-    CheckPromise,
-    End,
-    Goto,
-    If,
-    Promise,
-    Send,
-    Set,
-    Task,
-    Wait,
-    WaitFor,
-)
 from engine.project import Project
+from engine.steps.base import short
 from engine.walk import walk_steps
 
 START, END, ANY = "__start__", "__end__", "__any__"
-LABEL_LIMIT = 60  # longer conditions are cut: a diagram is for the shape, the YAML for detail
 
 Shape = Literal[
     "stage", "terminal", "start", "end", "any",  # lifecycle diagrams
@@ -83,11 +69,6 @@ class GraphvizError(RuntimeError):
     """SVG needs Graphviz's `dot` program: it is not on the PATH, or it failed."""
 
 
-def _short(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
-
-
 # ---------------------------------------------------------------- the lifecycle
 
 
@@ -101,18 +82,20 @@ def lifecycle_graph(project: Project) -> Graph:
     graph.add(Node(START, ["start"], "start"))
     graph.link(START, lifecycle.initial_stage, ", ".join(starts))
     for transition in lifecycle.transitions:
-        label = transition.on + (f" [{_short(transition.when)}]" if transition.when else "")
+        label = transition.on + (" (schedule)" if transition.on in lifecycle.schedules else "") \
+            + (f" [{short(transition.when)}]" if transition.when else "")
         for source in transition.from_:
             if source == "*":
                 source = _any_node(graph, transition.except_)
             graph.link(source, transition.to, label)
     for stage, playbook in project.playbooks.items():
         for step, _ in walk_steps(playbook.steps):
-            if isinstance(step, Goto):
-                graph.link(stage, step.stage, "goto", dashed=True)
-            elif isinstance(step, End):
-                graph.add(Node(END, ["end"], "end"))
-                graph.link(stage, END, f"end: {step.outcome}", dashed=True)
+            edge = step.stage_edge()  # a goto, or (no target) an end
+            if edge is not None:
+                target, label = edge
+                if target is None:
+                    target = graph.add(Node(END, ["end"], "end"))
+                graph.link(stage, target, label, dashed=True)
     for stage, spec in lifecycle.stages.items():
         if spec.terminal:
             graph.add(Node(END, ["end"], "end"))
@@ -168,7 +151,7 @@ class _Flow:
             ways = sorted(set(ways) | {n for n, s in lifecycle.events.items() if s.starts_lifecycle})
         gotos = sorted({source for source, playbook in self.project.playbooks.items()
                         for step, _ in walk_steps(playbook.steps)
-                        if isinstance(step, Goto) and step.stage == self.stage})
+                        if step.goes_to() == self.stage})
         lines = [f"enter {self.stage}"]
         if ways:
             lines.append("on " + ", ".join(ways))
@@ -190,61 +173,17 @@ class _Flow:
 
     def _node(self, step: Any, path: str) -> str:
         self.count += 1
-        shape, text = _describe(step)
+        shape, text = step.describe()
         label = [step.id or f"{step.kind}@{path}", *text]
         return self.graph.add(Node(f"s{self.count}", label, shape))
 
     def _after(self, step: Any, node: str, path: str) -> Pending:
         """Edges leaving a step: to the next step, through its branches, or none (goto, end)."""
         out: Pending = []
-        for way in ways(step):
+        for way in step.ways():
             prefix = path + "".join(f"{part}." for part in way.label)
-            out += self._steps(way.steps, [(node, _way_label(step, way))], prefix)
+            out += self._steps(way.steps, [(node, step.way_text(way))], prefix)
         return out
-
-
-def _way_label(step: Any, way: Way) -> str:
-    """The text on the edge of a way: its name, with the condition or the time it depends on."""
-    if way.label[:1] == ("elif",):
-        return f"elif {_short(step.elif_[way.label[1]].when)}"
-    if way.label == ("on_timeout",):
-        return f"timeout {format_duration(step.timeout)}"
-    if way.label == ("on_overdue",):
-        return f"overdue after {format_duration(step.due)}"
-    return way.name
-
-
-def _describe(step: Any) -> tuple[Shape, list[str]]:
-    """The shape of a step and the lines under its id."""
-    if isinstance(step, Send):
-        extra = [step.channel] + (["marketing"] if step.category == "marketing" else [])
-        lines = [f"send {step.template}", ", ".join(extra)]
-        if step.otherwise is not None:
-            lines.append(f"otherwise task: {step.otherwise.role}")
-        return "io", lines
-    if isinstance(step, Task):
-        due = f" (due {format_duration(step.due)})" if step.due else ""
-        return "box", [f"task {step.role}{due}", _short(step.title)]
-    if isinstance(step, Wait):
-        if step.duration is not None:
-            return "round", [f"wait {format_duration(step.duration)}"]
-        return "round", ["wait until", _short(str(step.until))]
-    if isinstance(step, WaitFor):
-        return "hexagon", ["wait for " + ", ".join(step.events)]
-    if isinstance(step, If):
-        return "diamond", [f"if {_short(step.when)}"]
-    if isinstance(step, Set):
-        target = f"var {step.var}" if step.var else f"fact {step.fact}"
-        return "box", [f"set {target}", f"= {_short(step.value)}"]
-    if isinstance(step, Promise):
-        return "subroutine", [f"promise {step.promise}", f"= {_short(step.expected)}"]
-    if isinstance(step, CheckPromise):
-        return "diamond", [f"check {step.promise}"]
-    if isinstance(step, Goto):
-        return "flag", [f"goto {step.stage}"]
-    if isinstance(step, End):
-        return "circle", [f"end: {step.outcome}"]
-    return "box", [step.kind]  # pragma: no cover - every kind is handled above
 
 
 # ---------------------------------------------------------------- Mermaid

@@ -10,16 +10,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from engine.context import expression_names
-from engine.events import PayloadError, check_customer, check_event, declared_events
-from engine.expressions import ExpressionError, evaluate, is_true, to_plain
-from engine.interpreter import EndLifecycle, GotoStage, Interrupted, Released, StageRun, Suspended, incident_action
-from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
-from engine.model import Lifecycle, Playbook, WaitFor
 from engine import policy
-from engine.policy import POLICY_EVENTS
+from engine.context import expression_names
+from engine.events import POLICY_EVENTS, PayloadError, check_customer, check_event, declared_events
+from engine.expressions import ExpressionError, evaluate, is_true, to_plain
+from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
+from engine.interpreter import StageRun, incident_action
+from engine.memo import per_object
+from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
+from engine.model import Lifecycle, Playbook
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
+from engine.schedules import Due, ScheduledRuntime, next_due
 from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record
 from engine.walk import walk_steps
 
@@ -31,17 +33,12 @@ def lifecycle_id(customer_id: str) -> str:
     return f"lifecycle/{customer_id}"
 
 
+@per_object
 def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     """Events a stage playbook can take in a wait_for, or as a task completion."""
     if playbook is None:
         return frozenset()
-    names: set[str] = set()
-    for step, _ in walk_steps(playbook.steps):
-        if isinstance(step, WaitFor):
-            names.update(step.events)
-        elif step.kind == "task" and (step.on_done or step.on_overdue):
-            names.add("task.completed")
-    return frozenset(names)
+    return frozenset(name for step, _ in walk_steps(playbook.steps) for name in step.events_waited())
 
 
 class LifecycleMachine:
@@ -60,7 +57,9 @@ class LifecycleMachine:
         # the workflow turns it off to replay histories recorded before that rule.
         self.strict_rules = True
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
-        self._checked: tuple[Event, datetime, Event, dict[str, Any]] | None = None
+        # (event, now, normalized event, updated facts, each guard's outcome by transition)
+        self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
+        self._guards: dict[int, bool] = {}  # the outcomes for the event `_admit` just took
 
     @classmethod
     def new(cls, lifecycle: Lifecycle, customer_id: str, now: datetime, **options: Any) -> LifecycleMachine:
@@ -108,7 +107,7 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
-        size = json_size(event.data) + json_size(event.customer or {})
+        size = json_size(event.data) + (json_size(event.customer) if event.customer else 2)
         if size > EVENT_DATA_BYTES:
             return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
@@ -148,14 +147,16 @@ class LifecycleMachine:
             except ExpressionError as error:
                 return f"a fact update of '{event.name}' failed: {error}"
             state.facts = {**facts, **updated}
+            guards = {}
             for transition in self._candidate_transitions(normalized):
                 try:
-                    evaluate(transition.when, self._names(normalized, now, transition.when))
+                    value = evaluate(transition.when, self._names(normalized, now, transition.when))
                 except ExpressionError as error:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
+                guards[id(transition)] = value is True
         finally:
             state.customer, state.facts = customer, facts
-        self._checked = (event, now, normalized, updated)
+        self._checked = (event, now, normalized, updated, guards)
         return None
 
     def _candidate_transitions(self, event: Event) -> list[Any]:
@@ -222,6 +223,7 @@ class LifecycleMachine:
         checked, self._checked = self._checked, None
         reused = checked is not None and checked[0] is event and checked[1] == now
         event, updated = (checked[2], checked[3]) if reused else (self._normalized(event, now), None)
+        self._guards = checked[4] if reused else {}
         if event.idempotency_key:
             self.state.seen_keys.append(event.idempotency_key)
             del self.state.seen_keys[:-SEEN_KEYS_KEPT]
@@ -286,6 +288,10 @@ class LifecycleMachine:
                 continue
             if transition.when is None:
                 return transition.to
+            if id(transition) in self._guards:  # judged by `check` on this very state
+                if self._guards[id(transition)]:
+                    return transition.to
+                continue
             try:
                 if is_true(transition.when, self._names(event, now, transition.when)):
                     return transition.to
@@ -327,6 +333,7 @@ class LifecycleMachine:
         """
         self._suspend = pause if in_stage else (lambda: False)
         self._clock = runtime.now
+        runtime = ScheduledRuntime(runtime, self.next_schedule, self._fire_schedule)  # type: ignore[assignment]
         state = self.state
         while state.ended is None:
             if self.lifecycle.stages[state.stage].terminal:
@@ -379,6 +386,28 @@ class LifecycleMachine:
         self.state.stage_done = True
         self.state.resume = None
         self.state.pending = None
+
+    # ------------------------------------------------------------ schedules
+
+    def next_schedule(self) -> Due | None:
+        """The next moment a schedule sends its event (engine.schedules), or None."""
+        return next_due(self.lifecycle, self.state, self._clock())
+
+    def _fire_schedule(self, due: Due) -> None:
+        """Send a schedule's event now, through the normal event path; a stage that cannot take
+        it leaves it recorded, not taken. It fires once whatever came of it."""
+        now = self._clock()
+        self.state.schedules[due.name] = due.at
+        self.record("schedule", None, at=now, event=due.name, moment=due.at.isoformat())
+        record = self.state.timeline[-1]
+        event = Event(customer_id=self.state.customer["id"], name=due.name, idempotency_key=due.key,
+                      occurred_at=due.at)
+        try:
+            receipt = self.receive(event, now)
+        except Exception as error:  # a bug: recorded, never a failed workflow task
+            receipt = EventReceipt(status="rejected", reason=f"{type(error).__name__}: {error}"[:500])
+        if receipt.status != "accepted":
+            record.detail.update(taken=False, reason=receipt.reason or receipt.status)
 
     # ------------------------------------------------------------ incidents
 

@@ -59,6 +59,33 @@ def check_lifecycle(lifecycle: Lifecycle, doc: Located,
             expect = (kind, f"fact '{fact}'") if kind else None
             errors += check_expression(lifecycle, doc, path, source, scope, expect)
     errors += _check_transitions(lifecycle, doc, events, unknown_stage, promises)
+    errors += _check_schedules(lifecycle, doc, events, promises)
+    return errors
+
+
+SCHEDULE_ROOTS = ("customer", "facts", "promises")  # no event, vars or now: a moment of its own
+
+
+def _check_schedules(lifecycle: Lifecycle, doc: Located, events: dict[str, EventSpec],
+                     promises: set[str] | None) -> list[PlaybookError]:
+    """Each schedule sends a declared event that needs no payload, at a timestamp expression."""
+    errors: list[PlaybookError] = []
+    for name, spec in lifecycle.schedules.items():
+        base = ("schedules", name)
+        if name not in lifecycle.events:
+            errors.append(doc.error(base, f"unknown event '{name}'{suggest(name, lifecycle.events)}: "
+                                          f"a schedule sends an event declared in 'events'", key=True))
+        else:
+            required = [field for field, fspec in lifecycle.events[name].payload.items() if fspec.required]
+            if required:
+                errors.append(doc.error(base, f"event '{name}' needs payload field '{required[0]}', but a "
+                                              f"schedule sends its event without data", key=True))
+        for key, source in (("at", spec.at), ("from", spec.from_)):
+            if source is None:
+                continue
+            scope = Scope(where="a schedule", roots=SCHEDULE_ROOTS, events=set(), promises=promises)
+            errors += check_expression(lifecycle, doc, (*base, key), source, scope,
+                                       ("timestamp", f"a schedule's '{key}'"))
     return errors
 
 

@@ -46,6 +46,8 @@ def json_size(value: Any) -> int:
 def fits(value: Any, budget: int) -> bool:
     """Whether `value` as JSON takes at most `budget` bytes (a string is judged by its length
     first: a character takes at most 6 bytes in JSON)."""
+    if value is None or type(value) in (bool, float) or type(value) is int and value.bit_length() <= 64:
+        return budget >= 24  # at most 24 bytes of JSON
     if isinstance(value, str) and 6 * len(value) + 2 <= budget:
         return True
     return json_size(value) <= budget

@@ -20,7 +20,7 @@ from jinja2 import nodes as jinja_nodes
 from engine.events import declared_events
 from engine.flow import event_flow, leaves
 from engine.loader import Document, load_document
-from engine.model import End, Goto, If, Lifecycle, Playbook, Send, Task, WaitFor
+from engine.model import Lifecycle, Playbook
 from engine.project import Project
 from engine.templates import attribute_name, undeclared_names
 from engine.templates import parse as parse_template
@@ -44,6 +44,8 @@ RULES: dict[str, str] = {
     "template-event-field": "a template reads event.data.X but no event that can be current at its "
                             "sends has a field X",
     "unguarded-marketing": "a marketing send not inside any 'if' (e.g. a referral request to every customer)",
+    "split-without-id": "a split step without an id: its branches are keyed by its place, and moving it "
+                        "re-draws every customer",
 }
 
 _IGNORE = re.compile(r"lint:\s*ignore\[([^\]]*)\]")
@@ -80,9 +82,22 @@ def ignored_rules(text: str, line: int) -> set[str]:
 
 
 def _guarded_steps(steps: list[Any], path: DataPath) -> Iterator[tuple[Any, DataPath, bool]]:
-    """Every step with its data path and whether an `if` encloses it."""
+    """Every step with its data path and whether an `if` (a kind that `guards`) encloses it."""
     for step, here, parents in step_tree(steps, path):
-        yield step, here, any(isinstance(parent, If) for parent in parents)
+        yield step, here, any(parent.guards for parent in parents)
+
+
+class _StageLint:
+    """What a step's lint rules see (engine.steps.base.Lint): one stage playbook of a lint run."""
+
+    def __init__(self, linter: _Linter, stage: str, file: Path) -> None:
+        self.stage = stage
+        self.interrupting = linter.interrupting(stage)
+        self._linter = linter
+        self._file = file
+
+    def warn(self, path: DataPath, rule: str, message: str) -> None:
+        self._linter.warn(self._file, path, rule, message)
 
 
 class _Linter:
@@ -146,8 +161,8 @@ class _Linter:
     def _stages(self) -> None:
         lifecycle = self.lifecycle
         reached = {lifecycle.initial_stage} | {t.to for t in lifecycle.transitions}
-        reached |= {step.stage for playbook in self.project.playbooks.values()
-                    for step, _ in step_paths(playbook.steps) if isinstance(step, Goto)}
+        reached |= {step.goes_to() for playbook in self.project.playbooks.values()
+                    for step, _ in step_paths(playbook.steps)} - {None}
         for stage, spec in lifecycle.stages.items():
             if stage not in reached:
                 self.warn(self.base, ("stages", stage), "unreachable-stage",
@@ -158,7 +173,7 @@ class _Linter:
             named = any(stage in t.from_ for t in lifecycle.transitions)
             playbook = self.project.playbooks.get(stage)
             exits = playbook is not None and any(
-                isinstance(step, (Goto, End)) for step, _ in step_paths(playbook.steps))
+                step.stage_edge() is not None for step, _ in step_paths(playbook.steps))
             if not named and not exits:
                 self.warn(self.base, ("stages", stage), "dead-end-stage",
                           f"stage '{stage}' has no way out: no transition from it and no goto or "
@@ -166,8 +181,7 @@ class _Linter:
 
     def _events(self) -> None:
         waited = {name for playbook in self.project.playbooks.values()
-                  for step, _ in step_paths(playbook.steps) if isinstance(step, WaitFor)
-                  for name in step.events}
+                  for step, _ in step_paths(playbook.steps) for name in step.events_waited()}
         moving = {t.on for t in self.lifecycle.transitions}
         for name, spec in self.lifecycle.events.items():
             if spec.starts_lifecycle or spec.updates or name in moving or name in waited:
@@ -189,7 +203,7 @@ class _Linter:
 
     # ------------------------------------------------------------ playbook rules
 
-    def _interrupting(self, stage: str) -> dict[str, str]:
+    def interrupting(self, stage: str) -> dict[str, str]:
         """event → target stage of the unguarded transitions that leave `stage` on it."""
         out: dict[str, str] = {}
         for transition in self.lifecycle.transitions:
@@ -199,34 +213,10 @@ class _Linter:
 
     def _playbook(self, stage: str, playbook: Playbook) -> None:
         file = self._playbook_file(stage)
-        interrupting = self._interrupting(stage)
         self._unreachable(file, playbook.steps, ("steps",))
+        site = _StageLint(self, stage, file)
         for step, path, guarded in _guarded_steps(playbook.steps, ("steps",)):
-            if isinstance(step, WaitFor):
-                for index, event in enumerate(step.events):
-                    if event in interrupting:
-                        self.warn(file, (*path, "events", index), "wait-interrupted",
-                                  f"'{event}' never reaches this wait_for: the transition from "
-                                  f"'{stage}' on '{event}' moves the customer to "
-                                  f"'{interrupting[event]}' first")
-                if step.timeout is None:
-                    self.warn(file, path, "wait-without-timeout",
-                              "wait_for has no timeout: if the event never comes, the stage waits "
-                              "for good (add timeout and on_timeout)")
-            elif isinstance(step, Task) and step.on_done and step.due is None:
-                self.warn(file, path, "wait-without-timeout",
-                          "task with on_done has no due: if nobody reports it done, the stage "
-                          "waits for good (add due and on_overdue)")
-            elif isinstance(step, Send):
-                if step.channel == "preferred" and step.otherwise is None:
-                    self.warn(file, path, "preferred-without-otherwise",
-                              f"send '{step.template}' on the preferred channel has no 'otherwise' "
-                              f"task: a customer with no consented channel gets nothing and nobody "
-                              f"is told")
-                if step.category == "marketing" and not guarded:
-                    self.warn(file, path, "unguarded-marketing",
-                              f"marketing send '{step.template}' is not inside an 'if': every customer "
-                              f"in the stage gets it, satisfied or not")
+            step.lint(site, path, guarded)
 
     def _unreachable(self, file: Path, steps: list[Any], path: DataPath) -> None:
         for index, step in enumerate(steps):
@@ -270,8 +260,10 @@ class _Linter:
         send (by template) and goto (by stage)."""
 
         def visit(step: Any, path: DataPath, current: set[str] | None) -> None:
-            if isinstance(step, (Send, Goto)):
-                key = ("send", step.template) if isinstance(step, Send) else ("goto", step.stage)
+            keys = [("send", name) for name in step.templates()]
+            if step.goes_to() is not None:
+                keys.append(("goto", step.goes_to()))
+            for key in keys:
                 found.setdefault(key, set()).update(current or ())
 
         event_flow(steps, events, visit)

@@ -1,93 +1,24 @@
 """The playbook language: a lifecycle file and its stage playbooks, as pydantic models.
 
 The models *are* the schema: the loader validates YAML against them, `lifecycle schema`
-exports them as JSON Schema, and the interpreter runs them. Cross-references (stages,
-events, channels, roles, templates, names inside expressions) are checked by
-`engine.lifecycle_checks` and `engine.checks` once the whole lifecycle is loaded.
+exports them as JSON Schema, and the interpreter runs them. The step kinds of a stage
+playbook are in engine.steps, one module each; the field types both use are in
+engine.fields. Cross-references (stages, events, channels, roles, templates, names inside
+expressions) are checked by `engine.lifecycle_checks` and `engine.checks` once the whole
+lifecycle is loaded.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
-from engine.calendars import business_days
-from engine.durations import format_duration, parse_duration
-from engine.policy_model import Category, ContactPolicy
+from engine.fields import Duration, EventName, Expression, Name, Strict, TimeSpan  # noqa: F401  (re-exported)
+from engine.policy_model import ContactPolicy
+from engine.steps import AnyStep
 from engine.types import KINDS, FieldKind, kind_of
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(lambda v: v if isinstance(v, timedelta) else parse_duration(v)),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "description": "A duration: 30m, 2d, 1w, 1d12h or ISO 8601 such as P14D.",
-            "examples": ["30m", "2d", "1w", "P14D"],
-        }
-    ),
-]
-
-def _duration_or_expression(value: Any) -> Any:
-    # `2d` is a duration; `days(vars.sla_days)` (a call or a dotted name) is an expression of
-    # type duration, checked at load and evaluated when the step runs.
-    if isinstance(value, str) and any(char in value for char in "(."):
-        return value.strip()
-    count = business_days(value)  # `2 business days`: counted on the customer's calendar when it runs
-    if count is not None:
-        return f"{count} business day{'' if count == 1 else 's'}"
-    return value if isinstance(value, timedelta) else parse_duration(value)
-
-
-TimeSpan = Annotated[
-    Union[timedelta, str],
-    BeforeValidator(_duration_or_expression),
-    PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "description": "A duration (30m, 2d, 1w, P14D), a count of business days on the customer's "
-            "holiday calendar (2 business days), or a CEL expression of type duration such as "
-            "days(vars.sla_days).",
-            "examples": ["30m", "2d", "2 business days", "days(vars.sla_days)"],
-        }
-    ),
-]
-
-Expression = Annotated[
-    str,
-    Field(
-        description="A CEL expression over customer, event, facts, vars, promises and now.",
-        examples=["facts.open_tickets == 0 && facts.last_satisfaction >= 9"],
-    ),
-]
-
-Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="lower_snake_case")]
-EventName = Annotated[
-    str,
-    Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", examples=["order.delivered"]),
-]
-
-
-
-class Strict(BaseModel):
-    """Every model rejects unknown fields so a typo is an error, not a silent default."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class FieldSpec(Strict):
@@ -245,6 +176,59 @@ class Transition(Strict):
         return stage in self.from_
 
 
+# ---------------------------------------------------------------- schedules (engine.schedules)
+
+
+def _period(value: Any) -> Any:
+    # Checked here (a bad period is a load error at its line); kept as written, read by
+    # engine.schedules.parse_period when the schedule runs.
+    from engine.schedules import parse_period
+
+    if isinstance(value, str):
+        parse_period(value)
+    return value
+
+
+Period = Annotated[
+    str,
+    BeforeValidator(_period),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "A period: calendar years or months (1y, 6mo, P1Y, P3M) or a duration "
+            "of at least an hour (1w, 30d, 12h, P14D).",
+            "examples": ["1y", "6mo", "1w"],
+        }
+    ),
+]
+
+
+class ScheduleSpec(Strict):
+    """A lifecycle-level timer: at a moment computed from the profile or the facts, the engine
+    sends the schedule's event to the lifecycle, whatever the stage (engine.schedules)."""
+
+    description: str = Field("", description="What the moment means.",
+                             examples=["Three months before the contract ends."])
+    at: Expression | None = Field(
+        None, description="The (first) moment, a timestamp expression over customer, facts and promises.",
+        examples=["add_months(customer.contract_end, -3)"],
+    )
+    from_: Expression | None = Field(
+        None, alias="from",
+        description="With 'every': the moments are one period, two periods... after this timestamp.",
+        examples=["facts.installed_at"],
+    )
+    every: Period | None = Field(None, description="Repeat: the period between moments.", examples=["1y"])
+
+    @model_validator(mode="after")
+    def _anchor(self) -> ScheduleSpec:
+        if (self.at is None) == (self.from_ is None):
+            raise ValueError("give exactly one of 'at' (the first moment) or 'from' (with 'every')")
+        if self.from_ is not None and self.every is None:
+            raise ValueError("'from' needs 'every'")
+        return self
+
+
 class Lifecycle(Strict):
     """The lifecycle file: profile, events, facts, stages and the transitions between them."""
 
@@ -290,6 +274,13 @@ class Lifecycle(Strict):
     templates: str = Field(
         "templates", description="Template folder, relative to the lifecycle file.", examples=["templates"]
     )
+    schedules: dict[EventName, ScheduleSpec] = Field(
+        default_factory=dict,
+        description="Timers that send a declared event at moments computed from the profile or facts, "
+        "in any stage: event name → schedule.",
+        examples=[{"renewal.window_opened": {"at": "add_months(customer.contract_end, -3)"},
+                   "maintenance.due": {"every": "1y", "from": "facts.installed_at"}}],
+    )
     contact: ContactPolicy | None = Field(
         None, description="Contact policy: time zone, holiday calendar, consent by category, quiet hours, "
         "frequency caps, do-not-contact list (docs/playbooks.md, Contact policy).",
@@ -299,261 +290,6 @@ class Lifecycle(Strict):
 
 
 # ---------------------------------------------------------------- stage playbooks
-
-# An example list of steps, shown in the JSON Schema next to fields that hold steps.
-STEPS_EXAMPLE = [{"kind": "send", "template": "apology", "channel": "preferred"}]
-
-
-# Where a nested step list sits under its step, as written in YAML: ("then",),
-# ("elif", 0, "then"), ("on", "survey.answered").
-BranchLabel = tuple[str | int, ...]
-
-
-class Step(Strict):
-    """Fields every step has.
-
-    A kind with nested steps overrides `branches`: that is the one place the step tree's
-    shape is declared (engine.walk walks it for every analysis and for the interpreter).
-    """
-
-    id: Name | None = Field(
-        None, description="Stable step id, used in action ids, logs and tests. Defaults to its path.",
-        examples=["check_delivery_date"],
-    )
-    note: str = Field(
-        "", description="A comment for humans; not executed.",
-        examples=["Best practice: check in within two days of delivery."],
-    )
-
-    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
-        """Every nested step list with its label, empty ones included, in the order shown."""
-        return []
-
-
-class TaskSpec(Strict):
-    """Work for a human role, with the best-practice guideline for that step."""
-
-    role: Name = Field(description="The role that does the task.", examples=["account_manager"])
-    title: str = Field(description="The task in a few words.", examples=["Call the customer about the delivery"])
-    guideline: str = Field(
-        description="What good practice looks like for this task.",
-        examples=["Ask how the installation went; listen before you suggest anything."],
-    )
-    due: TimeSpan | None = Field(None, description="How long the role has to do it.", examples=["2d"])
-
-
-class Send(Step):
-    """Send a message from a template on a channel, or on the customer's preferred one."""
-
-    kind: Literal["send"] = Field("send", description="Send a message.", examples=["send"])
-    template: str = Field(description="Template name in the template folder.", examples=["check_in"])
-    channel: str = Field(
-        "preferred",
-        description="A declared channel, or 'preferred': the customer's preferred channel, "
-        "then the others in the lifecycle's fallback order.",
-        examples=["preferred", "email"],
-    )
-    category: Category = Field(
-        "transactional",
-        description="What the message is for: transactional (about a purchase), service (support, "
-        "reminders), survey (asks for feedback), marketing (sells or asks a favour: offers, referral "
-        "requests). The contact policy's consent, quiet hours and caps go by it.",
-        examples=["marketing"],
-    )
-    otherwise: TaskSpec | None = Field(
-        None, description="A task to create instead when no channel has the customer's consent.",
-        examples=[{"role": "account_manager", "title": "Call instead", "guideline": "Ask how it went."}],
-    )
-
-
-class Task(Step, TaskSpec):
-    """Create a task; with `on_done` or `on_overdue` the stage waits for its outcome."""
-
-    kind: Literal["task"] = Field("task", description="Create a task for a role.", examples=["task"])
-    on_done: list[AnyStep] = Field(
-        default_factory=list,
-        description="Steps to run when the task is reported done (event task.completed).",
-        examples=[[{"kind": "set", "var": "called", "value": "true"}]],
-    )
-    on_overdue: list[AnyStep] = Field(
-        default_factory=list, description="Escalation when the task is not done by `due`.",
-        examples=[[{"kind": "task", "role": "project_manager", "title": "Escalated",
-                    "guideline": "Call the customer today."}]],
-    )
-
-    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
-        return [(("on_done",), self.on_done), (("on_overdue",), self.on_overdue)]
-
-    @model_validator(mode="after")
-    def _due_for_overdue(self) -> Task:
-        if self.on_overdue and self.due is None:
-            raise ValueError("'on_overdue' needs 'due'")
-        return self
-
-
-class Wait(Step):
-    """Pause the stage for a fixed time, or until a time computed from the context."""
-
-    kind: Literal["wait"] = Field("wait", description="Pause the stage.", examples=["wait"])
-    duration: TimeSpan | None = Field(None, description="How long to wait.", examples=["2d"])
-    until: Expression | None = Field(
-        None, description="A CEL expression giving the time to wait until.",
-        examples=["timestamp(customer.warranty_ends) - duration('720h')"],
-    )
-
-    @model_validator(mode="after")
-    def _one_of(self) -> Wait:
-        if (self.duration is None) == (self.until is None):
-            raise ValueError("give exactly one of 'duration' or 'until'")
-        return self
-
-
-class WaitFor(Step):
-    """Wait for one of several events; after a timeout, run `on_timeout` instead."""
-
-    kind: Literal["wait_for"] = Field("wait_for", description="Wait for an event.", examples=["wait_for"])
-    events: list[EventName] = Field(
-        min_length=1, description="The events that end the wait.", examples=[["survey.answered"]]
-    )
-    timeout: TimeSpan | None = Field(None, description="How long to wait at most.", examples=["7d"])
-    take: Literal["oldest", "latest"] = Field(
-        "oldest",
-        description="Which matching event in the stage's inbox ends the wait: the oldest (the others "
-        "stay for later waits), or the latest (the older matching ones are dropped as outdated).",
-        examples=["latest"],
-    )
-    on_timeout: list[AnyStep] = Field(
-        default_factory=list, description="Steps to run when no event came before the timeout.",
-        examples=[[{"kind": "task", "role": "account_manager", "title": "Call the customer",
-                    "guideline": "Ask how it went."}]],
-    )
-    on: dict[EventName, list[AnyStep]] = Field(
-        default_factory=dict, description="Steps to run for a particular event that arrived.",
-        examples=[{"survey.answered": [{"kind": "set", "var": "answered", "value": "true"}]}],
-    )
-
-    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
-        return [(("on_timeout",), self.on_timeout), *((("on", event), steps) for event, steps in self.on.items())]
-
-    @model_validator(mode="after")
-    def _timeout_for_steps(self) -> WaitFor:
-        if self.on_timeout and self.timeout is None:
-            raise ValueError("'on_timeout' needs 'timeout'")
-        return self
-
-
-class Branch(Strict):
-    """An `elif` branch of an `if` step: a condition and the steps it guards."""
-
-    when: Expression
-    then: list[AnyStep] = Field(
-        description="Steps to run when the condition holds.", examples=[STEPS_EXAMPLE]
-    )
-
-
-class If(Step):
-    """Run the first branch whose condition holds, else the `else` steps."""
-
-    kind: Literal["if"] = Field("if", description="Branch on a condition.", examples=["if"])
-    when: Expression
-    then: list[AnyStep] = Field(
-        description="Steps to run when the condition holds.", examples=[STEPS_EXAMPLE]
-    )
-    elif_: list[Branch] = Field(
-        default_factory=list, alias="elif", description="Further conditions, tried in order.",
-        examples=[[{"when": "facts.last_satisfaction <= 6", "then": STEPS_EXAMPLE}]],
-    )
-    else_: list[AnyStep] = Field(
-        default_factory=list, alias="else", description="Steps to run when no condition holds.",
-        examples=[STEPS_EXAMPLE],
-    )
-
-    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
-        return [(("then",), self.then),
-                *((("elif", index, "then"), branch.then) for index, branch in enumerate(self.elif_)),
-                (("else",), self.else_)]
-
-
-class Set(Step):
-    """Set a stage variable or a customer fact from an expression."""
-
-    kind: Literal["set"] = Field("set", description="Set a variable or a fact.", examples=["set"])
-    var: Name | None = Field(None, description="The stage variable to set.", examples=["called"])
-    fact: Name | None = Field(None, description="The customer fact to set.", examples=["referral_requested_at"])
-    value: Expression
-
-    @model_validator(mode="after")
-    def _one_of(self) -> Set:
-        if (self.var is None) == (self.fact is None):
-            raise ValueError("give exactly one of 'var' or 'fact'")
-        return self
-
-
-class Promise(Step):
-    """Record a promise made to the customer in the promise ledger."""
-
-    kind: Literal["promise"] = Field("promise", description="Record a promise.", examples=["promise"])
-    promise: Name = Field(description="The promise's name in the ledger.", examples=["delivery_date"])
-    about: Literal["delivery_date", "price", "quantity", "scope", "response_time", "other"] = Field(
-        description="What the promise is about; decides its type and how it is checked: delivery_date "
-        "(a timestamp; kept on or before), response_time (a duration; at most), price (a number; at "
-        "most), quantity (a number; at least: amounts, energy, uptime), scope (text; equal), other "
-        "(equal).",
-        examples=["delivery_date"],
-    )
-    expected: Expression = Field(description="What was promised.", examples=["event.data.promised_delivery"])
-    made_by: Name = Field(description="The role that made the promise.", examples=["sales_rep"])
-    description: str = Field(
-        "", description="The promise in words, for the customer summary.",
-        examples=["Delivered and installed by the date in your order."],
-    )
-    tolerance: Duration | float | None = Field(
-        None, description="Slack allowed when checking: a duration for dates, an amount for prices.",
-        examples=["1d", 0.5],
-    )
-
-
-class CheckPromise(Step):
-    """Compare a promise with what happened, mark it kept or broken, recover when broken."""
-
-    kind: Literal["check_promise"] = Field(
-        "check_promise", description="Check a promise.", examples=["check_promise"]
-    )
-    promise: Name = Field(description="The promise to check.", examples=["delivery_date"])
-    actual: Expression = Field(description="What actually happened.", examples=["event.data.delivered_at"])
-    on_kept: list[AnyStep] = Field(
-        default_factory=list, description="Steps to run when the promise was kept.",
-        examples=[[{"kind": "send", "template": "thank_you"}]],
-    )
-    on_broken: list[AnyStep] = Field(
-        default_factory=list, description="Service recovery: acknowledge, apologise, fix, offer.",
-        examples=[STEPS_EXAMPLE],
-    )
-
-    def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
-        return [(("on_kept",), self.on_kept), (("on_broken",), self.on_broken)]
-
-
-class Goto(Step):
-    """Move the customer to another stage now."""
-
-    kind: Literal["goto"] = Field("goto", description="Move to another stage.", examples=["goto"])
-    stage: Name = Field(description="The stage to move to.", examples=["referral_request"])
-
-
-class End(Step):
-    """End the lifecycle."""
-
-    kind: Literal["end"] = Field("end", description="End the lifecycle.", examples=["end"])
-    outcome: str = Field("closed", description="How the lifecycle ended.", examples=["closed", "lost"])
-
-
-AnyStep = Annotated[
-    Union[Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End],
-    Field(discriminator="kind"),
-]
-
-STEP_KINDS = (Send, Task, Wait, WaitFor, If, Set, Promise, CheckPromise, Goto, End)
 
 
 class Playbook(Strict):
@@ -607,9 +343,6 @@ class Playbook(Strict):
         kinds = {name: self.var_types.get(name) or kind_of(value) for name, value in self.vars.items()}
         return {**self.var_types, **kinds}
 
-
-for _model in (Task, WaitFor, Branch, If, CheckPromise, Playbook):
-    _model.model_rebuild()
 
 # Customer fields every lifecycle has; `customer:` in the lifecycle file adds business fields.
 BUILTIN_CUSTOMER_FIELDS: dict[str, FieldSpec] = {

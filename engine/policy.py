@@ -28,30 +28,12 @@ from typing import Any, Literal
 
 from engine import calendars
 from engine.durations import format_duration
-from engine.model import EventSpec, FieldSpec
-from engine.policy_model import CATEGORIES, ContactPolicy, QuietHours
+from engine.policy_model import ContactPolicy, QuietHours
 from engine.state import ContactState, Sent
 
 CONSENT_CHANGED = "consent.changed"
 UNSUBSCRIBED = "customer.unsubscribed"
-
-POLICY_EVENTS: dict[str, EventSpec] = {
-    CONSENT_CHANGED: EventSpec(
-        description="The customer gave or withdrew consent: for a channel, a category, both, or (neither "
-                    "given) for every message. Takes effect at once, in any stage.",
-        payload={
-            "channel": FieldSpec(type="string", description="A channel name; none: every channel."),
-            "category": FieldSpec(type="string", enum=list(CATEGORIES), description="A category; none: every one."),
-            "granted": FieldSpec(type="bool", required=True, description="true: consent given; false: withdrawn."),
-        },
-    ),
-    UNSUBSCRIBED: EventSpec(
-        description="The customer asked to receive no more messages (unsubscribe link, STOP reply, a request "
-                    "to the help desk). Takes effect at once, in any stage; consent.changed with granted: true "
-                    "and no channel or category lifts it.",
-        payload={"reason": FieldSpec(type="string", description="How the customer asked, in a few words.")},
-    ),
-}
+# Their payloads: engine.events.POLICY_EVENTS.
 
 
 def policy_of(lifecycle: Any) -> ContactPolicy:

@@ -1,35 +1,21 @@
 """The `contact:` section of the lifecycle file, as pydantic models (see engine.policy for what it does).
 
 Kept apart from engine.policy so that engine.model can hold it as a Lifecycle field without an
-import cycle: this module knows only durations and clock times.
+import cycle: this module knows only the field types (engine.fields) and clock times.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, \
-    field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine import calendars
-from engine.durations import format_duration, parse_duration
+from engine.fields import Duration, Strict
 
 CATEGORIES = ("transactional", "service", "survey", "marketing")
 Category = Literal["transactional", "service", "survey", "marketing"]
-
-Window = Annotated[
-    timedelta,
-    BeforeValidator(lambda v: v if isinstance(v, timedelta) else parse_duration(v)),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "description": "A duration: 24h, 7d, P30D.", "examples": ["7d"]}),
-]
-
-
-class Strict(BaseModel):
-    """Unknown fields are errors (as in engine.model)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class QuietHours(Strict):
@@ -83,7 +69,7 @@ class Cap(Strict):
                                 examples=[2])
     after: str | None = Field(None, description="An event: no message within `per` after it arrived.",
                               examples=["ticket.opened"])
-    per: Window = Field(description="The window.", examples=["7d", "24h"])
+    per: Duration = Field(description="The window.", examples=["7d", "24h"])
     then: Literal["suppress", "defer"] = Field(
         "suppress", description="What happens to a capped message: it is not sent, or it waits until the cap allows it.",
         examples=["defer"])

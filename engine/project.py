@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from engine.errors import PlaybookLoadError
 from engine.model import Lifecycle, Playbook
+from engine.walk import walk_steps
 
 
 class StageBundle(BaseModel):
@@ -31,8 +32,19 @@ class Project:
     templates: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
+    _bundles: dict[str, StageBundle] = field(default_factory=dict, repr=False, compare=False)
+
     def bundle(self, stage: str) -> StageBundle:
-        """The pinned unit for one stage; the workflow fetches it through an activity."""
+        """The pinned unit for one stage; the workflow fetches it through an activity.
+
+        Made once per stage (a project does not change once loaded): the simulator asks for
+        it at every stage entry of every customer. Callers must not change it."""
+        made = self._bundles.get(stage)
+        if made is None:
+            made = self._bundles[stage] = self._make_bundle(stage)
+        return made
+
+    def _make_bundle(self, stage: str) -> StageBundle:
         playbook = self.playbooks.get(stage)
         return StageBundle(
             stage=stage,
@@ -66,9 +78,6 @@ def sound_bundle(error: PlaybookLoadError, stage: str) -> StageBundle:
 
 def templates_used(playbook: Playbook | None) -> set[str]:
     """Names of every template a playbook's `send` steps use, at any depth."""
-    from engine.model import Send
-    from engine.walk import walk_steps
-
     if playbook is None:
         return set()
-    return {step.template for step, _ in walk_steps(playbook.steps) if isinstance(step, Send)}
+    return {name for step, _ in walk_steps(playbook.steps) for name in step.templates()}

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.events import check_customer
 from engine.lifecycle import LifecycleMachine
 from engine.project import Project, StageBundle
 from engine.state import Action, ActionResult, Event, EventReceipt, LifecycleState, Record
+
+
+RECURRING_HORIZON = timedelta(days=3653)
+"""Where a simulation without `until` stops when a recurring schedule would go on for ever."""
 
 
 @dataclass
@@ -141,6 +145,8 @@ def simulate(project: Project, customer: dict[str, Any], events: list[ScheduledE
     if receipts[0][1].status != "accepted":
         return timeline
 
+    if until is None and any(spec.every for spec in project.lifecycle.schedules.values()):
+        until = first.at + RECURRING_HORIZON  # a recurring schedule always has a next moment
     restart = _Restarts(enabled=continue_as_new)
     runner = machine.run(runtime, pause=restart.wanted).__await__()
     request = _resume(runner, None)

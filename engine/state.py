@@ -92,7 +92,7 @@ class Record(BaseModel):
     kind: Literal[
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
-        "deferred", "consent",
+        "deferred", "consent", "schedule", "split",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -180,3 +180,7 @@ class LifecycleState(BaseModel):
     open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")
     contact: ContactState = Field(default_factory=ContactState,
                                   description="The contact policy's memory: send log, opt-out (engine.policy).")
+    schedules: dict[str, datetime] = Field(
+        default_factory=dict, description="The moment each schedule last fired (engine.schedules).")
+    splits: dict[str, str] = Field(
+        default_factory=dict, description="The branch each split step chose for this customer, by step id.")

@@ -18,7 +18,8 @@ from typing import Any, Union
 import pydantic
 
 from engine.errors import PlaybookError, describe_value, suggest
-from engine.model import STEP_KINDS, Expression, Lifecycle, Step
+from engine.model import Expression, Lifecycle
+from engine.steps import STEP_KINDS, AnyStep, Step
 from engine.yamlsource import DataPath, Document
 
 
@@ -67,7 +68,8 @@ def _translate(doc: Document, model: type, raw: list[dict[str, Any]]) -> list[Pl
 
 @lru_cache(maxsize=None)
 def _hints(model: type) -> dict[str, Any]:
-    return typing.get_type_hints(model, include_extras=True)
+    # The step kinds name `AnyStep` before engine.steps builds it from them (engine.steps).
+    return typing.get_type_hints(model, localns={"AnyStep": AnyStep}, include_extras=True)
 
 
 def _unwrap(tp: Any) -> tuple[Any, list[Any]]:
@@ -165,6 +167,8 @@ def _describe(owner: type | None, path: DataPath) -> str:
         "FieldSpec": f"field '{name}'",
         "TaskSpec": "'otherwise' task",
         "Branch": "'elif' branch",
+        "ScheduleSpec": f"schedule '{name}'",
+        "SplitVariant": "split branch",
     }
     return named.get(owner.__name__, owner.__name__)
 
@@ -214,13 +218,13 @@ def _message(doc: Document, where: _Where, error: dict[str, Any]) -> tuple[str, 
         return f"unknown field '{name}' in {context}{suggest(name, _fields(where.owner))}", True
     if kind == "union_tag_invalid":
         tag = error.get("ctx", {}).get("tag", value)
-        kinds = [_kind(c) for c in STEP_KINDS]
+        kinds = list(STEP_KINDS)
         hint = suggest(str(tag), kinds) or f" (expected one of: {', '.join(kinds)})"
         if isinstance(doc_value(doc, where.path), dict) and "kind" in doc_value(doc, where.path):
             where.path = (*where.path, "kind")
         return f"unknown step kind '{tag}'{hint}", False
     if kind == "union_tag_not_found":
-        kinds = ", ".join(_kind(c) for c in STEP_KINDS)
+        kinds = ", ".join(STEP_KINDS)
         return f"missing required field 'kind' in step (one of: {kinds})", False
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         if not where.path and where.owner is None:

@@ -236,7 +236,7 @@ def test_unknown_step_kind_without_a_close_one_lists_the_kinds(ws: Workspace) ->
     """)
     assert ws.errors() == [
         "p/sale.yaml:3:11: unknown step kind 'teleport' (expected one of: send, task, wait, "
-        "wait_for, if, set, promise, check_promise, goto, end)",
+        "wait_for, if, set, promise, check_promise, goto, end, split)",
     ]
 
 
@@ -246,7 +246,7 @@ def test_step_without_kind(ws: Workspace) -> None:
     """)
     assert ws.errors() == [
         "p/sale.yaml:3:5: missing required field 'kind' in step (one of: send, task, wait, "
-        "wait_for, if, set, promise, check_promise, goto, end)",
+        "wait_for, if, set, promise, check_promise, goto, end, split)",
     ]
 
 

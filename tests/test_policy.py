@@ -318,7 +318,7 @@ def test_business_days_need_a_calendar(ws):
 def test_a_history_from_before_the_policy_replays_the_old_rule(monkeypatch):
     """Replaying a history recorded before `contact-policy` (Temporal's patched() is False):
     the message goes out at once on the channel the old rule chose, as it did then."""
-    from engine.interpreter import CONTACT_POLICY
+    from engine.steps.send import CONTACT_POLICY
     from engine.simulator import VirtualRuntime
 
     asked: list[str] = []

@@ -40,6 +40,13 @@ class LifecycleStart(BaseModel):
     clock_origin: datetime | None = Field(None, description="Where a scaled clock started; kept across runs.")
 
 
+class NextSchedule(BaseModel):
+    """The next moment a lifecycle schedule sends its event (docs/playbooks.md, Schedules)."""
+
+    event: str
+    at: datetime
+
+
 class LifecycleStatus(BaseModel):
     """What the status query answers: where the customer is and what happened lately."""
 
@@ -54,6 +61,7 @@ class LifecycleStatus(BaseModel):
     pending: Pending | None
     recent: list[Record]
     incident: Incident | None = Field(None, description="Why the customer is held, if they are.")
+    next_schedule: NextSchedule | None = Field(None, description="The next schedule to fire, if any.")
 
 
 class IncidentCommand(BaseModel):

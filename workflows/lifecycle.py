@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import (
         CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, PLAYBOOK, REJECTED, STAGE,
         STATUS_QUERY, WORKFLOW_NAME, IncidentCommand, LifecycleResult, LifecycleStart, LifecycleStatus,
+        NextSchedule,
     )
     from workflows.policy import DELIVERY_OPTIONS
 
@@ -296,8 +297,16 @@ class CustomerLifecycle:
             version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
             promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
             pending=state.pending, recent=state.timeline[-50:], incident=state.incident,
+            next_schedule=self._next_schedule(),
         )
         return bounded_status(status)
+
+    def _next_schedule(self) -> NextSchedule | None:
+        try:
+            due = self.machine.next_schedule()
+        except Exception:  # noqa: BLE001 - a status query always answers
+            return None
+        return NextSchedule(event=due.name, at=due.at) if due else None
 
 
 def bounded_status(status: LifecycleStatus) -> LifecycleStatus:
