@@ -196,7 +196,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         click.echo(f"          fix the playbook, or: lifecycle retry {status.customer_id} | "
                    f"lifecycle skip {status.customer_id}")
     if status.pending:
-        waiting = ", ".join(status.pending.events) or status.pending.task or "time"
+        waiting = ", ".join(status.pending.events) or status.pending.task or \
+            (f"deferred ({status.pending.deferred})" if status.pending.deferred else "time")
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
     if status.next_schedule:
@@ -212,6 +213,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
                    + (f", actual {promise['actual']}" if promise.get("actual") else "") + ")")
     for record in status.recent[-10:]:
         detail = record.detail.get("template") or record.detail.get("title") or record.detail.get("event") or ""
+        if record.kind in ("deferred", "suppressed") and record.detail.get("reason"):  # the policy's why
+            detail += f": {record.detail.get('local') or ''} {record.detail['reason']}".replace(":  ", ": ")
         click.echo(f"  {record.at:%Y-%m-%d %H:%M:%S} {record.kind:<14} {record.step or ''} {detail}")
 
 

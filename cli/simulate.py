@@ -115,6 +115,12 @@ def format_timeline(timeline: Timeline) -> str:
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",
             "incident": lambda: f"held: {detail.get('failure')} failure: {str(detail.get('error', '')).splitlines()[0]}",
             "resolved": lambda: f"{detail.get('action')} by {detail.get('by')}",
+            # The contact policy's decisions, with the reason (and the rule) that made them.
+            "deferred": lambda: f"{detail.get('template')} to {detail.get('local') or detail.get('until')}: "
+                                f"{detail.get('reason')}",
+            "suppressed": lambda: f"{detail.get('template')}: {detail.get('reason')}"
+                                  + (f" (rule {detail['rule']})" if detail.get("rule") else ""),
+            "consent": lambda: f"{detail.get('event')}: {detail.get('change')}",
             "schedule": lambda: f"{detail.get('event')} (due {str(detail.get('moment'))[:16].replace('T', ' ')})"
                                 + (f": not taken: {detail.get('reason')}" if detail.get("taken") is False else ""),
             "split": lambda: f"branch {detail.get('branch')}" + (" (kept)" if detail.get("kept") else ""),

@@ -18,6 +18,9 @@ expect:
   ended: closed                                  # or null: still running
   facts: {open_tickets: 0}                       # a subset
   rejected: []                                   # events expected to be rejected (default none)
+  deferred: {survey: "08:00 local"}              # the contact policy deferred it to that local time
+                                                 # (or "2026-03-09 08:00 local")
+  suppressed: {referral: marketing_weekly}       # suppressed, by this rule or for a reason with these words
   splits: {welcome_test: short}                  # the branch a split step took (every time)
 ```
 """
@@ -40,7 +43,8 @@ from engine.scenario import DEFAULT_HORIZON, ScenarioError, parse_customer, pars
 from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
-EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident", "splits")
+EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident", "splits",
+                 "deferred", "suppressed")
 LIST_FORMS = ("includes", "excludes")
 DEFAULT_LIFECYCLE = "../lifecycle.yaml"
 
@@ -191,6 +195,10 @@ def _expect(expect: Any, error: Callable[..., CaseError]) -> dict[str, Any]:
             elif not isinstance(value, list):
                 raise error(where, f"'{key}' must be a list" + ("" if key == "rejected" else
                                                                 " or {includes: [...], excludes: [...]}"))
+        elif key in ("deferred", "suppressed") and not (isinstance(value, dict) and
+                                                        all(isinstance(v, str) for v in value.values())):
+            raise error(where, f"'{key}' must be a mapping of step id to text, e.g. "
+                               + ("{survey: '08:00 local'}" if key == "deferred" else "{referral: marketing_weekly}"))
         elif key in ("promises", "facts", "channels", "splits") and not isinstance(value, dict):
             raise error(where, f"'{key}' must be a mapping of name to expected value")
         elif key in ("ended", "incident") and value is not None and not isinstance(value, str):
@@ -276,6 +284,8 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
         failures.append(f"incident: expected {expect.get('incident') or 'none'}, got {got}")
     if "channels" in expect:
         failures += _channels(expect["channels"], timeline)
+    failures += _deferred(expect.get("deferred") or {}, timeline)
+    failures += _suppressed(expect.get("suppressed") or {}, timeline)
     for name, wanted in (expect.get("promises") or {}).items():
         entry = state.promises.get(name)
         got = entry.state if entry else "not made"
@@ -307,6 +317,37 @@ def how_sent(timeline: Timeline) -> dict[str, list[str]]:
         elif record.kind == "task" and record.detail.get("reason"):  # only an `otherwise` task has one
             out.setdefault(str(record.step), []).append("task")
     return out
+
+
+def _deferred(expected: dict[str, str], timeline: Timeline) -> list[str]:
+    """`deferred: {step: "08:00 local"}`: the step was deferred to that local time (or date and time)."""
+    failures = []
+    for step, wanted in expected.items():
+        got = [str(r.detail.get("local") or r.detail.get("until")) for r in timeline.records
+               if r.kind == "deferred" and r.step == step]
+        want = wanted.removesuffix(" local").strip()
+        if not any(_local_matches(want, local) for local in got):
+            failures.append(f"deferred.{step}: expected deferred to {wanted}, got "
+                            + (", ".join(f"deferred to {local}" for local in got) or "not deferred"))
+    return failures
+
+
+def _local_matches(wanted: str, local: str) -> bool:
+    day, _, rest = local.partition(" ")
+    clock = rest.split(" ")[0]
+    return wanted in (clock, f"{day} {clock}", local)
+
+
+def _suppressed(expected: dict[str, str], timeline: Timeline) -> list[str]:
+    """`suppressed: {step: rule-or-words}`: the step was suppressed by that rule or for that reason."""
+    failures = []
+    for step, wanted in expected.items():
+        got = [r.detail for r in timeline.records if r.kind == "suppressed" and r.step == step]
+        if not any(wanted == d.get("rule") or wanted in str(d.get("reason", "")) for d in got):
+            failures.append(f"suppressed.{step}: expected suppressed ({wanted}), got "
+                            + (", ".join(f"suppressed ({d.get('rule') or d.get('reason')})" for d in got)
+                               or "not suppressed"))
+    return failures
 
 
 def _channels(expected: dict[str, Any], timeline: Timeline) -> list[str]:

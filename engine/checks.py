@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import nodes as jinja_nodes
 
 from engine import typecheck
+from engine.calendars import business_days
 from engine.errors import PlaybookError, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields, name_list
 from engine.expressions import ROOTS
@@ -184,8 +185,13 @@ class PlaybookChecker:
         return None
 
     def span(self, path: DataPath, value: Any, events: set[str] | None) -> None:
-        """A `due`, `timeout` or `duration` written as an expression must be a duration."""
-        if isinstance(value, str):
+        """A `due`, `timeout` or `duration` written as an expression must be a duration; business
+        days need a calendar (the customer's, else contact.calendar)."""
+        if business_days(value) is not None:
+            if self.lifecycle.contact is None or self.lifecycle.contact.calendar is None:
+                self.error(path, f"'{value}' needs a holiday calendar: set contact.calendar in the lifecycle file "
+                                 f"(customers with their own 'calendar' use theirs)")
+        elif isinstance(value, str):
             self.expression(path, value, events, ("duration", f"'{path[-1]}'"))
 
     def role(self, path: DataPath, role: str) -> None:

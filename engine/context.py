@@ -127,7 +127,7 @@ def expression_names(
     names: dict[str, Any] = {}
     for root, only in wanted.items():
         if root == "customer":
-            names[root] = typed_map(state.customer, _customer_kinds(lifecycle), only)
+            names[root] = typed_map(_with_defaults(lifecycle, state.customer), _customer_kinds(lifecycle), only)
         elif root == "facts":
             names[root] = typed_map(state.facts, _fact_kinds(lifecycle), only)
         elif root == "event":
@@ -139,6 +139,17 @@ def expression_names(
         elif root == "vars" and with_vars:
             names[root] = typed_map(state.vars, var_kinds or {}, only)
     return names
+
+
+def _with_defaults(lifecycle: Lifecycle, customer: dict[str, Any]) -> dict[str, Any]:
+    """The profile with the contact policy's default time zone and calendar where it has none,
+    so `at_local(now, '09:00', customer.timezone)` works for every customer."""
+    contact = lifecycle.contact
+    if contact is None or (customer.get("timezone") or not contact.timezone) and \
+            (customer.get("calendar") or not contact.calendar):
+        return customer
+    return {**customer, "timezone": customer.get("timezone") or contact.timezone,
+            "calendar": customer.get("calendar") or contact.calendar}
 
 
 _EVERYTHING: dict[str, frozenset[str] | None] = {root: None for root in

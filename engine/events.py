@@ -10,10 +10,13 @@ import math
 from datetime import date, datetime
 from typing import Any
 
+from engine import calendars
 from engine.durations import parse_duration
 from engine.expressions import parse_time
 from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
+from engine.policy import CONSENT_CHANGED, UNSUBSCRIBED
+from engine.policy_model import CATEGORIES
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -27,10 +30,31 @@ class PayloadError(ValueError):
         self.field = field
 
 
+# The contact policy's events (engine.policy applies them): every lifecycle accepts them, in any stage.
+POLICY_EVENTS: dict[str, EventSpec] = {
+    CONSENT_CHANGED: EventSpec(
+        description="The customer gave or withdrew consent: for a channel, a category, both, or (neither "
+                    "given) for every message. Takes effect at once, in any stage.",
+        payload={
+            "channel": FieldSpec(type="string", description="A channel name; none: every channel."),
+            "category": FieldSpec(type="string", enum=list(CATEGORIES), description="A category; none: every one."),
+            "granted": FieldSpec(type="bool", required=True, description="true: consent given; false: withdrawn."),
+        },
+    ),
+    UNSUBSCRIBED: EventSpec(
+        description="The customer asked to receive no more messages (unsubscribe link, STOP reply, a request "
+                    "to the help desk). Takes effect at once, in any stage; consent.changed with granted: true "
+                    "and no channel or category lifts it.",
+        payload={"reason": FieldSpec(type="string", description="How the customer asked, in a few words.")},
+    ),
+}
+
+
 @per_object
 def declared_events(lifecycle: Lifecycle) -> dict[str, EventSpec]:
-    """The lifecycle's events plus the built-in ones (callers must not change the map)."""
-    return {**BUILTIN_EVENTS, **lifecycle.events}
+    """The lifecycle's events plus the built-in ones: task completion, the contact policy's
+    (callers must not change the map)."""
+    return {**BUILTIN_EVENTS, **POLICY_EVENTS, **lifecycle.events}
 
 
 @per_object
@@ -107,7 +131,11 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any]) -> dict[
     events = declared_events(lifecycle)
     if event not in events:
         raise PayloadError(f"unknown event '{event}'", "event")
-    return validate_payload(event, events[event], data)
+    checked = validate_payload(event, events[event], data)
+    if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
+        raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
+                           f"(one of: {', '.join(lifecycle.channels)})", "channel")
+    return checked
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None
@@ -131,7 +159,16 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         if message.startswith("field '"):
             message = "field 'customer." + message.removeprefix("field '")
         raise PayloadError(message, f"customer.{error.field}" if error.field else "customer") from None
+    for field, problem in (("timezone", _zone_problem), ("calendar", calendars.calendar_problem)):
+        value = checked.get(field)
+        why = problem(value) if isinstance(value, str) else None
+        if why:  # caught here, not at the customer's next send
+            raise PayloadError(f"field 'customer.{field}': {why}", f"customer.{field}")
     return {**({"id": customer_id} if "id" in profile else {}), **checked}
+
+
+def _zone_problem(name: str) -> str | None:
+    return None if calendars.is_zone(name) else f"unknown time zone '{name}' (an IANA name such as Europe/Berlin)"
 
 
 def payload_json_schema(spec: EventSpec) -> dict[str, Any]:

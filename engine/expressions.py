@@ -19,6 +19,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
+from engine import calendars
 from engine.types import parse_delta, parse_time, to_cel, to_plain  # noqa: F401  (re-exported)
 
 ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
@@ -55,6 +56,30 @@ FUNCTION_SIGNATURES: dict[str, list[tuple[str, list[Any], Any, Any]]] = {
     "hours": [("hours_int", [T.INT], T.DURATION, lambda n: timedelta(hours=n))],
     "add_months": [("add_months_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_months)],
     "add_years": [("add_years_timestamp_int", [T.TIMESTAMP, T.INT], T.TIMESTAMP, add_years)],
+    # Local time and business days (engine.calendars): a zone is an IANA name, a calendar a
+    # country code with an optional subdivision ('US-NY'); customer.timezone and
+    # customer.calendar fall back to the lifecycle's contact defaults.
+    "at_local": [("at_local_timestamp_string_string", [T.TIMESTAMP, T.STRING, T.STRING], T.TIMESTAMP,
+                  calendars.at_local)],
+    "next_local": [("next_local_timestamp_string_string", [T.TIMESTAMP, T.STRING, T.STRING], T.TIMESTAMP,
+                    calendars.next_local)],
+    "add_business_days": [
+        ("add_business_days_timestamp_int_string", [T.TIMESTAMP, T.INT, T.STRING], T.TIMESTAMP,
+         calendars.add_business_days),
+        ("add_business_days_timestamp_int_string_string", [T.TIMESTAMP, T.INT, T.STRING, T.STRING],
+         T.TIMESTAMP, calendars.add_business_days),
+    ],
+    "next_business_day": [
+        ("next_business_day_timestamp_string", [T.TIMESTAMP, T.STRING], T.TIMESTAMP,
+         calendars.next_business_day),
+        ("next_business_day_timestamp_string_string", [T.TIMESTAMP, T.STRING, T.STRING], T.TIMESTAMP,
+         calendars.next_business_day),
+    ],
+    "is_business_day": [
+        ("is_business_day_timestamp_string", [T.TIMESTAMP, T.STRING], T.BOOL, calendars.is_business_day),
+        ("is_business_day_timestamp_string_string", [T.TIMESTAMP, T.STRING, T.STRING], T.BOOL,
+         calendars.is_business_day),
+    ],
     "min": [(f"min_{name}", [kind, kind], kind, min) for name, kind in _ORDERED],
     "max": [(f"max_{name}", [kind, kind], kind, max) for name, kind in _ORDERED],
 }

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.calendars import business_days
 from engine.durations import format_duration, parse_duration
 from engine.types import FieldKind
 
@@ -37,6 +38,9 @@ def _duration_or_expression(value: Any) -> Any:
     # type duration, checked at load and evaluated when the step runs.
     if isinstance(value, str) and any(char in value for char in "(."):
         return value.strip()
+    count = business_days(value)  # `2 business days`: counted on the customer's calendar when it runs
+    if count is not None:
+        return f"{count} business day{'' if count == 1 else 's'}"
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
@@ -47,9 +51,10 @@ TimeSpan = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "A duration (30m, 2d, 1w, P14D), or a CEL expression of type duration "
-            "such as days(vars.sla_days).",
-            "examples": ["30m", "2d", "days(vars.sla_days)"],
+            "description": "A duration (30m, 2d, 1w, P14D), a count of business days on the customer's "
+            "holiday calendar (2 business days), or a CEL expression of type duration such as "
+            "days(vars.sla_days).",
+            "examples": ["30m", "2d", "2 business days", "days(vars.sla_days)"],
         }
     ),
 ]

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine import policy
+from engine.calendars import CalendarError, business_days
 from engine.context import expression_names, template_context
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
 from engine.expressions import ExpressionError, duration_of, evaluate
@@ -227,8 +229,12 @@ class StageRun:
     def _interrupted(self) -> bool:
         return self.state.next_stage is not None
 
-    def deadline(self, delay: timedelta | str) -> datetime:
-        """Now plus a duration (a literal or an expression); a bad one holds the step."""
+    def deadline(self, delay: timedelta | str, role: str | None = None) -> datetime:
+        """Now plus a duration (a literal or an expression) or `N business days` (on the calendar of
+        `role` when the contact policy gives it one, else the customer's); a bad one holds the step."""
+        count = business_days(delay)
+        if count is not None:
+            return self._business_deadline(count, role)
         try:
             delay = duration_of(delay, self.names)  # a literal, or an expression: days(vars.sla_days)
         except ExpressionError as error:
@@ -239,6 +245,13 @@ class StageRun:
             return self.runtime.now() + delay
         except OverflowError:
             raise StepFailed("expression", f"a wait of {delay} goes past the year 9999") from None
+
+    def _business_deadline(self, count: int, role: str | None) -> datetime:
+        try:
+            return policy.business_deadline(policy.policy_of(self.lifecycle), self.state.customer, role,
+                                            self.runtime.now(), count)
+        except CalendarError as error:
+            raise StepFailed("policy", str(error)) from None
 
     async def pause(self, step: Any, path: str, pending: Pending, ready: Callable[[], bool],
                     until: datetime | None) -> bool:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from engine import policy
 from engine.context import expression_names
-from engine.events import PayloadError, check_customer, check_event, declared_events
+from engine.events import POLICY_EVENTS, PayloadError, check_customer, check_event, declared_events
 from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
 from engine.interpreter import StageRun, incident_action
@@ -90,6 +91,7 @@ class LifecycleMachine:
         """Events the current stage can take: fact updates, transitions, waits of its playbook."""
         stage = self.state.next_stage or self.state.stage
         names = {name for name, spec in self.lifecycle.events.items() if spec.updates}
+        names |= set(POLICY_EVENTS)  # consent and opt-out take effect in any stage (engine.policy)
         names |= {t.on for t in self.lifecycle.transitions if t.applies_in(stage)}
         if self.state.next_stage is None:
             names |= self.waited_for
@@ -304,6 +306,11 @@ class LifecycleMachine:
             self.state.facts.update(updated)  # computed by `check` on this very state
         else:
             self._apply_updates(event, now)
+        # The contact policy: consent and opt-out at once, whatever the stage does; cap marks.
+        change = policy.note_event(policy.policy_of(self.lifecycle), self.state.contact, self.state.customer,
+                                   self.lifecycle.channels, event.name, event.data, now)
+        if change:
+            self.record("consent", None, at=now, event=event.name, change=change)
         return event
 
     def _normalized(self, event: Event, now: datetime) -> Event:

@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError
 
-from engine import checks, lifecycle_checks
+from engine import checks, lifecycle_checks, policy_checks
 from engine.errors import PlaybookError, PlaybookLoadError
 from engine.model import Lifecycle, Playbook
 from engine.project import Project, templates_used
@@ -242,6 +242,11 @@ class _ProjectLoader:
         # With a playbook missing, its promises and gotos are unknown: check less, not wrongly.
         promises = checks.promises_recorded(playbooks.values()) if all_loaded else None
         self.errors += lifecycle_checks.check_lifecycle(lifecycle, doc, promises)
+        # The contact policy (engine.policy_checks): its names, and the do-not-contact file.
+        self.errors += policy_checks.check_contact(lifecycle, doc)
+        do_not_contact, errors = policy_checks.read_do_not_contact(lifecycle, self.path.parent, doc)
+        self.errors += errors
+        raw += do_not_contact
         entries = checks.stage_events(lifecycle, playbooks) if all_loaded else {}
         for stage, playbook in playbooks.items():
             self.errors += checks.check_playbook(

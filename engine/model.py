@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from engine.fields import Duration, EventName, Expression, FieldSpec, Name, Strict, TimeSpan  # noqa: F401  (re-exported)
+from engine.policy_model import ContactPolicy
 from engine.steps import AnyStep
 from engine.types import KINDS, FieldKind, kind_of
 
@@ -224,6 +225,12 @@ class Lifecycle(Strict):
         examples=[{"renewal.window_opened": {"at": "add_months(customer.contract_end, -3)"},
                    "maintenance.due": {"every": "1y", "from": "facts.installed_at"}}],
     )
+    contact: ContactPolicy | None = Field(
+        None, description="Contact policy: time zone, holiday calendar, consent by category, quiet hours, "
+        "frequency caps, do-not-contact list (docs/playbooks.md, Contact policy).",
+        examples=[{"timezone": "America/New_York", "requires_consent": ["marketing"],
+                   "quiet_hours": [{"channels": ["sms"], "allowed": "08:00-21:00"}]}],
+    )
 
 
 # ---------------------------------------------------------------- stage playbooks
@@ -290,7 +297,11 @@ BUILTIN_CUSTOMER_FIELDS: dict[str, FieldSpec] = {
     "address": FieldSpec(type="string", description="Postal address, for letters."),
     "preferred_channel": FieldSpec(type="string", description="A channel name."),
     "timezone": FieldSpec(type="string", description="IANA time zone, e.g. Europe/Berlin."),
-    "consent": FieldSpec(type="map", description="Channel name → true when the customer agreed."),
+    "calendar": FieldSpec(type="string", description="Holiday calendar: country code, optionally with a "
+                                                     "subdivision, e.g. US-NY, DE-BY."),
+    "consent": FieldSpec(type="map", description="Channel name → true when the customer agreed; a category "
+                                                 "(transactional, service, survey, marketing) → true or false, "
+                                                 "or a map channel → true or false."),
 }
 
 # Events every lifecycle accepts: a person reports a task done.

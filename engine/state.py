@@ -99,7 +99,7 @@ class Record(BaseModel):
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
         "task_changed",
-        "schedule", "split",
+        "deferred", "consent", "schedule", "split",
     ]
     step: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -112,9 +112,10 @@ class Pending(BaseModel):
     events: list[str] = Field(default_factory=list)
     until: datetime | None = None
     task: str | None = None
+    deferred: str | None = Field(None, description="Why a send waits (quiet hours, a cap), when it does.")
 
 
-IncidentKind = Literal["expression", "template", "payload", "load", "internal"]
+IncidentKind = Literal["expression", "template", "payload", "load", "internal", "policy"]
 
 
 class Incident(BaseModel):
@@ -197,6 +198,23 @@ class Resume(BaseModel):
     event: Event | None = Field(None, description="The event the stage was working with.")
 
 
+class Sent(BaseModel):
+    """One message in the send log."""
+
+    at: datetime
+    channel: str
+    category: str
+
+
+class ContactState(BaseModel):
+    """What the policy remembers across stages and continue-as-new (part of LifecycleState)."""
+
+    sent: list[Sent] = Field(default_factory=list, description="Messages sent within the longest cap window.")
+    last_event: dict[str, datetime] = Field(default_factory=dict,
+                                            description="When each event a cap waits after last arrived.")
+    opted_out: str | None = Field(None, description="Why the customer receives nothing (a global opt-out).")
+
+
 class LifecycleState(BaseModel):
     """Everything needed to continue a lifecycle, including after continue-as-new."""
 
@@ -223,6 +241,8 @@ class LifecycleState(BaseModel):
     open_tasks: list[str] = Field(default_factory=list, description="Tasks of this stage entry not yet done.")
     tasks: list[TaskEntity] = Field(default_factory=list,
                                     description="Open tasks and the most recent closed ones (engine.tasks).")
+    contact: ContactState = Field(default_factory=ContactState,
+                                  description="The contact policy's memory: send log, opt-out (engine.policy).")
     schedules: dict[str, datetime] = Field(
         default_factory=dict, description="The moment each schedule last fired (engine.schedules).")
     splits: dict[str, str] = Field(

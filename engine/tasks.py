@@ -40,14 +40,6 @@ class TaskProblem(Exception):
         self.field = field
 
 
-def due_time(start: datetime, delay: timedelta, role: str) -> datetime:
-    """When a task given at `start` with `delay` to do it is due.
-
-    The one place a due time is computed: a business-day calendar per role (the contact-policy
-    work, engine/calendars.py) plugs in here; until then `delay` is plain elapsed time."""
-    return start + delay
-
-
 def field_specs(spec: TaskSpec) -> dict[str, Any]:
     """A task's declared fields as plain data, kept on the entity (its playbook may change later)."""
     return {name: field.model_dump(exclude_defaults=True) for name, field in spec.fields.items()}

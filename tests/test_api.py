@@ -673,7 +673,7 @@ async def test_openapi_has_one_request_variant_per_event_discriminated_by_name(h
     assert union["discriminator"]["propertyName"] == "event"
     assert set(union["discriminator"]["mapping"]) == {
         "order.placed", "order.delivered", "survey.answered", "ticket.opened", "ticket.closed",
-        "referral.made", "task.completed"}
+        "referral.made", "task.completed", "consent.changed", "customer.unsubscribed"}
     survey = schemas["Event-survey.answered"]
     assert survey["properties"]["data"]["properties"]["score"]["type"] == "integer"
     assert survey["required"] == ["customer_id", "event", "data"]

@@ -282,7 +282,7 @@ def test_literal_choice_suggests(ws: Workspace) -> None:
         category: marketng
     """)
     assert ws.errors() == [
-        "p/sale.yaml:5:15: 'marketng' is not one of: transactional, marketing (did you mean 'marketing'?)",
+        "p/sale.yaml:5:15: 'marketng' is not one of: transactional, service, survey, marketing (did you mean 'marketing'?)",
     ]
 
 

@@ -1,9 +1,12 @@
 """`send`: a message from a template, on a channel or on the customer's preferred one.
 
-The send path, one method each so that a policy can step in between: choose the channel
-(`channel_for`), render the template (`StageRun.render`), build the message action
-(`message`); without a channel, the `otherwise` task or the record of the suppression
-(`no_channel`).
+The send path, one method each: the contact policy decides (`decide`, engine.policy: the
+channel, or defer until when, or suppress why), then the template is rendered
+(`StageRun.render`) and the message action built (`message`); without a channel, the
+`otherwise` task or the record of the suppression (`no_channel`).
+
+A send the policy defers does not act at once: `prepare` gives None, so the step runs on its
+own (`run`): it waits on a durable timer like a `wait` step, then decides again.
 """
 
 from __future__ import annotations
@@ -12,13 +15,22 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from engine.state import Action, ActionResult
+from engine import policy
+from engine.calendars import CalendarError
+from engine.exits import StepFailed
+from engine.policy import Decision
+from engine.policy_model import Category
+from engine.state import Action, ActionResult, Pending
 from engine.steps.base import Checks, Events, Lint, Step
 from engine.steps.task import TaskSpec, task_effect
 from engine.walk import DataPath, step_key
 
 if TYPE_CHECKING:
     from engine.interpreter import Effect, StageRun
+
+CONTACT_POLICY = "contact-policy"
+"""The change that made every send go through the contact policy (engine.policy): a history
+recorded before it sends where the policy would defer or suppress, on the channel the old rule chose."""
 
 
 class Send(Step):
@@ -32,9 +44,11 @@ class Send(Step):
         "then the others in the lifecycle's fallback order.",
         examples=["preferred", "email"],
     )
-    category: Literal["transactional", "marketing"] = Field(
+    category: Category = Field(
         "transactional",
-        description="'marketing' for messages that sell or ask (referral requests, offers).",
+        description="What the message is for: transactional (about a purchase), service (support, "
+        "reminders), survey (asks for feedback), marketing (sells or asks a favour: offers, referral "
+        "requests). The contact policy's consent, quiet hours and caps go by it.",
         examples=["marketing"],
     )
     otherwise: TaskSpec | None = Field(
@@ -51,43 +65,79 @@ class Send(Step):
 
     # ------------------------------------------------------------ the send path
 
-    def prepare(self, stage: StageRun, path: str) -> list[Effect]:
-        """The message, the task replacing it, or (no action) the record of its suppression."""
-        chosen = self.channel_for(stage)
-        if chosen is None:
-            return [self.no_channel(stage, path)]
-        channel, address = chosen
-        subject, body = stage.render(self.template)
-        return [self.message(stage, path, channel, address, subject, body)]
+    def prepare(self, stage: StageRun, path: str) -> list[Effect] | None:
+        """The message, the task replacing it, or (no action) the record of its suppression;
+        None when the contact policy defers it (then `run` waits)."""
+        decision = self.decide(stage)
+        return None if decision.action == "defer" else self.effects(stage, path, decision)
 
     async def run(self, stage: StageRun, path: str) -> None:
-        await stage.act(self.prepare(stage, path))
+        """A send the contact policy deferred: record why, wait on a durable timer (a transition
+        interrupts it like any wait), then decide again: an opt-out or a cap that came meanwhile
+        still applies. Resumed in a new run (continue-as-new), its wait goes on."""
+        key = step_key(self, path)
+        decision = None if stage.paused_at(path) else self.decide(stage)
+        while decision is None or decision.action == "defer":
+            if decision is not None:
+                zone = policy.customer_zone(policy.policy_of(stage.lifecycle), stage.state.customer)
+                stage.record("deferred", key, template=self.template, **decision.detail(zone))
+            deferred = decision
+            until = stage.resumed_until(path, lambda: deferred.until if deferred else None)
+            before = stage.state.pending  # after continue-as-new the reason is the one recorded
+            reason = deferred.reason if deferred else (before.deferred if before and before.deferred else "deferred")
+            await stage.pause(self, path, Pending(step=key, until=until, deferred=reason), lambda: False, until)
+            decision = self.decide(stage)
+        await stage.act(self.effects(stage, path, decision))
+
+    def decide(self, stage: StageRun) -> Decision:
+        """The contact policy's decision for this send now. A history recorded before the policy
+        existed replays the old rule (`channel_for`, sent at once)."""
+        try:
+            decision = policy.decide(stage.lifecycle, stage.state.customer, stage.state.contact, self.channel,
+                                     self.category, stage.runtime.now())
+        except CalendarError as error:  # e.g. a profile's time zone this machine does not know
+            raise StepFailed("policy", str(error)) from None
+        legacy = self.channel_for(stage)
+        same = decision.action == "send" and legacy is not None and decision.channel == legacy[0] or \
+            decision.action == "suppress" and decision.no_channel and legacy is None
+        if same or stage.runtime.patched(CONTACT_POLICY):
+            return decision
+        if legacy is None:
+            return Decision("suppress", reason="no channel with consent", no_channel=True)
+        return Decision("send", legacy[0], legacy[1])
+
+    def effects(self, stage: StageRun, path: str, decision: Decision) -> list[Effect]:
+        """What a decision to send or to suppress does: the message (logged at once for the caps),
+        the `otherwise` task, or the record of the suppression."""
+        if decision.action == "suppress":
+            return [self.no_channel(stage, path, decision)]
+        channel, address = decision.channel, decision.address
+        assert channel is not None and address is not None
+        subject, body = stage.render(self.template)
+        effect = self.message(stage, path, channel, address, subject, body)
+        # Logged for the caps now, not when its batch is delivered: the next send of the same
+        # batch must count it (a message that then fails to go out still counts: caps err on quiet).
+        policy.note_sent(policy.policy_of(stage.lifecycle), stage.state.contact, stage.runtime.now(), channel,
+                         self.category)
+        return [effect]
 
     def channel_for(self, stage: StageRun) -> tuple[str, str] | None:
-        """The first channel with consent and an address: the asked one, or preferred then fallbacks."""
+        """Before CONTACT_POLICY: the first channel with consent and an address, the asked one or
+        preferred then fallbacks (kept to replay histories recorded before the contact policy)."""
         customer = stage.state.customer
-        channels = stage.lifecycle.channels
         consent = customer.get("consent") or {}
-        if self.channel == "preferred":
-            order = list(channels)
-            preferred = customer.get("preferred_channel")
-            if preferred in order:
-                order.remove(preferred)
-                order.insert(0, preferred)
-        else:
-            order = [self.channel]
-        for channel in order:
-            address = customer.get(channels[channel].contact)
+        for channel in policy.channel_order(stage.lifecycle, customer, self.channel):
+            address = customer.get(stage.lifecycle.channels[channel].contact)
             if consent.get(channel) is True and address:
                 return channel, str(address)
         return None
 
-    def no_channel(self, stage: StageRun, path: str) -> Effect:
-        """No channel can be used: the `otherwise` task, or (no action) a `suppressed` record."""
-        if self.otherwise is None:
+    def no_channel(self, stage: StageRun, path: str, decision: Decision) -> Effect:
+        """A suppressed send: the `otherwise` task when no channel has consent, else (no action)
+        a `suppressed` record with the policy's reason."""
+        if self.otherwise is None or not decision.no_channel:
             key = step_key(self, path)
-            return None, lambda _: stage.record("suppressed", key, template=self.template,
-                                                reason="no channel with consent")
+            return None, lambda _: stage.record("suppressed", key, template=self.template, **decision.detail())
         return task_effect(stage, self.otherwise, self, path, reason=f"no consent to send '{self.template}'")
 
     def message(self, stage: StageRun, path: str, channel: str, address: str, subject: str, body: str) -> Effect:

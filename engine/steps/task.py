@@ -52,8 +52,9 @@ def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: s
     """The task action of `spec` for `step` (a task, or a send's `otherwise`), and its record:
     the task entity (engine/tasks.py) is made once the hand-off is done."""
     key = step_key(step, path)
+    # The due time: `due` from now, or N business days on the role's calendar (engine.policy).
+    due_at = stage.deadline(spec.due, spec.role) if spec.due else None
     now = stage.runtime.now()
-    due_at = tasks.due_time(now, stage.deadline(spec.due) - now, spec.role) if spec.due else None
     task_id = stage.action_id(step, path)
     action = Action(
         id=task_id, kind="task", customer_id=stage.state.customer["id"],
