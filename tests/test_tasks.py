@@ -255,3 +255,20 @@ def test_an_outcome_listed_twice_is_an_error(ws):
     ws.sale(CALL.replace("[reached, no_answer]", "[reached, reached]") % "true")
     [error] = ws.errors()
     assert error.startswith("p/sale.yaml:") and "outcome 'reached' is listed twice" in error
+
+
+def test_a_task_due_in_business_days_keeps_that_due_time_on_its_entity():
+    from test_policy import SMS_CUSTOMER, lifecycle, placed
+    from test_policy import project as policy_project
+
+    sale = """
+playbook: sale
+steps:
+  - {kind: task, id: call, role: account_manager, title: Call, guideline: Call them., due: 2 business days}
+"""
+    # Thursday 2026-07-02 10:00 New York; Friday July 3 is the observed Independence Day.
+    thursday = datetime(2026, 7, 2, 14, tzinfo=timezone.utc)
+    state = simulate(policy_project(sale=sale, lifecycle=lifecycle()), SMS_CUSTOMER, [placed(thursday)]).state
+    [task] = state.tasks
+    assert task.due_at == datetime(2026, 7, 7, 14, tzinfo=timezone.utc)
+    assert tasks.inbox(state)[2] == task.due_at
