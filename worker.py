@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkflowRunner
 
 from shutdown import until_stopped
@@ -124,6 +125,24 @@ async def run_worker(
         raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
 
 
+async def _check_search_attributes(client: Client) -> None:
+    """Refuse to start on a namespace without the lifecycle's search attributes: every workflow
+    task that sets a missing one would fail, and customers would stop moving."""
+    from devserver import SEARCH_ATTRIBUTES, missing_search_attributes
+
+    try:
+        missing = await missing_search_attributes(client)
+    except RPCError as error:  # e.g. a cloud namespace that does not let a worker list them
+        log.warning("could not check the search attributes (%s); see docs/operations.md", _first_line(error))
+        return
+    if missing:
+        raise WorkerError(
+            f"namespace {client.namespace} lacks the search attributes {', '.join(missing)}: register them "
+            f"before starting a worker (docs/operations.md, e.g. temporal operator search-attribute create "
+            f"--name {missing[0]} --type {SEARCH_ATTRIBUTES[missing[0]]})"
+        )
+
+
 async def serve(
     task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
 ) -> None:
@@ -141,6 +160,7 @@ async def serve(
     load_project(settings.lifecycle_file)  # raises PlaybookLoadError listing every mistake
     queue = task_queue or settings.task_queue
     client = await connect(profile)
+    await _check_search_attributes(client)
     log.info("worker on %s, namespace %s, queue %s, playbooks %s",
              client.service_client.config.target_host, client.namespace, queue,
              settings.lifecycle_file)

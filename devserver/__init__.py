@@ -12,6 +12,7 @@ from devserver.server import (
     PortTaken,
     ensure_port_free,
     ensure_search_attributes,
+    missing_search_attributes,
     free_port,
     temporal_binary,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "StateDirLocked",
     "ensure_port_free",
     "ensure_search_attributes",
+    "missing_search_attributes",
     "free_port",
     "temporal_binary",
 ]

@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from activities import DELIVERY_OPTIONS, Delivery
 from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.config import LifecycleSettings
-from devserver import free_port
+from devserver import DevServer, free_port
 from engine.state import Action, ActionResult
 from worker import run_worker
 
@@ -203,4 +203,21 @@ def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot connect to Temporal at 127.0.0.1:")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(tmp_path: Path) -> None:
+    # Every workflow task that sets a missing attribute would fail: refuse before polling.
+    with DevServer(search_attributes={"LifecycleStage": "Keyword"}) as server:
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": server.address,
+            "TEMPORAL_NAMESPACE": server.namespace,
+            "LIFECYCLE_STATE_DIR": str(tmp_path),
+            "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
+        }
+        done = subprocess.run([LIFECYCLE, "worker"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: namespace default lacks the search attributes CustomerId, ")
+    assert "LifecycleTaskRoles" in done.stderr and "LifecycleStage" not in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
