@@ -128,18 +128,25 @@ async def run_worker(
 async def _check_search_attributes(client: Client) -> None:
     """Refuse to start on a namespace without the lifecycle's search attributes: every workflow
     task that sets a missing one would fail, and customers would stop moving."""
-    from devserver import SEARCH_ATTRIBUTES, missing_search_attributes
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    from workflows.contract import SEARCH_ATTRIBUTES
 
     try:
-        missing = await missing_search_attributes(client)
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace))
     except RPCError as error:  # e.g. a cloud namespace that does not let a worker list them
         log.warning("could not check the search attributes (%s); see docs/operations.md", _first_line(error))
         return
+    known = set(listed.custom_attributes) | set(listed.system_attributes)
+    missing = [key for key in SEARCH_ATTRIBUTES if key.name not in known]
     if missing:
+        kind = IndexedValueType.Name(missing[0].indexed_value_type).removeprefix("INDEXED_VALUE_TYPE_")
         raise WorkerError(
-            f"namespace {client.namespace} lacks the search attributes {', '.join(missing)}: register them "
-            f"before starting a worker (docs/operations.md, e.g. temporal operator search-attribute create "
-            f"--name {missing[0]} --type {SEARCH_ATTRIBUTES[missing[0]]})"
+            f"namespace {client.namespace} lacks the search attributes {', '.join(key.name for key in missing)}: "
+            f"register them before starting a worker (docs/operations.md, e.g. temporal operator "
+            f"search-attribute create --name {missing[0].name} --type {kind.title().replace('_', '')})"
         )
 
 

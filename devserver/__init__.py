@@ -12,7 +12,6 @@ from devserver.server import (
     PortTaken,
     ensure_port_free,
     ensure_search_attributes,
-    missing_search_attributes,
     free_port,
     temporal_binary,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "StateDirLocked",
     "ensure_port_free",
     "ensure_search_attributes",
-    "missing_search_attributes",
     "free_port",
     "temporal_binary",
 ]

@@ -332,16 +332,6 @@ class DevServer:
         await self.stop_async()
 
 
-async def missing_search_attributes(client: Client, attributes: Mapping[str, str] = SEARCH_ATTRIBUTES) -> list[str]:
-    """The lifecycle's attributes the namespace lacks: a workflow that sets one of them fails
-    its task, so a worker checks before it polls."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    known = set(existing.custom_attributes) | set(existing.system_attributes)
-    return sorted(name for name in attributes if name not in known)
-
-
 async def ensure_search_attributes(client: Client, attributes: Mapping[str, str]) -> list[str]:
     """Register the attributes the namespace lacks; return the names added."""
     namespace = client.namespace

@@ -218,6 +218,13 @@ def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(
         }
         done = subprocess.run([LIFECYCLE, "worker"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.startswith("error: namespace default lacks the search attributes CustomerId, ")
+    assert done.stderr.startswith("error: namespace default lacks the search attributes LifecyclePlaybook, CustomerId, ")
     assert "LifecycleTaskRoles" in done.stderr and "LifecycleStage" not in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_dev_server_registers_every_attribute_a_lifecycle_sets() -> None:
+    from devserver import SEARCH_ATTRIBUTES
+    from workflows.contract import SEARCH_ATTRIBUTES as KEYS
+
+    assert set(SEARCH_ATTRIBUTES) == {key.name for key in KEYS}

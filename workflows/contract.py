@@ -31,6 +31,8 @@ INCIDENT = SearchAttributeKey.for_keyword("LifecycleIncident")  # the held step'
 TASK_ROLES = SearchAttributeKey.for_keyword_list("LifecycleTaskRoles")
 TASK_ASSIGNEES = SearchAttributeKey.for_keyword_list("LifecycleTaskAssignees")
 NEXT_TASK_DUE = SearchAttributeKey.for_datetime("LifecycleNextTaskDue")
+SEARCH_ATTRIBUTES = (STAGE, PLAYBOOK, CUSTOMER, INCIDENT, TASK_ROLES, TASK_ASSIGNEES, NEXT_TASK_DUE)
+"""Every custom attribute a lifecycle sets: the namespace must have them all (devserver registers them)."""
 
 
 class LifecycleStart(BaseModel):
