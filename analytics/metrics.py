@@ -68,11 +68,23 @@ class Analyst:
         if self.filters.until:
             conditions.append(f"rec.occurred_at < {_time(self.filters.until)}")
         if self.filters.segment:
-            conditions.append(f"c.segment = {_text(self.filters.segment)}")
+            conditions.append(f"rec.customer_id IN (SELECT customer_id FROM customers "
+                              f"WHERE segment = {_text(self.filters.segment)})")
+        # The customer's segment is joined only where a question groups by it: a join of every
+        # record with its customer would cost each question a pass over the whole table.
         self.store.connection.execute(
-            "CREATE OR REPLACE TEMP VIEW r AS SELECT rec.*, c.segment, c.preferred_channel "
-            "FROM records rec LEFT JOIN customers c USING (customer_id) WHERE " + " AND ".join(conditions)
+            "CREATE OR REPLACE TEMP VIEW r AS SELECT rec.* FROM records rec WHERE " + " AND ".join(conditions)
         )
+        self._funnel: list[dict[str, Any]] | None = None
+        self._tables: set[str] = set()
+
+    def _table(self, name: str, sql: str) -> str:
+        """A temporary table computed once per Analyst, for the questions that read it several
+        times (promises by three keys, NPS by five, both rankings): a report asks everything."""
+        if name not in self._tables:
+            self.store.connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+            self._tables.add(name)
+        return name
 
     def _rows(self, sql: str) -> list[dict[str, Any]]:
         return self.store.query(sql)
@@ -82,37 +94,40 @@ class Analyst:
     def funnel(self) -> list[dict[str, Any]]:
         """Per stage, in the order customers reach them: customers who entered, entries, how many
         of them went on to the next stage (conversion), who are there now, who were lost from it."""
+        if self._funnel is not None:
+            return [dict(row) for row in self._funnel]
         lost = _text(self.vocabulary.lost_stage)
-        rows = self._rows(f"""
-            WITH entries AS (
-                SELECT customer_id, chain, seq, stage,
-                       lag(stage) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS previous,
-                       row_number() OVER (PARTITION BY customer_id, chain ORDER BY seq DESC) AS from_last
-                FROM r WHERE kind = 'stage_entered'),
-            firsts AS (
-                SELECT customer_id, stage, min(seq) AS first_seq FROM entries GROUP BY ALL),
+        self.store.connection.execute("""
+            CREATE OR REPLACE TEMP TABLE funnel_entries AS
+            SELECT customer_id, chain, seq, stage,
+                   lag(stage) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS previous,
+                   row_number() OVER (PARTITION BY customer_id, chain ORDER BY seq DESC) AS from_last
+            FROM r WHERE kind = 'stage_entered'""")
+        rows = self._rows("""
+            WITH firsts AS (SELECT customer_id, stage, min(seq) AS first_seq FROM funnel_entries GROUP BY ALL),
             ordering AS (
                 SELECT stage, avg(rank) AS place FROM (
                     SELECT stage, dense_rank() OVER (PARTITION BY customer_id ORDER BY first_seq) AS rank
                     FROM firsts) GROUP BY stage)
             SELECT e.stage, count(DISTINCT e.customer_id) AS customers, count(*) AS entries,
-                   count(DISTINCT CASE WHEN e.from_last = 1 THEN e.customer_id || '/' || e.chain END) AS now_here,
-                   (SELECT count(DISTINCT l.customer_id || '/' || l.chain) FROM entries l
-                     WHERE l.stage = {lost} AND l.previous = e.stage) AS lost_from,
-                   any_value(o.place) AS place
-            FROM entries e JOIN ordering o USING (stage)
+                   count(*) FILTER (WHERE e.from_last = 1) AS now_here, any_value(o.place) AS place
+            FROM funnel_entries e JOIN ordering o USING (stage)
             GROUP BY e.stage ORDER BY place, e.stage""")
-        reached = self._rows("""
-            SELECT customer_id, list(DISTINCT stage) AS stages FROM r WHERE kind = 'stage_entered' GROUP BY ALL""")
-        stages_of = [set(row["stages"]) for row in reached]
+        lost_from = {row["previous"]: row["lifecycles"] for row in self._rows(f"""
+            SELECT previous, count(DISTINCT (customer_id, chain)) AS lifecycles FROM funnel_entries
+            WHERE stage = {lost} AND previous IS NOT NULL GROUP BY ALL""")}
+        both = {(row["a"], row["b"]): row["customers"] for row in self._rows("""
+            WITH reached AS (SELECT DISTINCT customer_id, stage FROM funnel_entries)
+            SELECT x.stage AS a, y.stage AS b, count(*) AS customers
+            FROM reached x JOIN reached y USING (customer_id) GROUP BY ALL""")}
+        self.store.connection.execute("DROP TABLE funnel_entries")
         for here, after in zip(rows, rows[1:] + [None]):
             here.pop("place")
-            if after is None:
-                here["next_stage"], here["conversion"] = None, None
-                continue
-            both = sum(1 for stages in stages_of if here["stage"] in stages and after["stage"] in stages)
-            here["next_stage"] = after["stage"]
-            here["conversion"] = _ratio(both, here["customers"])
+            here["lost_from"] = lost_from.get(here["stage"], 0)
+            here["next_stage"] = after["stage"] if after else None
+            here["conversion"] = _ratio(both.get((here["stage"], after["stage"]), 0), here["customers"]) \
+                if after else None
+        self._funnel = [dict(row) for row in rows]
         return rows
 
     def time_in_stage(self) -> list[dict[str, Any]]:
@@ -135,7 +150,8 @@ class Analyst:
     def _promise_outcomes(self) -> str:
         """Each check of a promise with the promise it checked (the latest made before it)."""
         return """
-            WITH made AS (SELECT customer_id, chain, promise, seq, about, made_by, segment FROM r WHERE kind = 'promise'),
+            WITH made AS (SELECT customer_id, chain, promise, seq, about, made_by, c.segment
+                          FROM r LEFT JOIN customers c USING (customer_id) WHERE kind = 'promise'),
             checks AS (SELECT customer_id, chain, promise, seq, kind, occurred_at FROM r
                        WHERE kind IN ('promise_kept', 'promise_broken')),
             outcomes AS (
@@ -150,13 +166,15 @@ class Analyst:
         if by not in ("about", "made_by", "segment"):
             raise ValueError(f"promises by '{by}': about, made_by or segment")
         outcome_key = "made_segment" if by == "segment" else by
-        rows = self._rows(self._promise_outcomes() + f"""
-            , made_counts AS (SELECT coalesce({by}, '(none)') AS key, count(*) AS made FROM made GROUP BY ALL),
+        made = self._table("promise_made", self._promise_outcomes() + "SELECT * FROM made")
+        outcomes = self._table("promise_outcomes", self._promise_outcomes() + "SELECT * FROM outcomes")
+        rows = self._rows(f"""
+            WITH made_counts AS (SELECT coalesce({by}, '(none)') AS key, count(*) AS made FROM {made} GROUP BY ALL),
             outcome_counts AS (
                 SELECT coalesce({outcome_key}, '(none)') AS key,
                        count(*) FILTER (WHERE kind = 'promise_kept') AS kept,
                        count(*) FILTER (WHERE kind = 'promise_broken') AS broken
-                FROM outcomes GROUP BY ALL)
+                FROM {outcomes} GROUP BY ALL)
             SELECT key, coalesce(made, 0) AS made, coalesce(kept, 0) AS kept, coalesce(broken, 0) AS broken
             FROM made_counts FULL OUTER JOIN outcome_counts USING (key) ORDER BY key""")
         return [{by: row.pop("key"), **row, "kept_rate": _ratio(row["kept"], row["kept"] + row["broken"])}
@@ -210,9 +228,9 @@ class Analyst:
         survey, score = _text(self.vocabulary.survey_event), _text(self.vocabulary.score_field)
         return f"""
             WITH answers AS (
-                SELECT customer_id, chain, seq, occurred_at, segment,
+                SELECT customer_id, chain, seq, occurred_at, c.segment,
                        TRY_CAST(detail->>('$.data.' || {score}) AS INTEGER) AS score
-                FROM r WHERE kind = 'event' AND event = {survey}),
+                FROM r LEFT JOIN customers c USING (customer_id) WHERE kind = 'event' AND event = {survey}),
             cohorts AS (SELECT customer_id, strftime(min(occurred_at), '%Y-%m') AS cohort FROM records GROUP BY ALL),
             graded AS (
                 SELECT a.*, co.cohort, strftime(a.occurred_at, '%Y-%m') AS month,
@@ -229,12 +247,13 @@ class Analyst:
                 "broken_promise": "CASE WHEN broken_before THEN 'broken' ELSE 'none broken' END"}
         if by not in keys:
             raise ValueError(f"nps by '{by}': segment, cohort, month or broken_promise")
-        rows = self._rows(self._answers() + f"""
+        graded = self._table("nps_graded", self._answers() + "SELECT * FROM graded")
+        rows = self._rows(f"""
             SELECT {keys[by]} AS key, count(*) AS answers,
                    count(*) FILTER (WHERE score >= 9) AS promoters,
                    count(*) FILTER (WHERE score BETWEEN 7 AND 8) AS passives,
                    count(*) FILTER (WHERE score <= 6) AS detractors
-            FROM graded GROUP BY ALL ORDER BY key""")
+            FROM {graded} GROUP BY ALL ORDER BY key""")
         return [{by or "group": row.pop("key"), **row,
                  "nps": round(100.0 * (row["promoters"] - row["detractors"]) / row["answers"], 1)} for row in rows]
 
@@ -377,7 +396,7 @@ class Analyst:
             raise ValueError(f"rank by '{by}': value or risk")
         v, w = self.vocabulary, self.weights
         as_of = self._as_of()
-        rows = self._rows(self._orders() + f"""
+        ranked = self._table("ranked", self._orders() + f"""
             , tickets AS (
                 SELECT customer_id,
                     count(DISTINCT CASE WHEN event = {_text(v.ticket_opened)} THEN detail->>('$.data.' || {_text(v.ticket_id_field)}) END) AS opened,
@@ -403,8 +422,9 @@ class Analyst:
             SELECT *, round({w.open_ticket} * open_tickets + {w.broken_promise} * broken_promises
                         + {w.detractor_point} * CASE WHEN latest_score < 7 THEN 7 - latest_score ELSE 0 END
                         + {w.per_30_days_silent} * coalesce(days_since_contact, 0) / 30.0, 2) AS risk
-            FROM ranked
-            ORDER BY {'revenue' if by == 'value' else 'risk'} DESC, customer_id LIMIT {int(top)}""")
+            FROM ranked""")
+        rows = self._rows(f"SELECT * FROM {ranked} ORDER BY {'revenue' if by == 'value' else 'risk'} DESC, "
+                          f"customer_id LIMIT {int(top)}")
         for row in rows:
             row["revenue"] = round(float(row["revenue"]), 2)
             if row["days_since_contact"] is not None:
