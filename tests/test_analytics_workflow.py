@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
 import uuid
 from pathlib import Path
 
 from temporalio.client import Client
 
-from analytics.store import STORE_FILE, open_store
+from analytics.store import STORE_FILE, StoreBusy, StoreError, open_store
 from harness import FIXTURE, Harness, eventually, pending_step, stage_of
 from workflows.contract import LifecycleResult
 
@@ -66,3 +68,66 @@ async def test_records_keep_their_ids_across_continue_as_new(client: Client, tmp
         assert [row["seq"] for row in rows] == list(range(len(rows)))  # no gap, no second copy
         assert len({row["chain"] for row in rows}) == 1  # one lifecycle, however many runs
         assert [(row["kind"], row["step"]) for row in rows][-len(expected):] == expected
+
+
+async def test_records_are_stored_exactly_once_across_worker_kills(client: Client, tmp_path: Path):
+    """Workers killed -9 while events pour in (records being written): afterwards every record of
+    every lifecycle is in the store once: no gap, no second copy under another lifecycle."""
+    from test_durability import spawn_worker
+
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    warranty = folder / "warranty-follow-up.yaml"
+    warranty.write_text(warranty.read_text().replace("timeout: 30s", "timeout: 300s"))
+    state = tmp_path / "state"
+    harness = Harness(client, folder, state)  # its client only; the workers are processes
+    address = client.service_client.config.target_host
+    worker = spawn_worker(address, folder, state, harness.task_queue)
+    customers = [f"x-{uuid.uuid4().hex[:6]}" for _ in range(4)]
+
+    async def tickets(first: int, count: int) -> None:
+        await asyncio.gather(*(harness.event(customer, "ticket.opened", key=f"t{n}", ticket_id=f"T{n}")
+                               for customer in customers for n in range(first, first + count)))
+
+    try:
+        for customer in customers:
+            await harness.start(customer)
+        pouring = asyncio.create_task(tickets(0, 5))
+        await eventually(lambda: _has_records(state), timeout=60)
+        worker.send_signal(signal.SIGKILL)  # mid-stream: some batches written, some in flight
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, state, harness.task_queue)
+        await pouring
+        for customer in customers:
+            await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+        pouring = asyncio.create_task(tickets(5, 5))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        worker = spawn_worker(address, folder, state, harness.task_queue)
+        await pouring
+        for customer in customers:
+            await eventually(lambda c=customer: pending_step(harness, c, "await_survey"), timeout=150)
+            await harness.event(customer, "survey.answered", score=10)
+        results = {}
+        for customer in customers:
+            handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
+            results[customer] = await asyncio.wait_for(handle.result(), timeout=150)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    for customer, result in results.items():
+        rows = stored(harness, customer)
+        assert [row["seq"] for row in rows] == list(range(result.state.recorded)), customer
+        assert len({row["chain"] for row in rows}) == 1
+        assert sum(1 for row in rows if row["kind"] == "event") >= 12  # start, 10 tickets, delivery, survey
+
+
+async def _has_records(state: Path) -> bool:
+    path = state / STORE_FILE
+    if not path.exists():
+        return False
+    try:
+        with open_store(path, read_only=True, wait=0) as store:
+            return store.count() > 0
+    except (StoreBusy, StoreError):  # the worker holds the file right now
+        return False

@@ -41,7 +41,7 @@ DELIVERY_OPTIONS: dict[str, Any] = {
 
 
 RECORD_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(minutes=1),
+    "start_to_close_timeout": timedelta(seconds=10),  # a write takes milliseconds; a dead worker's is retried soon
     "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
     "retry_policy": RETRY_POLICY,
 }
