@@ -11,7 +11,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from analytics.store import STORE_FILE, StoreBusy, StoreError, open_store
-from harness import FIXTURE, Harness, eventually, pending_step, stage_of
+from harness import FIXTURE, Harness, eventually, pending_step, record_history, stage_of
 from workflows.contract import LifecycleResult
 
 
@@ -42,6 +42,7 @@ async def test_a_finished_lifecycle_has_every_record_in_the_store_once(harness: 
     with open_store(harness.settings.state_dir / STORE_FILE) as store:
         assert store.query("SELECT preferred_channel FROM customers WHERE customer_id = ?", [customer]) == \
             [{"preferred_channel": "email"}]
+    await record_history(client, customer, "analytics-records")
 
 
 async def test_records_keep_their_ids_across_continue_as_new(client: Client, tmp_path: Path):
