@@ -11,7 +11,8 @@ from typing import Any
 
 from analytics.report import SECTIONS, cell
 
-WIDTH = 640
+WIDTH = 760
+ROOM = 200  # right of the longest bar, for its label
 BAR = 22
 COLORS = {"bar": "#4c78a8", "p90": "#9ecae9", "kept": "#54a24b", "broken": "#e45756", "line": "#4c78a8"}
 
@@ -70,7 +71,7 @@ def _bars(items: list[tuple[str, float | None]]) -> str:
     parts = []
     for index, (name, value) in enumerate(items):
         y = index * (BAR + 6)
-        width = (WIDTH - 260) * (value or 0) / top
+        width = (WIDTH - 180 - ROOM) * (value or 0) / top
         parts.append(f'<text x="0" y="{y + 15}">{escape(str(name))}</text>'
                      f'<rect class="bar" x="180" y="{y}" width="{width:.1f}" height="{BAR}" fill="{COLORS["bar"]}"/>'
                      f'<text x="{184 + width:.1f}" y="{y + 15}">{escape(cell(value))}</text>')
@@ -81,7 +82,7 @@ def _paired_bars(items: list[tuple[str, float | None, float | None]]) -> str:
     if not items:
         return _empty()
     top = max(max(p50 or 0, p90 or 0) for _, p50, p90 in items) or 1
-    scale = (WIDTH - 300) / top
+    scale = (WIDTH - 180 - ROOM) / top
     parts = []
     for index, (name, p50, p90) in enumerate(items):
         y = index * (BAR + 10)
@@ -98,7 +99,7 @@ def _stacked(items: list[tuple[str, int, int]]) -> str:
     if not items:
         return _empty()
     top = max(kept + broken for _, kept, broken in items) or 1
-    scale = (WIDTH - 300) / top
+    scale = (WIDTH - 180 - ROOM) / top
     parts = []
     for index, (name, kept, broken) in enumerate(items):
         y = index * (BAR + 6)
@@ -131,7 +132,8 @@ def _line(points: list[tuple[str, float | None]]) -> str:
         parts.append(f'<circle cx="{left + i * step:.1f}" cy="{y(value):.1f}" r="3" fill="{COLORS["line"]}">'
                      f'<title>{escape(label)}: {escape(cell(value))}</title></circle>')
         if i % every == 0:
-            parts.append(f'<text x="{left + i * step - 20:.1f}" y="{height - 8}">{escape(label)}</text>')
+            x = min(max(left + i * step - 20, 0), WIDTH - 60)
+            parts.append(f'<text x="{x:.1f}" y="{height - 8}">{escape(label)}</text>')
     return _svg(height, "".join(parts), "NPS trend")
 
 

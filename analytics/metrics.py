@@ -135,7 +135,8 @@ class Analyst:
         the entries that have left (those still in the stage are counted apart)."""
         rows = self._rows("""
             WITH entries AS (
-                SELECT stage, occurred_at, lead(occurred_at) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS left_at
+                SELECT stage, occurred_at,
+                       lead(occurred_at) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS left_at
                 FROM r WHERE kind = 'stage_entered')
             SELECT stage, count(left_at) AS left, count(*) - count(left_at) AS still_in,
                    round(quantile_cont(epoch(left_at - occurred_at) / 86400.0, 0.5), 2) AS p50_days,
@@ -365,8 +366,10 @@ class Analyst:
                    (SELECT count(*) FROM orders) AS orders,
                    (SELECT coalesce(sum(revenue), 0) FROM per_customer) AS revenue,
                    (SELECT count(*) FROM per_customer WHERE orders >= 2) AS repeat_customers,
-                   (SELECT coalesce(sum(s.years), 0) FROM spans s JOIN per_customer USING (customer_id)) AS customer_years,
-                   (SELECT count(DISTINCT customer_id) FROM r WHERE kind = 'stage_entered' AND stage = {lost}) AS lost
+                   (SELECT coalesce(sum(s.years), 0) FROM spans s JOIN per_customer USING (customer_id))
+                       AS customer_years,
+                   (SELECT count(DISTINCT customer_id) FROM r WHERE kind = 'stage_entered' AND stage = {lost})
+                       AS lost
             """)[0]
         customers, orders = row["customers"], row["orders"]
         row["revenue"] = round(float(row["revenue"]), 2)
@@ -399,9 +402,10 @@ class Analyst:
         ranked = self._table("ranked", self._orders() + f"""
             , tickets AS (
                 SELECT customer_id,
-                    count(DISTINCT CASE WHEN event = {_text(v.ticket_opened)} THEN detail->>('$.data.' || {_text(v.ticket_id_field)}) END) AS opened,
-                    count(DISTINCT CASE WHEN event = {_text(v.ticket_closed)} THEN detail->>('$.data.' || {_text(v.ticket_id_field)}) END) AS closed
-                FROM r WHERE kind = 'event' GROUP BY ALL),
+                    count(DISTINCT ticket) FILTER (WHERE event = {_text(v.ticket_opened)}) AS opened,
+                    count(DISTINCT ticket) FILTER (WHERE event = {_text(v.ticket_closed)}) AS closed
+                FROM (SELECT customer_id, event, detail->>('$.data.' || {_text(v.ticket_id_field)}) AS ticket
+                      FROM r WHERE kind = 'event') GROUP BY ALL),
             scores AS (
                 SELECT customer_id,
                        arg_max(TRY_CAST(detail->>('$.data.' || {_text(v.score_field)}) AS INTEGER), seq) AS latest_score
@@ -436,7 +440,8 @@ class Analyst:
     def summary(self) -> dict[str, Any]:
         """Counts of records, customers and the window they span."""
         return self._rows("""
-            SELECT count(*) AS records, count(DISTINCT customer_id) AS customers, min(occurred_at) AS first, max(occurred_at) AS last
+            SELECT count(*) AS records, count(DISTINCT customer_id) AS customers,
+                   min(occurred_at) AS first, max(occurred_at) AS last
             FROM r""")[0]
 
     def report(self) -> dict[str, Any]:

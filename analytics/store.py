@@ -153,8 +153,10 @@ class Store:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         customers = out.with_name(f"{out.stem}.customers{out.suffix}")
-        self.connection.execute(f"COPY (SELECT * FROM records ORDER BY customer_id, chain, seq) TO {_quote(out)} ({options})")
-        self.connection.execute(f"COPY (SELECT * FROM customers ORDER BY customer_id) TO {_quote(customers)} ({options})")
+        self.connection.execute(
+            f"COPY (SELECT * FROM records ORDER BY customer_id, chain, seq) TO {_quote(out)} ({options})")
+        self.connection.execute(
+            f"COPY (SELECT * FROM customers ORDER BY customer_id) TO {_quote(customers)} ({options})")
         return self.count()
 
 
