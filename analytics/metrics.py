@@ -254,7 +254,7 @@ class Analyst:
                    count(*) FILTER (WHERE score >= 9) AS promoters,
                    count(*) FILTER (WHERE score BETWEEN 7 AND 8) AS passives,
                    count(*) FILTER (WHERE score <= 6) AS detractors
-            FROM {graded} GROUP BY ALL ORDER BY key""")
+            FROM {graded} GROUP BY ALL HAVING count(*) > 0 ORDER BY key""")
         return [{by or "group": row.pop("key"), **row,
                  "nps": round(100.0 * (row["promoters"] - row["detractors"]) / row["answers"], 1)} for row in rows]
 

@@ -209,3 +209,15 @@ def test_the_window_and_segment_filter_every_question(store_path: Path):
 def test_a_question_asked_wrong_says_which(store_path: Path):
     with pytest.raises(ValueError, match="rank by 'money'"):
         ask(store_path, "ranking", "money")
+
+
+def test_an_empty_store_or_window_answers_every_question_with_nothing(store_path: Path, tmp_path: Path):
+    with open_store(tmp_path / "empty.duckdb"):
+        pass
+    with open_store(tmp_path / "empty.duckdb", read_only=True) as store:
+        report = Analyst(store).report()
+    assert report["summary"]["records"] == 0 and report["nps"] == [] and report["funnel"] == []
+    assert report["revenue"]["clv"] == 0.0 and report["recovery"]["broken"] == 0
+    with open_store(store_path, read_only=True) as store:
+        later = Analyst(store, Filters(since=datetime(2030, 1, 1, tzinfo=timezone.utc), segment="x' OR '1'='1")).report()
+    assert later["summary"]["records"] == 0 and later["top_risk"] == []
