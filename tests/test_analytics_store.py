@@ -95,3 +95,24 @@ def test_reading_a_store_that_is_not_there_says_so(tmp_path: Path):
     with pytest.raises(StoreError, match="no analytics store here"):
         with open_store(tmp_path / "missing.duckdb", read_only=True):
             pass
+
+
+async def test_batches_sent_at_once_are_written_together_and_each_once(tmp_path: Path):
+    from analytics.activity import RecordSink
+
+    class CountingSink(RecordSink):
+        writes = 0
+
+        def write(self, batches):
+            CountingSink.writes += 1
+            return super().write(batches)
+
+    sink = CountingSink(tmp_path)
+    batches = [batch(f"c{n}", 0, [record("stage_entered"), record("ended", 1)]) for n in range(40)]
+    import asyncio
+
+    results = await asyncio.gather(*(sink.store_records(b) for b in batches + batches[:10]))  # 10 resent
+    assert all(isinstance(added, int) for added in results)
+    assert CountingSink.writes < 10  # grouped, not one write per batch
+    with open_store(tmp_path / "analytics.duckdb") as store:
+        assert store.count() == 80
