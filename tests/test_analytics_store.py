@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -109,8 +110,6 @@ async def test_batches_sent_at_once_are_written_together_and_each_once(tmp_path:
 
     sink = CountingSink(tmp_path)
     batches = [batch(f"c{n}", 0, [record("stage_entered"), record("ended", 1)]) for n in range(40)]
-    import asyncio
-
     results = await asyncio.gather(*(sink.store_records(b) for b in batches + batches[:10]))  # 10 resent
     assert all(isinstance(added, int) for added in results)
     assert CountingSink.writes < 10  # grouped, not one write per batch
