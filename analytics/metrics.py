@@ -9,7 +9,7 @@ does not know are left out of it, never an error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from analytics.store import Store
@@ -484,8 +484,11 @@ def _text(value: str) -> str:
 
 
 def _time(moment: datetime) -> str:
+    """A SQL literal of the moment in UTC (the store's time); one at the edge of the calendar,
+    whose UTC would fall outside it, is taken as it is written."""
     if moment.tzinfo is not None:
-        from datetime import timezone
-
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            moment = moment.replace(tzinfo=None)
     return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"

@@ -193,8 +193,12 @@ async def _ask(request: Request, window: Window, question: str, *args: Any) -> A
             analyst = Analyst(store, Filters(since=window.since, until=window.until, segment=window.segment))
             return getattr(analyst, question)(*args)
 
+    import duckdb
+
     try:
         return await asyncio.to_thread(run)
+    except duckdb.Error as error:  # a store written by a newer release, a damaged file: say so, never a 500
+        raise ApiError(503, "store_unavailable", f"{path}: {str(error).splitlines()[0]}") from None
     except StoreBusy as error:
         raise ApiError(503, "store_busy", str(error), headers={"Retry-After": "1"}) from None
     except StoreError as error:

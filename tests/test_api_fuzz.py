@@ -31,6 +31,9 @@ OPERATIONS = [
     "POST /v1/events", "POST /v1/events:batch", "GET /v1/customers/{customer_id}", "GET /v1/customers",
     "GET /v1/playbooks", "GET /readyz", "GET /healthz",
     "POST /v1/customers/{customer_id}/retry", "POST /v1/customers/{customer_id}/skip",
+    *(f"GET /v1/analytics/{name}" for name in (
+        "report", "funnel", "time-in-stage", "promises", "recovery", "nps", "referrals", "tasks", "messages",
+        "channels", "revenue", "rank")),
 ]
 
 
