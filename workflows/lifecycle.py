@@ -247,7 +247,9 @@ class CustomerLifecycle:
                 chain=self.records_chain, first_seq=first, records=list(records), customer=dict(state.customer),
             )
             try:
-                await workflow.execute_activity(
+                # A local activity: the write runs inside the workflow task that made the records
+                # and leaves one marker in history, not a task round trip of its own.
+                await workflow.execute_local_activity(
                     STORE_RECORDS, batch, result_type=int, summary=f"records {first}..{batch.last_seq}",
                     **RECORD_OPTIONS,
                 )

@@ -41,10 +41,10 @@ DELIVERY_OPTIONS: dict[str, Any] = {
 
 
 RECORD_OPTIONS: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=10),  # a write takes milliseconds; a dead worker's is retried soon
+    "start_to_close_timeout": timedelta(seconds=10),  # a write takes milliseconds
     "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
     "retry_policy": RETRY_POLICY,
 }
-"""Keyword arguments for the `store_records` activity (analytics): a write takes milliseconds;
-a busy or broken store is retried for a day, after which that batch is given up (the records
-stay in Temporal's history)."""
+"""Keyword arguments for the `store_records` local activity (analytics): a busy or broken store
+is retried for a day (past a minute between tries, on durable timers), after which that batch
+is given up (the records stay in Temporal's history)."""
