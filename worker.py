@@ -59,9 +59,11 @@ def worker_activities(settings: LifecycleSettings, lifecycle_file: Path) -> list
     """Every activity, bound to these settings and this lifecycle file."""
     from activities.delivery import Delivery
     from activities.playbooks import PlaybookSource
+    from analytics.activity import RecordSink
 
     delivery = Delivery(settings)
-    return [delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage]
+    return [delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage,
+            RecordSink(settings.state_dir).store_records]
 
 
 async def connect(

@@ -55,6 +55,10 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.include_router(router)
     app.include_router(task_router)
+    from api.analytics import router as analytics_router  # GET /v1/analytics/... (docs/analytics.md)
+
+    app.state.analytics_store = settings.analytics_store
+    app.include_router(analytics_router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up (no token needed)")
     async def healthz() -> Health:

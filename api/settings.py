@@ -80,6 +80,8 @@ class ApiSettings:
     rate: tuple[int, int] | None = (100, 1)
     """Requests per caller: (count, seconds); None for no limit."""
     body_timeout: float = 10.0
+    analytics_store: Path = Path(".lifecycle/analytics.duckdb")
+    """The DuckDB file GET /v1/analytics/... reads: $LIFECYCLE_STATE_DIR/analytics.duckdb."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ApiSettings:
@@ -91,6 +93,7 @@ class ApiSettings:
             "tokens": parse_tokens(env.get(TOKENS_VAR, "")),
             "task_queue": env.get("LIFECYCLE_TASK_QUEUE") or "lifecycle",
             "rate": parse_rate(env.get(RATE_VAR) or DEFAULT_RATE),
+            "analytics_store": Path(env.get("LIFECYCLE_STATE_DIR") or ".lifecycle") / "analytics.duckdb",
         }
         numbers = {"MAX_BODY": ("max_body_bytes", int), "IDEMPOTENCY_ENTRIES": ("idempotency_entries", int),
                    "EVENT_TIMEOUT": ("event_timeout", float), "BODY_TIMEOUT": ("body_timeout", float)}

@@ -45,6 +45,12 @@ async def deliver_all(actions: list[Action]) -> list[ActionResult]:
     return [await deliver(action) for action in actions]
 
 
+@activity.defn(name="store_records")
+async def store_records(batch: dict) -> int:
+    """The analytics store, in memory: the engine ships its timeline records as it runs."""
+    return len(batch.get("records", []))
+
+
 async def _bounded(calls, limit: int = IN_FLIGHT) -> None:
     gate = asyncio.Semaphore(limit)
 
@@ -111,7 +117,7 @@ async def run(count: int) -> None:
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         lifecycles = LifecycleClient(client, source.project().lifecycle, queue)
         worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding],
-                        activities=[deliver, deliver_all, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
+                        activities=[deliver, deliver_all, store_records, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
         async with worker:
             async def hand_start(workflow_id: str) -> None:
                 await client.start_workflow(HandwrittenOnboarding.run, workflow_id.split("/", 1)[1],

@@ -25,3 +25,9 @@ ALL += [tasks_cmd.tasks_command, tasks_cmd.task_group]
 from cli import api_cmd  # noqa: E402
 
 ALL.append(api_cmd.api_command)
+
+# Analytics over the record store (docs/analytics.md).
+from cli import analytics_cmd  # noqa: E402
+
+ALL += [analytics_cmd.report_command, analytics_cmd.rank_command, analytics_cmd.export_command,
+        analytics_cmd.backtest_command]

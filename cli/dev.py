@@ -82,6 +82,7 @@ async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int,
         click.echo(f"Web UI     {server.ui_url}")
         click.echo(f"Playbooks  {lifecycle_file}")
         click.echo(f"Outbox     {settings.outbox_path}")
+        click.echo(f"Analytics  {settings.state_dir / 'analytics.duckdb'} (lifecycle report, lifecycle rank)")
         click.echo(f"Worker     task queue {settings.task_queue}; Ctrl-C stops everything")
         click.echo("Try        " + try_command(server.address, port, lifecycle_file))
         if api is not None:

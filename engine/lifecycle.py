@@ -84,6 +84,7 @@ class LifecycleMachine:
         self.state.timeline.append(Record(
             at=at or self._clock(), stage=self.state.stage, kind=kind, step=step, detail=to_plain(detail),
         ))
+        self.state.recorded += 1
         if self.timeline_limit and len(self.state.timeline) > self.timeline_limit:
             del self.state.timeline[: len(self.state.timeline) - self.timeline_limit]
 

@@ -235,6 +235,8 @@ class LifecycleState(BaseModel):
     seen_keys: list[str] = Field(default_factory=list, description="Recent idempotency keys.")
     pending: Pending | None = None
     timeline: list[Record] = Field(default_factory=list)
+    recorded: int = Field(0, description="Records ever appended to the timeline, trimmed or not: "
+                                         "the sequence number of the next one (analytics record ids).")
     ended: str | None = None
     incident: Incident | None = None
     resume: Resume | None = None

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.config import LifecycleSettings
 from activities.delivery import Delivery
 from activities.playbooks import PlaybookSource
+from analytics.activity import RecordSink
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient, LifecycleNotFound
@@ -45,7 +46,8 @@ class Harness:
                                           max_history=max_history)
         self.worker = Worker(
             client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
-            activities=[Delivery(self.settings).deliver_all, self.source.load_stage],
+            activities=[Delivery(self.settings).deliver_all, self.source.load_stage,
+                        RecordSink(state_dir).store_records],
             workflow_runner=WORKFLOW_RUNNER,
         )
 

@@ -32,6 +32,9 @@ OPERATIONS = [
     "GET /v1/playbooks", "GET /readyz", "GET /healthz",
     "POST /v1/customers/{customer_id}/retry", "POST /v1/customers/{customer_id}/skip",
     "GET /v1/tasks", "GET /v1/tasks/{task_id}", "POST /v1/tasks/{task_command}",
+    *(f"GET /v1/analytics/{name}" for name in (
+        "report", "funnel", "time-in-stage", "promises", "recovery", "nps", "referrals", "tasks", "messages",
+        "channels", "revenue", "rank")),
 ]
 
 

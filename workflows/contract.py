@@ -45,6 +45,8 @@ class LifecycleStart(BaseModel):
     max_history: int = Field(10_000, description="Continue as new past this many history events.")
     time_scale: float = Field(1.0, gt=0, description="Demos only: the lifecycle's clock runs this much faster.")
     clock_origin: datetime | None = Field(None, description="Where a scaled clock started; kept across runs.")
+    records_shipped: int = Field(0, description="Timeline records already sent to the analytics store.")
+    records_chain: str | None = Field(None, description="Names this lifecycle in analytics record ids.")
 
 
 class NextSchedule(BaseModel):

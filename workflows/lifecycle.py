@@ -20,6 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from analytics.stream import STORE_RECORDS, RecordBatch
     from engine.interpreter import HOLD_ON_FAILURE
     from engine.lifecycle import LifecycleMachine
     from engine.limits import UPDATES_PER_RUN, bounded, json_size
@@ -32,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         REJECTED, STAGE, STATUS_QUERY, TASK_ASSIGNEES, TASK_ROLES, TASK_UPDATE, WORKFLOW_NAME, IncidentCommand,
         LifecycleResult, LifecycleStart, LifecycleStatus, NextSchedule,
     )
-    from workflows.policy import DELIVERY_OPTIONS
+    from workflows.policy import DELIVERY_OPTIONS, RECORD_OPTIONS
 
 
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
@@ -51,6 +52,10 @@ TASK_ENTITIES = "task-entities"
 """The change that made tasks entities (engine/tasks.py): any open task can be completed, in any
 stage entry, and the task inbox is kept in search attributes. Histories recorded before it replay
 without those upserts, and judge `task.completed` as they did."""
+ANALYTICS_RECORDS = "analytics-records"
+"""The change that sends every timeline record to the analytics store (activity `store_records`):
+runs recorded before it replay without those activities."""
+RECORDS_PER_BATCH = 200  # records per store_records call
 
 
 class DemoClock:
@@ -196,23 +201,78 @@ class CustomerLifecycle:
         self.clock = DemoClock(start.clock_origin or workflow.now(), start.time_scale)
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
         self.mid_stage = False
+        self.records_shipped = start.records_shipped
+        self.records_chain = start.records_chain
+        self.shipping: asyncio.Task[None] | None = None
+        self.closing = False
 
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
         runtime = TemporalRuntime(self)
         self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
+        if workflow.patched(ANALYTICS_RECORDS):
+            self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
+            # No flush: the next run sends what this one had not (a batch in flight is sent again,
+            # and the store keeps one copy), so events pouring in never hold continue-as-new up.
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(start.model_copy(update={
                 "lifecycle": self.machine.lifecycle, "state": self.machine.state,
                 "bundle": self.machine.bundle, "clock_origin": self.clock.origin,
+                "records_shipped": self.records_shipped, "records_chain": self.records_chain,
             }))
         self._upsert_search_attributes(self.machine.state.stage, "")
         self._upsert_task_attributes()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_records()
         return LifecycleResult(outcome=outcome, state=self.machine.state)
+
+    # ------------------------------------------------------------ analytics records
+
+    def _unshipped(self) -> tuple[int, list]:
+        """The sequence number of the first record not yet sent, and the records from it on that
+        the timeline still holds (those trimmed before they were sent are a gap in the store)."""
+        state = self.machine.state
+        first_held = state.recorded - len(state.timeline)
+        first = max(self.records_shipped, first_held)
+        return first, state.timeline[first - first_held:]
+
+    async def _ship_records(self) -> None:
+        """Send new timeline records to the store as they come, one batch at a time, until closing."""
+        state = self.machine.state
+        # A state from before ANALYTICS_RECORDS counted nothing: its timeline starts the count.
+        state.recorded = max(state.recorded, len(state.timeline))
+        self.records_chain = self.records_chain or workflow.info().run_id
+        while True:
+            await workflow.wait_condition(lambda: bool(self._unshipped()[1]) or self.closing)
+            first, records = self._unshipped()
+            if not records:
+                return
+            records = records[:RECORDS_PER_BATCH]
+            batch = RecordBatch(
+                lifecycle=self.machine.lifecycle.lifecycle, customer_id=str(state.customer.get("id", "")),
+                chain=self.records_chain, first_seq=first, records=list(records), customer=dict(state.customer),
+            )
+            try:
+                # A local activity: the write runs inside the workflow task that made the records
+                # and leaves one marker in history, not a task round trip of its own.
+                await workflow.execute_local_activity(
+                    STORE_RECORDS, batch, result_type=int, summary=f"records {first}..{batch.last_seq}",
+                    **RECORD_OPTIONS,
+                )
+            except ActivityError:
+                pass  # a day without a store: this batch is given up (docs/analytics.md)
+            self.records_shipped = first + len(records)
+
+    async def _flush_records(self) -> None:
+        """Wait until every record so far is in the store (before the lifecycle ends)."""
+        if self.shipping is not None:
+            self.closing = True
+            await self.shipping
+            self.closing = False
+            self.shipping = None
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()

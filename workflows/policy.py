@@ -38,3 +38,13 @@ DELIVERY_OPTIONS: dict[str, Any] = {
     "retry_policy": RETRY_POLICY,
 }
 """Keyword arguments for `workflow.execute_activity("deliver_all", actions, **DELIVERY_OPTIONS)`."""
+
+
+RECORD_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),  # a write takes milliseconds
+    "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
+    "retry_policy": RETRY_POLICY,
+}
+"""Keyword arguments for the `store_records` local activity (analytics): a busy or broken store
+is retried for a day (past a minute between tries, on durable timers), after which that batch
+is given up (the records stay in Temporal's history)."""
