@@ -153,7 +153,8 @@ class Send(Step):
 
         def on_result(result: ActionResult) -> None:
             if result.status == "done":
-                stage.record("message", key, channel=channel, template=self.template, action_id=action.id)
+                stage.record("message", key, channel=channel, template=self.template, category=self.category,
+                             action_id=action.id)
             else:
                 stage.record("failed", key, channel=channel, template=self.template, error=result.detail)
 
