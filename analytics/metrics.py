@@ -278,32 +278,63 @@ class Analyst:
         return row
 
     def task_sla(self) -> list[dict[str, Any]]:
-        """Per role: tasks created, done (a task.completed event), done by the due time, overdue
-        (the task's timeout), escalated (an overdue task followed at once by another task)."""
+        """Per role: tasks created, done (a task.completed event naming the task's id or step, in
+        or outside a waiting step), done by the due time (the latest one a snooze or reassign set, else the task's) or
+        late, cancelled, snoozed and reassigned (task_changed records), overdue (the task's
+        timeout), escalated (an overdue task followed at once by another task)."""
         rows = self._rows("""
-            WITH tasks AS (SELECT customer_id, chain, seq, step, role, due_at FROM r WHERE kind = 'task'),
+            WITH tasks AS (SELECT customer_id, chain, seq, step, role, due_at,
+                                  detail->>'$.action_id' AS task_id FROM r WHERE kind = 'task'),
             done AS (SELECT customer_id, chain, seq, occurred_at, detail->>'$.data.task' AS task FROM r
                      WHERE kind = 'event' AND event = 'task.completed'),
+            changed AS (SELECT customer_id, chain, seq, occurred_at, step, detail->>'$.task' AS task,
+                               detail->>'$.action' AS action, due_at
+                        FROM r WHERE kind = 'task_changed'),
             overdue AS (SELECT customer_id, chain, seq, step, role,
                            lead(kind) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS next_kind
                         FROM r WHERE kind IN ('timeout', 'task')),
+            its AS (  -- each task's changes: by its id, or (a waiting step's own record) by its step after it
+                SELECT t.customer_id, t.chain, t.seq, c.action, c.due_at, c.occurred_at
+                FROM tasks t JOIN changed c ON c.customer_id = t.customer_id
+                     AND (c.task = t.task_id OR (c.task IS NULL AND c.chain = t.chain AND c.step = t.step
+                                                 AND c.seq > t.seq))),
             completed AS (
-                SELECT t.role, t.due_at,
-                       (SELECT min(d.occurred_at) FROM done d WHERE d.customer_id = t.customer_id AND d.chain = t.chain
-                          AND d.task = t.step AND d.seq > t.seq) AS done_at
+                SELECT t.role, t.customer_id, t.chain, t.seq, t.due_at,
+                       (SELECT min(d.occurred_at) FROM done d WHERE d.customer_id = t.customer_id
+                          AND (d.task = t.task_id OR (d.chain = t.chain AND d.task = t.step AND d.seq > t.seq)))
+                          AS done_at
                 FROM tasks t),
+            judged AS (
+                SELECT c.*, coalesce(
+                           (SELECT arg_max(i.due_at, i.occurred_at) FROM its i WHERE i.customer_id = c.customer_id
+                              AND i.chain = c.chain AND i.seq = c.seq AND i.due_at IS NOT NULL
+                              AND (c.done_at IS NULL OR i.occurred_at <= c.done_at)),
+                           c.due_at) AS due,
+                       EXISTS (SELECT 1 FROM its i WHERE i.customer_id = c.customer_id AND i.chain = c.chain
+                                 AND i.seq = c.seq AND i.action IN ('cancel', 'cancelled')) AS cancelled,
+                       EXISTS (SELECT 1 FROM its i WHERE i.customer_id = c.customer_id AND i.chain = c.chain
+                                 AND i.seq = c.seq AND i.action = 'snooze') AS snoozed,
+                       EXISTS (SELECT 1 FROM its i WHERE i.customer_id = c.customer_id AND i.chain = c.chain
+                                 AND i.seq = c.seq AND i.action = 'reassign') AS reassigned
+                FROM completed c),
             created AS (SELECT coalesce(role, '(none)') AS role, count(*) AS created,
                                count(done_at) AS done,
-                               count(*) FILTER (WHERE done_at IS NOT NULL AND (due_at IS NULL OR done_at <= due_at))
-                                   AS done_on_time
-                        FROM completed GROUP BY ALL),
+                               count(*) FILTER (WHERE done_at IS NOT NULL AND (due IS NULL OR done_at <= due))
+                                   AS done_on_time,
+                               count(*) FILTER (WHERE done_at > due) AS done_late,
+                               count(*) FILTER (WHERE cancelled) AS cancelled,
+                               count(*) FILTER (WHERE snoozed) AS snoozed,
+                               count(*) FILTER (WHERE reassigned) AS reassigned
+                        FROM judged GROUP BY ALL),
             late AS (SELECT coalesce(o.role, '(none)') AS role, count(*) AS overdue,
                             count(*) FILTER (WHERE o.next_kind = 'task') AS escalated
                      FROM overdue o JOIN r t ON t.customer_id = o.customer_id AND t.chain = o.chain
                           AND t.seq = o.seq AND t.detail->>'$.reason' = 'task overdue'
                      GROUP BY ALL)
             SELECT role, coalesce(created, 0) AS created, coalesce(done, 0) AS done,
-                   coalesce(done_on_time, 0) AS done_on_time, coalesce(overdue, 0) AS overdue,
+                   coalesce(done_on_time, 0) AS done_on_time, coalesce(done_late, 0) AS done_late,
+                   coalesce(cancelled, 0) AS cancelled, coalesce(snoozed, 0) AS snoozed,
+                   coalesce(reassigned, 0) AS reassigned, coalesce(overdue, 0) AS overdue,
                    coalesce(escalated, 0) AS escalated
             FROM created FULL OUTER JOIN late USING (role) ORDER BY role""")
         for row in rows:
@@ -321,6 +352,44 @@ class Analyst:
                                  'timeout', 'set', 'ended', 'incident', 'resolved', 'failed')
                     AND template IS NOT NULL)
             GROUP BY ALL ORDER BY kind, channel, category""")
+
+    def consent(self) -> dict[str, list[dict[str, Any]]]:
+        """Consent and opt-outs: `opt_outs` by month (customer.unsubscribed, or consent withdrawn for
+        every message), consent `changes` by channel and category (granted / withdrawn), sends
+        `suppressed` by the policy's reason and rule, and sends `deferred` by reason and rule."""
+        # A `consent` record says the policy took the event; the event record just before it
+        # (same customer and chain) holds what changed.
+        changes = """
+            SELECT * FROM (
+                SELECT customer_id, occurred_at, kind, event,
+                       lag(detail) OVER (PARTITION BY customer_id, chain ORDER BY seq) AS took
+                FROM r WHERE kind IN ('event', 'consent'))
+            WHERE kind = 'consent'"""
+        opt_outs = self._rows(f"""
+            SELECT strftime(occurred_at, '%Y-%m') AS month, count(DISTINCT customer_id) AS customers,
+                   count(*) AS opt_outs
+            FROM ({changes}) WHERE event = 'customer.unsubscribed'
+                OR (took->>'$.data.granted' IS DISTINCT FROM 'true' AND took->>'$.data.channel' IS NULL
+                    AND took->>'$.data.category' IS NULL)
+            GROUP BY ALL ORDER BY month""")
+        by_channel = self._rows(f"""
+            SELECT coalesce(took->>'$.data.channel', '(all)') AS channel,
+                   coalesce(took->>'$.data.category', '(all)') AS category,
+                   count(*) FILTER (WHERE took->>'$.data.granted' = 'true') AS granted,
+                   count(*) FILTER (WHERE took->>'$.data.granted' IS DISTINCT FROM 'true') AS withdrawn,
+                   count(DISTINCT customer_id) AS customers
+            FROM ({changes}) WHERE event <> 'customer.unsubscribed'
+            GROUP BY ALL ORDER BY channel, category""")
+
+        def why(kind: str) -> list[dict[str, Any]]:
+            return self._rows(f"""
+                SELECT coalesce(detail->>'$.reason', '(none)') AS reason,
+                       coalesce(detail->>'$.rule', '(none)') AS rule,
+                       count(*) AS records, count(DISTINCT customer_id) AS customers
+                FROM r WHERE kind = '{kind}' GROUP BY ALL ORDER BY records DESC, reason, rule""")
+
+        return {"opt_outs": opt_outs, "changes": by_channel, "suppressed": why("suppressed"),
+                "deferred": why("deferred")}
 
     def channel_preferences(self) -> list[dict[str, Any]]:
         """Customers by their preferred channel (from their profile), with the share of each."""
@@ -462,6 +531,7 @@ class Analyst:
             "referrals": self.referrals(),
             "task_sla": self.task_sla(),
             "messages": self.messages(),
+            **{f"consent_{key}": rows for key, rows in self.consent().items()},
             "channel_preferences": self.channel_preferences(),
             "revenue": self.revenue(),
             "top_value": self.ranking("value", 10),

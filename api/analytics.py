@@ -86,6 +86,10 @@ class TaskRow(BaseModel):
     created: int
     done: int
     done_on_time: int
+    done_late: int
+    cancelled: int
+    snoozed: int
+    reassigned: int
     overdue: int
     escalated: int
     on_time_rate: Ratio
@@ -97,6 +101,36 @@ class MessageRow(BaseModel):
     category: str
     records: int
     customers: int
+
+
+class OptOutRow(BaseModel):
+    month: str
+    customers: int
+    opt_outs: int
+
+
+class ConsentChangeRow(BaseModel):
+    channel: str
+    category: str
+    granted: int
+    withdrawn: int
+    customers: int
+
+
+class PolicyReasonRow(BaseModel):
+    reason: str
+    rule: str
+    records: int
+    customers: int
+
+
+class Consent(BaseModel):
+    """Consent and opt-outs (docs/analytics.md, "Consent and opt-outs")."""
+
+    opt_outs: list[OptOutRow]
+    changes: list[ConsentChangeRow]
+    suppressed: list[PolicyReasonRow]
+    deferred: list[PolicyReasonRow]
 
 
 class ChannelRow(BaseModel):
@@ -157,6 +191,10 @@ class Report(BaseModel):
     referrals: Referrals
     task_sla: list[TaskRow]
     messages: list[MessageRow]
+    consent_opt_outs: list[OptOutRow]
+    consent_changes: list[ConsentChangeRow]
+    consent_suppressed: list[PolicyReasonRow]
+    consent_deferred: list[PolicyReasonRow]
     channel_preferences: list[ChannelRow]
     revenue: Revenue
     top_value: list[RankedCustomer]
@@ -252,6 +290,11 @@ async def tasks(request: Request, window: Window = Depends()) -> Any:
 @router.get("/messages", response_model=list[MessageRow], summary="Messages by kind, channel and category")
 async def messages(request: Request, window: Window = Depends()) -> Any:
     return await _ask(request, window, "messages")
+
+
+@router.get("/consent", response_model=Consent, summary="Opt-outs, consent changes, suppressed and deferred sends")
+async def consent(request: Request, window: Window = Depends()) -> Any:
+    return await _ask(request, window, "consent")
 
 
 @router.get("/channels", response_model=list[ChannelRow], summary="Customers by preferred channel")

@@ -58,6 +58,9 @@ def test_the_answers_are_the_hand_computed_ones(api: ApiProcess):
     risk = get(api, "rank", by="risk", top=1).json()
     assert [(row["customer_id"], row["risk"]) for row in risk] == [("c1", 4.13)]
     assert get(api, "recovery").json()["broken"] == 1
+    assert get(api, "consent").json() == {"opt_outs": [], "changes": [], "deferred": [], "suppressed": [
+        {"reason": "no channel with consent", "rule": "(none)", "records": 1, "customers": 1}]}
+    assert get(api, "consent", segment="consumer").json()["suppressed"] == []
     promises = get(api, "promises", by="made_by", segment="consumer").json()
     assert promises == [{"about": None, "made_by": "sales_rep", "segment": None, "made": 2, "kept": 1,
                          "broken": 1, "kept_rate": 0.5}]
@@ -66,7 +69,7 @@ def test_the_answers_are_the_hand_computed_ones(api: ApiProcess):
 def test_every_answer_matches_its_json_schema(api: ApiProcess):
     document = httpx.get(f"{api.url}/openapi.json", headers=AUTH, timeout=30).json()
     for name in ("report", "funnel", "time-in-stage", "promises", "recovery", "nps", "referrals", "tasks",
-                 "messages", "channels", "revenue", "rank"):
+                 "messages", "consent", "channels", "revenue", "rank"):
         operation = document["paths"][f"/v1/analytics/{name}"]["get"]
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
         response = get(api, name)

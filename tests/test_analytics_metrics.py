@@ -154,10 +154,12 @@ def test_referrals(store_path: Path):
 
 def test_task_sla_by_role(store_path: Path):
     rows = {row["role"]: row for row in ask(store_path, "task_sla")}
+    unchanged = {"cancelled": 0, "snoozed": 0, "reassigned": 0}
     assert rows["account_manager"] == {"role": "account_manager", "created": 2, "done": 1, "done_on_time": 1,
-                                       "overdue": 1, "escalated": 1, "on_time_rate": 0.5}
-    assert rows["installer"] == {"role": "installer", "created": 1, "done": 1, "done_on_time": 0,
-                                 "overdue": 0, "escalated": 0, "on_time_rate": 0.0}
+                                       "done_late": 0, **unchanged, "overdue": 1, "escalated": 1,
+                                       "on_time_rate": 0.5}
+    assert rows["installer"] == {"role": "installer", "created": 1, "done": 1, "done_on_time": 0, "done_late": 1,
+                                 **unchanged, "overdue": 0, "escalated": 0, "on_time_rate": 0.0}
     assert rows["project_manager"]["created"] == 1 and rows["project_manager"]["on_time_rate"] is None
 
 
@@ -167,6 +169,89 @@ def test_messages_by_channel_and_category(store_path: Path):
         ("message", "sms", "marketing", 1),
         ("suppressed", "(none)", "(none)", 1),
     ]
+
+
+# The contact policy and task entities, in a store of their own. c3, from 2026-04-01: withdraws
+# marketing on sms, then grants marketing on every channel; two sends suppressed by the weekly
+# cap; three support tasks: t9 snoozed from day 2 to day 4, reassigned, done on day 3 by its id
+# (on time against the snoozed due time, late against the first); t10 done by its id on day 2,
+# due day 1 (late); t11 cancelled by command, then by its waiting step (one cancelled task);
+# unsubscribes on May 11. c4 withdraws consent for every message on April 10 (an opt-out); a
+# send suppressed by the opt-out and one deferred by quiet hours.
+T3 = datetime(2026, 4, 1, 9, tzinfo=timezone.utc)
+
+
+def consent(at: datetime, name: str, change: str, **data) -> list[StreamRecord]:
+    return [event(at, "S1", name, **data), r(at, "S1", "consent", event=name, change=change)]
+
+
+def task(step: str, role: str, task_id: str, due_at: datetime) -> StreamRecord:
+    return r(T3, "S1", "task", step, role=role, title=step, action_id=task_id, due_at=due_at.isoformat())
+
+
+C3 = [
+    *consent(T3, "consent.changed", "consent withdrawn: marketing on sms", granted=False, channel="sms",
+             category="marketing"),
+    task("t9", "support", "c3-t9-1", T3 + 2 * DAY),
+    task("t10", "support", "c3-t10-1", T3 + DAY),
+    task("t11", "support", "c3-t11-1", T3 + DAY),
+    *consent(T3 + DAY, "consent.changed", "consent given: marketing", granted=True, category="marketing"),
+    r(T3 + DAY, "S1", "task_changed", "t9", task="c3-t9-1", action="snooze", by="ann",
+      due_at=(T3 + 4 * DAY).isoformat()),
+    r(T3 + DAY, "S1", "task_changed", "t9", task="c3-t9-1", action="reassign", by="ann", assignee="bob"),
+    r(T3 + DAY, "S1", "task_changed", "t11", task="c3-t11-1", action="cancel", by="ann"),
+    r(T3 + DAY, "S1", "task_changed", "t11", action="cancelled", reason="the task was cancelled"),
+    event(T3 + 2 * DAY, "S1", "task.completed", task="c3-t10-1"),
+    event(T3 + 3 * DAY, "S1", "task.completed", task="c3-t9-1"),
+    r(T3 + 5 * DAY, "S1", "suppressed", "promo", template="promo", reason="weekly cap", rule="caps[0]"),
+    r(T3 + 6 * DAY, "S1", "suppressed", "promo", template="promo", reason="weekly cap", rule="caps[0]"),
+    *consent(T3 + 40 * DAY, "customer.unsubscribed", "opted out of every message"),
+]
+C4 = [
+    *consent(T3 + 9 * DAY, "consent.changed", "opted out of every message", granted=False),
+    r(T3 + 9 * DAY, "S1", "suppressed", "promo", template="promo",
+      reason="opted out (consent withdrawn for every message)", rule="opt-out"),
+    r(T3 + 9 * DAY, "S1", "deferred", "news", template="news", reason="quiet hours: email only 09:00-18:00 (UTC)",
+      rule="quiet_hours[0]", until=(T3 + 10 * DAY).isoformat()),
+]
+
+
+@pytest.fixture(scope="module")
+def policy_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("metrics") / "policy.duckdb"
+    with open_store(path) as store:
+        store.insert([
+            RecordBatch(lifecycle="l", customer_id=customer, chain=customer, first_seq=0, records=records,
+                        customer={"id": customer, "segment": "consumer", "preferred_channel": "email"})
+            for customer, records in (("c3", C3), ("c4", C4))
+        ])
+    return path
+
+
+def test_consent_opt_outs_changes_suppressed_and_deferred(policy_path: Path):
+    answer = ask(policy_path, "consent")
+    assert answer["opt_outs"] == [{"month": "2026-04", "customers": 1, "opt_outs": 1},  # c4's withdrawal
+                                  {"month": "2026-05", "customers": 1, "opt_outs": 1}]  # c3 unsubscribed
+    assert answer["changes"] == [
+        {"channel": "(all)", "category": "(all)", "granted": 0, "withdrawn": 1, "customers": 1},
+        {"channel": "(all)", "category": "marketing", "granted": 1, "withdrawn": 0, "customers": 1},
+        {"channel": "sms", "category": "marketing", "granted": 0, "withdrawn": 1, "customers": 1},
+    ]
+    assert answer["suppressed"] == [
+        {"reason": "weekly cap", "rule": "caps[0]", "records": 2, "customers": 1},
+        {"reason": "opted out (consent withdrawn for every message)", "rule": "opt-out", "records": 1,
+         "customers": 1},
+    ]
+    assert answer["deferred"] == [{"reason": "quiet hours: email only 09:00-18:00 (UTC)", "rule": "quiet_hours[0]",
+                                   "records": 1, "customers": 1}]
+    may = ask(policy_path, "consent", since=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    assert may["opt_outs"] == [{"month": "2026-05", "customers": 1, "opt_outs": 1}] and may["changes"] == []
+
+
+def test_task_sla_counts_task_entities_completed_snoozed_and_cancelled(policy_path: Path):
+    assert ask(policy_path, "task_sla") == [{
+        "role": "support", "created": 3, "done": 2, "done_on_time": 1, "done_late": 1, "cancelled": 1,
+        "snoozed": 1, "reassigned": 1, "overdue": 0, "escalated": 0, "on_time_rate": 0.5}]
 
 
 def test_channel_preferences(store_path: Path):
@@ -217,6 +302,7 @@ def test_an_empty_store_or_window_answers_every_question_with_nothing(store_path
     with open_store(tmp_path / "empty.duckdb", read_only=True) as store:
         report = Analyst(store).report()
     assert report["summary"]["records"] == 0 and report["nps"] == [] and report["funnel"] == []
+    assert report["consent_opt_outs"] == [] and report["consent_suppressed"] == [] and report["task_sla"] == []
     assert report["revenue"]["clv"] == 0.0 and report["recovery"]["broken"] == 0
     with open_store(store_path, read_only=True) as store:
         later = Analyst(store, Filters(since=datetime(2030, 1, 1, tzinfo=timezone.utc), segment="x' OR '1'='1")).report()

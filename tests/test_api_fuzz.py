@@ -34,7 +34,7 @@ OPERATIONS = [
     "GET /v1/tasks", "GET /v1/tasks/{task_id}", "POST /v1/tasks/{task_command}",
     *(f"GET /v1/analytics/{name}" for name in (
         "report", "funnel", "time-in-stage", "promises", "recovery", "nps", "referrals", "tasks", "messages",
-        "channels", "revenue", "rank")),
+        "consent", "channels", "revenue", "rank")),
 ]
 
 
