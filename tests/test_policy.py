@@ -104,8 +104,8 @@ def test_a_deferred_send_tells_operators_why_before_the_message_goes():
     timeline = run()
     notice, message = timeline.actions
     assert notice.kind == "notice" and message.kind == "message"
-    assert notice.title == ("Message 'summary' deferred to 2026-03-08 08:00 America/New_York: "
-                            f"{timeline.of_kind('deferred')[0].detail['reason']} (sms)")
+    assert notice.title == ("Message 'summary' on sms deferred to 2026-03-08 08:00 America/New_York: "
+                            f"{timeline.of_kind('deferred')[0].detail['reason']}")
     assert "quiet_hours[0]" in (notice.guideline or "")
     # Its own id, distinct from the message's and naming the moment, so a retry is the same notice.
     assert notice.id == f"{message.id}/deferred@2026-03-08T12:00:00+00:00"

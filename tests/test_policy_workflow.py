@@ -78,7 +78,7 @@ async def test_a_deferred_message_survives_a_worker_restart_and_goes_out_once_wh
     told = [(entry["kind"], entry.get("title")) for entry in harness.outbox()
             if entry["customer_id"] == customer and entry["step"] == "check_in"]
     assert [kind for kind, _ in told] == ["notice", "message"]
-    assert told[0][1].startswith("Message 'summary' deferred to ")
+    assert told[0][1].startswith("Message 'summary' on email deferred to ")
     assert "America/New_York: within 12s after ticket.opened" in told[0][1]
     records = {record.kind: record for record in status.recent if record.step == "check_in"}
     ticket = next(record.at for record in status.recent

@@ -158,15 +158,15 @@ class Send(Step):
         `suppressed` line (as before the notice existed), with the notice's failure if any."""
         key = step_key(self, path)
         base = stage.action_id(self, path)
-        channel = f" ({decision.channel})" if decision.channel else ""
+        what = f"Message '{self.template}'" + (f" on {decision.channel}" if decision.channel else "")
         if decision.action == "defer":
             assert decision.until is not None
             action_id, kind = f"{base}/deferred@{decision.until.isoformat()}", "deferred"
             when = detail.get("local") or decision.until.isoformat()
-            title = f"Message '{self.template}' deferred to {when}: {decision.reason}{channel}"
+            title = f"{what} deferred to {when}: {decision.reason}"
         else:
             action_id, kind = f"{base}/suppressed", "suppressed"
-            title = f"Message '{self.template}' suppressed: {decision.reason}{channel}"
+            title = f"{what} suppressed: {decision.reason}"
         state = stage.state
         action = Action(
             id=action_id, kind="notice", customer_id=state.customer["id"], stage=state.stage, step=key,
