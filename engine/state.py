@@ -46,7 +46,9 @@ class Action(BaseModel):
     """One effect the interpreter asks for; `id` is its idempotency key."""
 
     id: str
-    kind: Literal["message", "task", "incident"] = Field(description="An incident tells operators a customer is held.")
+    kind: Literal["message", "task", "incident", "notice"] = Field(
+        description="An incident tells operators a customer is held; a notice tells them the contact policy "
+        "deferred or suppressed a send (`title` what, `guideline` why).")
     customer_id: str
     stage: str
     step: str

@@ -56,9 +56,9 @@ class Harness:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def steps(self, customer: str) -> list[str]:
-        """Steps of the messages and tasks sent for `customer` (not incident records)."""
+        """Steps of the messages and tasks sent for `customer` (not incidents nor notices)."""
         return [entry["step"] for entry in self.outbox()
-                if entry["customer_id"] == customer and entry["kind"] != "incident"]
+                if entry["customer_id"] == customer and entry["kind"] not in ("incident", "notice")]
 
     async def event(self, customer: str, name: str, key: str | None = None, **data: Any):
         return await self.lifecycles.send(Event(customer_id=customer, name=name, data=data,

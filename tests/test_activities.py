@@ -306,6 +306,22 @@ async def test_tasks_go_to_the_tasks_implementation(tmp_path: Path, http_receive
     assert smtp_server.messages == []
 
 
+async def test_a_policy_notice_about_an_email_never_goes_to_smtp(
+        tmp_path: Path, http_receiver, smtp_server) -> None:
+    notice = Action(id="cust-1/sale/1/offer/suppressed", kind="notice", customer_id="cust-1", stage="sale",
+                    step="offer", channel="email", template="offer", category="marketing",
+                    title="Message 'offer' suppressed: no consent for marketing (email)",
+                    guideline="suppressed: no consent for marketing")
+    by_email = {"email": "smtp"}
+    smtp = {"host": smtp_server.host, "port": smtp_server.port}
+    await run(settings(tmp_path, channels=by_email, smtp=smtp), notice)
+    assert [(line["kind"], line["title"]) for line in outbox_lines(tmp_path)] == [("notice", notice.title)]
+    await run(settings(tmp_path, tasks="webhook", channels=by_email, smtp=smtp,
+                       webhook={"url": http_receiver.url}), notice)
+    assert [Action.model_validate(r.json()) for r in http_receiver.requests] == [notice]
+    assert smtp_server.messages == []
+
+
 async def test_a_channel_not_configured_goes_to_the_outbox(tmp_path: Path, smtp_server) -> None:
     await run(smtp_settings(tmp_path, smtp_server), message(channel="letter", to="1 Main St"))
     assert [line["channel"] for line in outbox_lines(tmp_path)] == ["letter"]

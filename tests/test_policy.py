@@ -84,7 +84,7 @@ def test_an_sms_at_night_waits_for_eight_local_on_the_day_clocks_change():
     assert "sms only 08:00-21:00" in deferred.detail["reason"]
     message = timeline.of_kind("message")[0]
     assert message.at == datetime(2026, 3, 8, 12, tzinfo=timezone.utc)
-    assert [action.step for action in timeline.actions] == ["hello"]  # once
+    assert [(action.kind, action.step) for action in timeline.actions] == [("notice", "hello"), ("message", "hello")]
 
 
 def test_the_same_through_continue_as_new():
@@ -100,6 +100,42 @@ def test_transactional_and_email_go_at_once():
     assert kinds(run(SALE_SMS.replace("channel: sms", "channel: preferred"), customer=email), "hello") == ["message"]
 
 
+def test_a_deferred_send_tells_operators_why_before_the_message_goes():
+    timeline = run()
+    notice, message = timeline.actions
+    assert notice.kind == "notice" and message.kind == "message"
+    assert notice.title == ("Message 'summary' on sms deferred to 2026-03-08 08:00 America/New_York: "
+                            f"{timeline.of_kind('deferred')[0].detail['reason']}")
+    assert "quiet_hours[0]" in (notice.guideline or "")
+    # Its own id, distinct from the message's and naming the moment, so a retry is the same notice.
+    assert notice.id == f"{message.id}/deferred@2026-03-08T12:00:00+00:00"
+    assert (notice.channel, notice.to, notice.body) == ("sms", None, "")
+    assert timeline.steps() == ["hello"]  # a notice is not a step of the playbook
+    assert run(continue_as_new=True).actions == timeline.actions  # the wait resumed is not noticed again
+
+
+def test_a_suppressed_marketing_send_tells_operators_and_sends_nothing():
+    sale = SALE_SMS.replace("category: service", "category: marketing")
+    timeline = run(sale, customer=dict(SMS_CUSTOMER, consent={"sms": True, "marketing": False}))
+    assert kinds(timeline, "hello") == ["suppressed"]
+    [notice] = timeline.actions
+    assert notice.kind == "notice" and notice.id.endswith("/hello/suppressed")
+    reason = timeline.of_kind("suppressed")[0].detail["reason"]
+    assert notice.title == f"Message 'summary' suppressed: {reason}"
+    assert reason in (notice.guideline or "")
+    assert timeline.steps() == []
+
+
+def test_a_history_from_before_notices_acts_only_on_messages(monkeypatch):
+    from engine.simulator import VirtualRuntime
+    from engine.steps.send import POLICY_NOTICES
+
+    monkeypatch.setattr(VirtualRuntime, "patched", lambda self, change: change != POLICY_NOTICES)
+    timeline = run(events=[at(LATE + timedelta(hours=2), "customer.unsubscribed", reason="STOP reply")])
+    assert kinds(timeline, "hello") == ["deferred", "suppressed"]
+    assert timeline.actions == []
+
+
 def test_the_customers_own_zone_wins_over_the_default():
     # 04:30Z is 13:30 in Tokyo: inside the window.
     timeline = run(customer=dict(SMS_CUSTOMER, timezone="Asia/Tokyo"))
@@ -111,7 +147,7 @@ def test_an_opt_out_while_deferred_suppresses_it():
     assert kinds(timeline, "hello") == ["deferred", "suppressed"]
     suppressed = timeline.of_kind("suppressed")[0]
     assert suppressed.detail["reason"] == "opted out (unsubscribed: STOP reply)"
-    assert timeline.actions == []
+    assert [action.kind for action in timeline.actions] == ["notice", "notice"]  # deferred, then suppressed
     assert timeline.of_kind("consent")[0].detail["change"] == "opted out of every message"
 
 

@@ -74,6 +74,12 @@ async def test_a_deferred_message_survives_a_worker_restart_and_goes_out_once_wh
         worker.terminate()
         worker.wait(timeout=15)
     assert harness.steps(customer).count("check_in") == 1
+    # Operators were told, once, before the message went: a notice in the outbox with the reason.
+    told = [(entry["kind"], entry.get("title")) for entry in harness.outbox()
+            if entry["customer_id"] == customer and entry["step"] == "check_in"]
+    assert [kind for kind, _ in told] == ["notice", "message"]
+    assert told[0][1].startswith("Message 'summary' on email deferred to ")
+    assert "America/New_York: within 12s after ticket.opened" in told[0][1]
     records = {record.kind: record for record in status.recent if record.step == "check_in"}
     ticket = next(record.at for record in status.recent
                   if record.kind == "event" and record.detail.get("event") == "ticket.opened")

@@ -11,7 +11,7 @@ own (`run`): it waits on a durable timer like a `wait` step, then decides again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 CONTACT_POLICY = "contact-policy"
 """The change that made every send go through the contact policy (engine.policy): a history
 recorded before it sends where the policy would defer or suppress, on the channel the old rule chose."""
+
+POLICY_NOTICES = "policy-notices"
+"""The change that made a deferred or suppressed send also act: a `notice` action (outbox or
+webhook, like a task) saying what the policy decided and why. A history recorded before it has
+only the timeline record (`deferred`, `suppressed`), and no activity for it."""
 
 
 class Send(Step):
@@ -80,7 +85,10 @@ class Send(Step):
         while decision is None or decision.action == "defer":
             if decision is not None:
                 zone = policy.customer_zone(policy.policy_of(stage.lifecycle), stage.state.customer)
-                stage.record("deferred", key, template=self.template, **decision.detail(zone))
+                detail = decision.detail(zone)
+                stage.record("deferred", key, template=self.template, **detail)
+                if stage.runtime.patched(POLICY_NOTICES):
+                    await stage.act([self.notice(stage, path, decision, detail)])
             deferred = decision
             until = stage.resumed_until(path, lambda: deferred.until if deferred else None)
             before = stage.state.pending  # after continue-as-new the reason is the one recorded
@@ -133,12 +141,47 @@ class Send(Step):
         return None
 
     def no_channel(self, stage: StageRun, path: str, decision: Decision) -> Effect:
-        """A suppressed send: the `otherwise` task when no channel has consent, else (no action)
-        a `suppressed` record with the policy's reason."""
+        """A suppressed send: the `otherwise` task when no channel has consent, else a
+        `suppressed` record with the policy's reason, and its notice (POLICY_NOTICES)."""
         if self.otherwise is None or not decision.no_channel:
             key = step_key(self, path)
+            if stage.runtime.patched(POLICY_NOTICES):
+                return self.notice(stage, path, decision, decision.detail())
             return None, lambda _: stage.record("suppressed", key, template=self.template, **decision.detail())
         return task_effect(stage, self.otherwise, self, path, reason=f"no consent to send '{self.template}'")
+
+    def notice(self, stage: StageRun, path: str, decision: Decision, detail: dict[str, Any]) -> Effect:
+        """The `notice` action telling operators the policy deferred or suppressed this send.
+
+        Its id is the message's plus what was decided (and until when), so a retry is the same
+        notice and each deferral of one send its own. A suppression's notice records the
+        `suppressed` line (as before the notice existed), with the notice's failure if any."""
+        key = step_key(self, path)
+        base = stage.action_id(self, path)
+        what = f"Message '{self.template}'" + (f" on {decision.channel}" if decision.channel else "")
+        if decision.action == "defer":
+            assert decision.until is not None
+            action_id, kind = f"{base}/deferred@{decision.until.isoformat()}", "deferred"
+            when = detail.get("local") or decision.until.isoformat()
+            title = f"{what} deferred to {when}: {decision.reason}"
+        else:
+            action_id, kind = f"{base}/suppressed", "suppressed"
+            title = f"{what} suppressed: {decision.reason}"
+        state = stage.state
+        action = Action(
+            id=action_id, kind="notice", customer_id=state.customer["id"], stage=state.stage, step=key,
+            channel=decision.channel, template=self.template, category=self.category, title=title,
+            guideline=f"{kind}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else ""),
+        )
+
+        def on_result(result: ActionResult | None) -> None:
+            failed = {"notice_error": result.detail} if result is not None and result.status == "failed" else {}
+            if kind == "suppressed":
+                stage.record("suppressed", key, template=self.template, **detail, **failed)
+            elif failed:
+                stage.record("failed", key, template=self.template, error=f"notice: {failed['notice_error']}")
+
+        return action, on_result
 
     def message(self, stage: StageRun, path: str, channel: str, address: str, subject: str, body: str) -> Effect:
         """The message action on `channel` to `address`, and what to record of its result."""
