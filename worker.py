@@ -34,6 +34,13 @@ DEFAULT_ADDRESS = "localhost:7233"
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 """How long running activities may finish after SIGTERM before they are cancelled."""
 
+WORKFLOW_TASK_SLOTS = 10
+"""Workflow tasks a worker takes at once. A Python worker runs activations one at a time (the
+GIL), and a task's 10-second start-to-close clock runs from the moment the worker takes it: with
+the SDK's default of 100, a burst of events (a thousand updates to a hundred customers) queued
+tasks inside the worker until they timed out, and their updates failed. Ten keep the core busy
+while some tasks wait on local activities; the rest wait in Temporal, where no clock runs."""
+
 log = logging.getLogger("lifecycle.worker")
 
 
@@ -115,16 +122,33 @@ async def run_worker(
         workflows=list(workflows),
         activities=list(activities),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
         **options,
     )
     async def shut_down() -> None:
         log.info("stopping worker on %s", task_queue)
         await worker.shutdown()
 
+    sinks = _record_sinks(activities)
+    for sink in sinks:
+        sink.start()  # what a worker killed on this state directory journaled and had not imported
     try:
         await until_stopped(worker.run(), shut_down, stop)  # re-raises a fatal worker error
     except RuntimeError as error:
         raise WorkerError(f"worker on {task_queue} stopped: {_first_line(error)}") from error
+    finally:
+        for sink in sinks:
+            try:  # the records journaled so far reach the store before the worker exits
+                await asyncio.wait_for(sink.flush(), GRACEFUL_SHUTDOWN.total_seconds())
+            except asyncio.TimeoutError:
+                log.warning("analytics store not written before stopping; the journal keeps the records")
+
+
+def _record_sinks(activities: Sequence[Callable[..., Any]]) -> list[Any]:
+    from analytics.activity import RecordSink
+
+    owners = {id(owner): owner for owner in (getattr(function, "__self__", None) for function in activities)}
+    return [owner for owner in owners.values() if isinstance(owner, RecordSink)]
 
 
 async def _check_search_attributes(client: Client) -> None:

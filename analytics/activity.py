@@ -1,71 +1,124 @@
-"""The worker's side of the record stream: the `store_records` activity.
+"""The worker's side of the record stream: the `store_records` activity and the importer.
 
-The workflow sends each new run of timeline records once it has them; a retry (a worker
-killed mid-write, a busy file) sends the very same batch, and the store keeps each record id
-once, so nothing is counted twice and nothing is lost while retries last.
+The workflow sends each new run of timeline records once it has them, as a local activity,
+so the activity runs inside the workflow task that made them (and that task, with the event's
+update in it, waits for it). The activity therefore only journals the batch (analytics.journal:
+durable, a millisecond) and returns. The importer moves the journal into the DuckDB store at
+most once every `IMPORT_EVERY` seconds, so a burst of a thousand events costs a few writes
+(a write costs ~60 ms of CPU whatever its size) and never the latency of an event.
 
-Writes are grouped: one DuckDB file takes one writer at a time, and opening, inserting and
-closing it costs tens of milliseconds whatever the size of the insert. So the batches of all
-lifecycles that arrive while a write is under way go together in the next one (group commit),
-on one thread of its own: a thousand lifecycles busy at once cost a few writes a second, and
-never take the threads other activities (the outbox) need.
+A retry (a worker killed mid-append, a busy disk) journals the very same batch again, and the
+store keeps each record id once, so nothing is counted twice and nothing is lost. Records of
+a worker that died before importing them are imported by the next importer that runs on the
+same state directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from analytics.journal import JOURNAL_FILE, RecordJournal
 from analytics.store import STORE_FILE, StoreBusy, StoreError, open_store
 from analytics.stream import STORE_RECORDS, RecordBatch
 
+IMPORT_EVERY = 1.0  # seconds between two imports into DuckDB while records keep coming
+RETRY_AT_MOST = 60.0  # seconds between tries while the store is busy or failing
+
+log = logging.getLogger(__name__)
+
 
 class RecordSink:
-    """Writes record batches into the DuckDB store of a state directory."""
+    """Journals record batches and imports them into the DuckDB store of a state directory."""
 
     def __init__(self, state_dir: Path) -> None:
-        """Keep the store at `state_dir`/analytics.duckdb."""
+        """Keep the journal and the store at `state_dir` (analytics-journal.sqlite, analytics.duckdb)."""
         self.path = Path(state_dir) / STORE_FILE
+        self.journal = RecordJournal(Path(state_dir) / JOURNAL_FILE)
         self._waiting: list[tuple[RecordBatch, asyncio.Future[int]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-store")
-
-    def write(self, batches: list[RecordBatch]) -> int:
-        """Insert the batches in one write; return how many of their records were new."""
-        with open_store(self.path) as store:
-            return store.insert(batches)
+        self._appender: asyncio.Task[None] | None = None
+        self._importer: asyncio.Task[None] | None = None
+        self._appends = 0  # journal transactions so far: an importer finishing checks none came meanwhile
+        # One thread appends, another writes DuckDB: an import never delays an append.
+        self._append_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-journal")
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-store")
 
     @activity.defn(name=STORE_RECORDS)
     async def store_records(self, batch: RecordBatch) -> int:
-        """Insert the batch (idempotent by record id) with whatever else is waiting; return the
-        number of records that write added. A busy or failing store fails the attempt (retried)."""
+        """Journal the batch (with whatever other batches are waiting, in one transaction) and
+        return its number of records; the store has them within about `IMPORT_EVERY` seconds.
+        A journal that cannot be written fails the attempt (retried)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
-        return await future
+        if self._appender is None or self._appender.done():
+            self._appender = asyncio.create_task(self._append_waiting())
+        await future
+        self.start()
+        return len(batch.records)
 
-    async def _write_waiting(self) -> None:
+    def start(self) -> None:
+        """Import what the journal holds (also what a dead worker left), now and as it grows."""
+        if self._importer is None or self._importer.done():
+            self._importer = asyncio.create_task(self._import_until_empty())
+
+    async def flush(self) -> None:
+        """Wait until everything journaled so far is in the store (tests, shutdown)."""
+        self.start()
+        assert self._importer is not None
+        await self._importer
+
+    def import_journal(self) -> bool:
+        """Move the oldest journal entries into the store, in one write; True if more are left."""
+        taken = self.journal.take()
+        if taken is None:
+            return False
+        with tempfile.TemporaryDirectory(prefix="lifecycle-import-") as folder:
+            records, customers = Path(folder) / "records.jsonl", Path(folder) / "customers.jsonl"
+            records.write_text(taken.records, encoding="utf-8")
+            customers.write_text(taken.customers, encoding="utf-8")
+            with open_store(self.path) as store:
+                store.insert_staged(records, customers)
+        self.journal.drop(taken.last_id)
+        return self.journal.pending() > 0
+
+    async def _append_waiting(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
             group, self._waiting = self._waiting, []
             try:
-                added = await loop.run_in_executor(self._thread, self.write, [batch for batch, _ in group])
-            except (StoreBusy, StoreError) as error:
-                failure: BaseException = ApplicationError(str(error), type=type(error).__name__)
+                await loop.run_in_executor(self._append_thread, self.journal.append, [batch for batch, _ in group])
+            except Exception as error:  # never leave an attempt waiting for ever
+                failure = ApplicationError(f"analytics journal: {type(error).__name__}: {error}")
                 for _, future in group:
                     if not future.done():
                         future.set_exception(failure)
                 continue
-            except Exception as error:  # never leave an attempt waiting for ever
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(ApplicationError(f"{type(error).__name__}: {error}"))
-                continue
-            for _, future in group:
+            self._appends += 1
+            for batch, future in group:
                 if not future.done():
-                    future.set_result(added)
+                    future.set_result(len(batch.records))
+
+    async def _import_until_empty(self) -> None:
+        loop = asyncio.get_running_loop()
+        pause = 0.0  # the first import goes at once: a lone event is in the store in milliseconds
+        while True:
+            await asyncio.sleep(pause)
+            appends = self._appends
+            try:
+                more = await loop.run_in_executor(self._store_thread, self.import_journal)
+            except (StoreBusy, StoreError, sqlite3.Error, OSError) as error:
+                # Kept in the journal: tried again, less often while the store keeps failing.
+                pause = min(max(pause * 2, IMPORT_EVERY), RETRY_AT_MOST)
+                log.warning("analytics store not written (%s); the journal keeps the records, next try in %.0f s",
+                            error, pause)
+                continue
+            if not more and appends == self._appends:
+                return
+            pause = IMPORT_EVERY

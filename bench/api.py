@@ -29,7 +29,7 @@ from activities.config import LifecycleSettings
 from devserver import DevServer, free_port
 from engine.loader import load_project
 from engine.state import Event
-from worker import customer_workflow_runner, customer_workflows, worker_activities
+from worker import WORKFLOW_TASK_SLOTS, customer_workflow_runner, customer_workflows, worker_activities
 from workflows.client import LifecycleClient
 
 IN_FLIGHT = 50  # concurrent requests, in both variants
@@ -177,7 +177,8 @@ async def run(events: int = 1000, customers: int = 100) -> None:
 
             worker = Worker(client, task_queue=queue, workflows=customer_workflows(),
                             activities=worker_activities(settings, lifecycle_file),
-                            workflow_runner=customer_workflow_runner())
+                            workflow_runner=customer_workflow_runner(),
+                            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS)
             try:
                 async with worker:
 

@@ -24,6 +24,7 @@ from engine.state import Action, ActionResult, Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient
 from bench.handwritten import HandwrittenOnboarding
+from worker import WORKFLOW_TASK_SLOTS
 
 LIFECYCLE = Path(__file__).parent / "playbook" / "lifecycle.yaml"
 IN_FLIGHT = 50  # concurrent client calls
@@ -117,7 +118,8 @@ async def run(count: int) -> None:
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         lifecycles = LifecycleClient(client, source.project().lifecycle, queue)
         worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding],
-                        activities=[deliver, deliver_all, store_records, source.load_stage], workflow_runner=WORKFLOW_RUNNER)
+                        activities=[deliver, deliver_all, store_records, source.load_stage], workflow_runner=WORKFLOW_RUNNER,
+                        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS)
         async with worker:
             async def hand_start(workflow_id: str) -> None:
                 await client.start_workflow(HandwrittenOnboarding.run, workflow_id.split("/", 1)[1],

@@ -21,6 +21,7 @@ from analytics.activity import RecordSink
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient, LifecycleNotFound
+from worker import WORKFLOW_TASK_SLOTS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fast"
 HISTORIES = Path(__file__).parent / "histories"
@@ -48,7 +49,7 @@ class Harness:
             client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
             activities=[Delivery(self.settings).deliver_all, self.source.load_stage,
                         RecordSink(state_dir).store_records],
-            workflow_runner=WORKFLOW_RUNNER,
+            workflow_runner=WORKFLOW_RUNNER, max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
         )
 
     def outbox(self) -> list[dict[str, Any]]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from analytics.activity import RecordSink
 from analytics.store import StoreError, open_store
 from analytics.stream import RecordBatch, batches_of, record_id
 from analytics.stream import StreamRecord as Record
@@ -99,19 +102,44 @@ def test_reading_a_store_that_is_not_there_says_so(tmp_path: Path):
 
 
 async def test_batches_sent_at_once_are_written_together_and_each_once(tmp_path: Path):
-    from analytics.activity import RecordSink
-
     class CountingSink(RecordSink):
-        writes = 0
+        imports = 0
 
-        def write(self, batches):
-            CountingSink.writes += 1
-            return super().write(batches)
+        def import_journal(self):
+            CountingSink.imports += 1
+            return super().import_journal()
 
     sink = CountingSink(tmp_path)
     batches = [batch(f"c{n}", 0, [record("stage_entered"), record("ended", 1)]) for n in range(40)]
     results = await asyncio.gather(*(sink.store_records(b) for b in batches + batches[:10]))  # 10 resent
-    assert all(isinstance(added, int) for added in results)
-    assert CountingSink.writes < 10  # grouped, not one write per batch
+    assert results == [2] * 50  # journaled, each with its two records
+    await sink.flush()
+    assert CountingSink.imports < 5  # grouped, not one write per batch
+    assert sink.journal.pending() == 0
     with open_store(tmp_path / "analytics.duckdb") as store:
         assert store.count() == 80
+
+
+async def test_journaled_records_of_a_worker_that_died_are_imported_by_the_next(tmp_path: Path):
+    RecordSink(tmp_path).journal.append([batch("c1", 0, [record("stage_entered"), record("ended", 1)])])
+    # The first worker died before importing: its journal is on disk, the store is not there.
+    assert not (tmp_path / "analytics.duckdb").exists()
+    await RecordSink(tmp_path).flush()
+    with open_store(tmp_path / "analytics.duckdb") as store:
+        assert store.count() == 2
+
+
+async def test_a_store_held_by_another_process_keeps_the_records_in_the_journal_until_it_is_free(tmp_path: Path):
+    sink = RecordSink(tmp_path)
+    holder = subprocess.Popen([
+        sys.executable, "-c",
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(3)",
+        str(tmp_path / "analytics.duckdb")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert await sink.store_records(batch("c1", 0, [record("stage_entered")])) == 1  # never waits on the store
+    assert sink.journal.pending() == 1
+    holder.wait()
+    await asyncio.wait_for(sink.flush(), timeout=30)
+    assert sink.journal.pending() == 0
+    with open_store(tmp_path / "analytics.duckdb") as store:
+        assert store.count() == 1

@@ -32,8 +32,13 @@ async def test_a_finished_lifecycle_has_every_record_in_the_store_once(harness: 
     await eventually(lambda: pending_step(harness, customer, "await_survey"))
     await harness.event(customer, "survey.answered", score=10)
     result = await client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult).result()
-    rows = stored(harness, customer)  # the workflow ends only after its records are stored
     timeline = result.state.timeline
+
+    async def all_stored() -> bool:  # the workflow ends once its records are journaled
+        return len(stored(harness, customer)) >= len(timeline)
+
+    await eventually(all_stored)
+    rows = stored(harness, customer)
     assert result.state.recorded == len(timeline) == len(rows)
     assert [row["seq"] for row in rows] == list(range(len(timeline)))
     assert [(row["kind"], row["stage"], row["step"]) for row in rows] == \

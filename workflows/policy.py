@@ -45,6 +45,7 @@ RECORD_OPTIONS: dict[str, Any] = {
     "schedule_to_close_timeout": SCHEDULE_TO_CLOSE,
     "retry_policy": RETRY_POLICY,
 }
-"""Keyword arguments for the `store_records` local activity (analytics): a busy or broken store
-is retried for a day (past a minute between tries, on durable timers), after which that batch
-is given up (the records stay in Temporal's history)."""
+"""Keyword arguments for the `store_records` local activity (analytics): it appends to the
+worker's journal (milliseconds); a journal that cannot be written is retried for a day (past a
+minute between tries, on durable timers), after which that batch is given up (the records stay
+in Temporal's history)."""
