@@ -6,7 +6,9 @@ playbook can be previewed and tested.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +47,27 @@ def year_of_events(number: int) -> list[ScheduledEvent]:
     ]
 
 
+def _simulate_shard(numbers: range) -> tuple[int, int]:
+    """One process's share of a population: (actions, records). Loads the project itself."""
+    project = load_project(BUNDLED)
+    actions = records = 0
+    for number in numbers:
+        timeline = simulate(project, customer(number), year_of_events(number), until=DEFAULT_START + YEAR)
+        actions += len(timeline.actions)
+        records += len(timeline.records)
+    return actions, records
+
+
+def run_population(customers: int, processes: int) -> tuple[float, int, int]:
+    """Seconds to simulate `customers` customer-years over `processes` processes, start-up and
+    playbook loading included (what `lifecycle backtest` and a test run pay)."""
+    shards = [range(first, customers, processes) for first in range(processes)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        totals = list(pool.map(_simulate_shard, shards))
+    return time.perf_counter() - started, sum(a for a, _ in totals), sum(r for _, r in totals)
+
+
 def run(customers: int) -> None:
     project = load_project(BUNDLED)
     scenarios = [(customer(n), year_of_events(n)) for n in range(customers)]
@@ -64,3 +87,9 @@ def run(customers: int) -> None:
     print(f"{customers:>10} {elapsed:>9.3f} {years_per_s:>17.1f} {1000 / years_per_s:>17.2f} "
           f"{actions:>8} {records:>8}")
     print(f"ratio virtual/wall time: {customers * YEAR.total_seconds() / elapsed:.3g}")
+    # A population is simulated one customer per process at a time: one process per core.
+    population, processes = 10 * customers, os.cpu_count() or 1
+    seconds, actions, records = run_population(population, processes)
+    print(f"{population:>10} {seconds:>9.3f} {population / seconds:>17.1f} {1000 * seconds / population:>17.2f} "
+          f"{actions:>8} {records:>8}  ({processes} processes, start-up included)")
+    print(f"ratio {processes} processes/1 process customer-years/s: {population / seconds / years_per_s:.2f}")
