@@ -15,7 +15,8 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,11 +243,7 @@ async def test_readyz_turns_503_as_soon_as_the_last_worker_stops(client: Client,
     queue = f"ready-{uuid.uuid4().hex[:6]}"
     settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
                            task_queue=queue)
-    stop = asyncio.Event()
-    sock = listen("127.0.0.1", 0)
-    serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with served(lambda: create_app(settings, client)) as url:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
             worker = Harness(client, harness.folder, tmp_path / "state", task_queue=queue)
             async with worker.worker:
@@ -265,9 +262,6 @@ async def test_readyz_turns_503_as_soon_as_the_last_worker_stops(client: Client,
 
             assert_error(await eventually(not_ready, timeout=20), 503, "no_worker")
             print(f"/readyz said 503 {time.monotonic() - began:.1f}s after the worker stopped")
-    finally:
-        stop.set()
-        await serving
 
 
 async def test_an_api_on_a_missing_namespace_says_so_with_502_not_503(client: Client, harness: Harness):
@@ -277,20 +271,13 @@ async def test_an_api_on_a_missing_namespace_says_so_with_502_not_503(client: Cl
                                  data_converter=pydantic_data_converter)
     settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
                            task_queue=harness.task_queue, event_timeout=5.0)
-    stop = asyncio.Event()
-    sock = listen("127.0.0.1", 0)
-    serving = asyncio.create_task(serve(create_app(settings, wrong), sock, stop, access_log=False))
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with served(lambda: create_app(settings, wrong)) as url:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
             assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 502, "namespace_not_found")
             assert_error(await http.post("/v1/events", json=placed(customer_id(), key="ns-1")), 502,
                          "namespace_not_found")
             assert_error(await http.get("/v1/customers/c-1"), 502, "namespace_not_found")
             assert_error(await http.get("/v1/customers"), 502, "namespace_not_found")
-    finally:
-        stop.set()
-        await serving
 
 
 async def test_a_poller_not_seen_for_70_seconds_is_not_alive(client: Client, harness: Harness):
@@ -309,11 +296,7 @@ async def test_without_a_worker_a_keyed_event_is_queued_and_applied_when_a_worke
     queue = f"nobody-{uuid.uuid4().hex[:6]}"
     settings = ApiSettings(lifecycle_file=harness.folder / "lifecycle.yaml", tokens={"tests": TOKEN},
                            task_queue=queue, event_timeout=1.0)
-    stop = asyncio.Event()
-    sock = listen("127.0.0.1", 0)
-    serving = asyncio.create_task(serve(create_app(settings, client), sock, stop, access_log=False))
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with served(lambda: create_app(settings, client)) as url:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as http:
             assert_error(await eventually(lambda: _get_or_none(http, "/readyz")), 503, "no_worker")
             customer = customer_id("late")
@@ -341,9 +324,6 @@ async def test_without_a_worker_a_keyed_event_is_queued_and_applied_when_a_worke
                 assert sum(1 for r in status["recent"] if r["kind"] == "event"
                            and r["detail"].get("event") == "order.placed") == 1, status["recent"]
                 assert [entry["step"] for entry in late.outbox() if entry["customer_id"] == customer].count("summary") == 1
-    finally:
-        stop.set()
-        await serving
 
 
 # --- POST /v1/events ----------------------------------------------------------------------
@@ -566,15 +546,21 @@ async def test_an_unexpected_exception_is_a_json_500_without_a_stack_trace():
     async def boom() -> None:
         raise RuntimeError("secret internals at /srv/app.py line 42")
 
-    stop = asyncio.Event()
-    sock = listen("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    serving = asyncio.create_task(serve(app, sock, stop, access_log=False))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    async with served(lambda: app) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
             response = await eventually(lambda: _get_or_none(http, "/boom"))
         assert_error(response, 500, "internal")
         assert "secret" not in response.text and "Traceback" not in response.text
+
+
+@asynccontextmanager
+async def served(make_app: Callable[[], Any]) -> AsyncIterator[str]:
+    """An app served in this process on a free loopback port: its base URL, until the block ends."""
+    stop = asyncio.Event()
+    sock = listen("127.0.0.1", 0)
+    serving = asyncio.create_task(serve(make_app(), sock, stop, access_log=False))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         stop.set()
         await serving
