@@ -19,6 +19,7 @@ import asyncio
 import logging
 import sqlite3
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class RecordSink:
         self._appender: asyncio.Task[None] | None = None
         self._importer: asyncio.Task[None] | None = None
         self._appends = 0  # journal transactions so far: an importer finishing checks none came meanwhile
+        self._last_import = -IMPORT_EVERY  # monotonic time of the last import: at most one a second
         # One thread appends, another writes DuckDB: an import never delays an append.
         self._append_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-journal")
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-store")
@@ -107,10 +109,13 @@ class RecordSink:
 
     async def _import_until_empty(self) -> None:
         loop = asyncio.get_running_loop()
-        pause = 0.0  # the first import goes at once: a lone event is in the store in milliseconds
+        # A lone event after a quiet second is in the store in milliseconds; a steady stream
+        # of them waits its turn, one import a second.
+        pause = max(0.0, self._last_import + IMPORT_EVERY - time.monotonic())
         while True:
             await asyncio.sleep(pause)
             appends = self._appends
+            self._last_import = time.monotonic()
             try:
                 more = await loop.run_in_executor(self._store_thread, self.import_journal)
             except (StoreBusy, StoreError, sqlite3.Error, OSError) as error:

@@ -143,3 +143,23 @@ async def test_a_store_held_by_another_process_keeps_the_records_in_the_journal_
     assert sink.journal.pending() == 0
     with open_store(tmp_path / "analytics.duckdb") as store:
         assert store.count() == 1
+
+
+async def test_a_steady_trickle_of_batches_is_imported_at_most_once_a_second(tmp_path: Path):
+    class CountingSink(RecordSink):
+        imports = 0
+
+        def import_journal(self):
+            CountingSink.imports += 1
+            return super().import_journal()
+
+    sink = CountingSink(tmp_path)
+    began = asyncio.get_running_loop().time()
+    for n in range(15):  # one batch every 0.1 s, each after the previous import has finished
+        await sink.store_records(batch(f"c{n}", 0, [record("stage_entered")]))
+        await asyncio.sleep(0.1)
+    await sink.flush()
+    seconds = asyncio.get_running_loop().time() - began
+    assert CountingSink.imports <= seconds / 1.0 + 2, (CountingSink.imports, seconds)
+    with open_store(tmp_path / "analytics.duckdb") as store:
+        assert store.count() == 15
