@@ -140,8 +140,9 @@ async def run_worker(
         for sink in sinks:
             try:  # the records journaled so far reach the store before the worker exits
                 await asyncio.wait_for(sink.flush(), GRACEFUL_SHUTDOWN.total_seconds())
-            except asyncio.TimeoutError:
-                log.warning("analytics store not written before stopping; the journal keeps the records")
+            except Exception as error:  # timed out, or a failing store: the next worker imports them
+                log.warning("analytics store not written before stopping (%s); the journal keeps the records",
+                            _first_line(error))
 
 
 def _record_sinks(activities: Sequence[Callable[..., Any]]) -> list[Any]:

@@ -71,10 +71,15 @@ class RecordSink:
             self._importer = asyncio.create_task(self._import_until_empty())
 
     async def flush(self) -> None:
-        """Wait until everything journaled so far is in the store (tests, shutdown)."""
-        self.start()
-        assert self._importer is not None
-        await self._importer
+        """Import everything journaled so far, now (tests, shutdown): a store held by another
+        process is waited for; one that fails raises StoreError."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if not await loop.run_in_executor(self._store_thread, self.import_journal):
+                    return
+            except StoreBusy:
+                await asyncio.sleep(0.2)
 
     def import_journal(self) -> bool:
         """Move the oldest journal entries into the store, in one write; True if more are left."""
@@ -118,7 +123,10 @@ class RecordSink:
             self._last_import = time.monotonic()
             try:
                 more = await loop.run_in_executor(self._store_thread, self.import_journal)
-            except (StoreBusy, StoreError, sqlite3.Error, OSError) as error:
+            except StoreBusy:  # a report reading it, say: its turn is short
+                pause = IMPORT_EVERY
+                continue
+            except (StoreError, sqlite3.Error, OSError) as error:
                 # Kept in the journal: tried again, less often while the store keeps failing.
                 pause = min(max(pause * 2, IMPORT_EVERY), RETRY_AT_MOST)
                 log.warning("analytics store not written (%s); the journal keeps the records, next try in %.0f s",
