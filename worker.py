@@ -34,6 +34,10 @@ DEFAULT_ADDRESS = "localhost:7233"
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 """How long running activities may finish after SIGTERM before they are cancelled."""
 
+FLUSH_ON_STOP = timedelta(seconds=3)
+"""How long a stopping worker spends importing its analytics journal (an import takes well under
+a second; what is left is imported by the next worker on the same state directory)."""
+
 WORKFLOW_TASK_SLOTS = 10
 """Workflow tasks a worker takes at once. A Python worker runs activations one at a time (the
 GIL), and a task's 10-second start-to-close clock runs from the moment the worker takes it: with
@@ -139,7 +143,7 @@ async def run_worker(
     finally:
         for sink in sinks:
             try:  # the records journaled so far reach the store before the worker exits
-                await asyncio.wait_for(sink.flush(), GRACEFUL_SHUTDOWN.total_seconds())
+                await asyncio.wait_for(sink.flush(), FLUSH_ON_STOP.total_seconds())
             except Exception as error:  # timed out, or a failing store: the next worker imports them
                 log.warning("analytics store not written before stopping (%s); the journal keeps the records",
                             _first_line(error))

@@ -34,7 +34,8 @@ from workflows.contract import (
 )
 
 SIGNAL_TIMEOUT = timedelta(seconds=10)  # the fallback signal: one short RPC
-FAILING_PATIENCE = 10.0  # seconds; half of it (at most) is spent retrying while a workflow task fails
+FAILING_PATIENCE = 30.0  # seconds; half of it (at most) is spent retrying while a workflow task fails:
+# a task on a worker killed -9 times out after 10 s and is retried on a worker that may still be starting
 
 
 class LifecycleNotFound(LookupError):
