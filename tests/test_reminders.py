@@ -192,3 +192,31 @@ def test_a_bad_reminder_duration_is_an_error_at_its_span(ws):
 def test_a_reminder_of_a_task_due_in_business_days_or_by_an_expression_loads(ws):
     ws.sale(TASK + "  due: days(2)\n  remind: [1d]\n" + WAITS)
     ws.load()
+
+
+# ---------------------------------------------------------------- `lifecycle test` cases
+
+def test_a_case_file_can_expect_the_reminders_of_a_task():
+    from engine.casefile import compare
+
+    timeline = run(remind="[1d, 4h]")
+    assert compare({"reminded": {"install_check": 2}}, timeline) == []
+    assert compare({"reminded": {"install_check": 0}}, timeline) == [
+        "reminded.install_check: expected 0 reminders, got 2"]
+    done = run(at(10, "task.completed", task="install_check"), remind="[1d, 4h]")
+    assert compare({"reminded": {"install_check": 1}}, done) == [
+        "reminded.install_check: expected 1 reminder, got 0"]
+
+
+def test_a_malformed_reminded_expectation_is_located(tmp_path):
+    import pytest
+
+    from engine.casefile import CaseError, load_case
+
+    path = tmp_path / "case.yaml"
+    path.write_text("name: reminded\nevents:\n  - {at: 0d, event: order.placed}\nexpect:\n"
+                    "  reminded: {call: yes}\n")
+    with pytest.raises(CaseError) as error:
+        load_case(path)
+    assert str(error.value) == (f"{path}:5:13: 'reminded' must be a mapping of task step id to a number of "
+                                f"reminders, e.g. {{call: 1}}")
