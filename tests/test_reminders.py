@@ -54,12 +54,13 @@ steps:
 CUSTOMER = {"id": "c1", "email": "c1@example.com", "consent": {"email": True}}
 
 
-def run(*events: ScheduledEvent, remind: str = "[4h]", hours: float = 24 * 10):
+def run(*events: ScheduledEvent, remind: str = "[4h]", hours: float = 24 * 10, continue_as_new: bool = False):
     project = Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(LIFECYCLE)),
                       playbooks={"install": Playbook.model_validate(yaml.safe_load(INSTALL % remind))},
                       templates={}, versions={"install": "v1"})
     start = ScheduledEvent(T0, Event(customer_id="c1", name="order.placed"))
-    return simulate(project, CUSTOMER, [start, *events], until=T0 + timedelta(hours=hours))
+    return simulate(project, CUSTOMER, [start, *events], until=T0 + timedelta(hours=hours),
+                    continue_as_new=continue_as_new)
 
 
 def at(hours: float, name: str, **data) -> ScheduledEvent:
@@ -145,11 +146,26 @@ def test_a_moment_already_past_when_the_due_time_is_set_gets_no_reminder():
     assert timeout.at == T0 + 12 * HOUR
 
 
+def test_reminders_are_the_same_when_the_lifecycle_continues_as_new_at_every_wait():
+    snooze = command(46, task="install_check", action="snooze", until=T0 + 96 * HOUR)
+    plain = run(snooze, remind="[1d, 4h]")
+    renewed = run(snooze, remind="[1d, 4h]", continue_as_new=True)
+    assert renewed.runs > 3
+    assert [(r.at, r.detail) for r in reminded(renewed)] == [(r.at, r.detail) for r in reminded(plain)]
+    assert len(reminded(plain)) == 4 and len(reminders_sent(renewed)) == 4
+
+
 def test_the_simulator_shows_the_reminder_on_the_timeline():
     text = format_timeline(run())
     [line] = [line for line in text.splitlines() if "task_reminded" in line]
     assert line.startswith("2026-03-04 05:00") and "installer" in line and "due 2026-03-04 09:00" in line
     assert "[install_check]" in line
+
+
+def test_the_graph_box_of_the_task_names_its_reminders():
+    playbook = Playbook.model_validate(yaml.safe_load(INSTALL % "[1d, 4h]"))
+    assert playbook.steps[0].describe() == ("box", ["task installer (due 2d, remind 1d, 4h)",
+                                                    "Check the installation"])
 
 
 # ---------------------------------------------------------------- load checks

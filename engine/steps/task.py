@@ -235,7 +235,8 @@ class Task(Step, TaskSpec):
         return f"overdue after {format_duration(self.due)}" if way.label == ("on_overdue",) else way.name
 
     def describe(self) -> tuple[str, list[str]]:
-        due = f" (due {format_duration(self.due)})" if self.due else ""
+        remind = f", remind {', '.join(format_duration(span) for span in self.remind)}" if self.remind else ""
+        due = f" (due {format_duration(self.due)}{remind})" if self.due else ""
         return "box", [f"task {self.role}{due}", short(self.title)]
 
     def lint(self, linter: Lint, path: DataPath, guarded: bool) -> None:
