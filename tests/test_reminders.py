@@ -199,6 +199,12 @@ def test_a_reminder_not_shorter_than_due_is_an_error_at_its_span(ws):
     ]
 
 
+def test_a_reminder_of_no_time_before_due_is_an_error(ws):
+    ws.sale(TASK + "  due: 2 business days\n  remind: [0s]\n" + WAITS)
+    errors = ws.errors()
+    assert "p/sale.yaml:9:14: a reminder must be some time before 'due', not 0" in errors
+
+
 def test_a_bad_reminder_duration_is_an_error_at_its_span(ws):
     ws.sale(TASK + "  due: 2d\n  remind: [4h, soon]\n" + WAITS)
     [error] = ws.errors()

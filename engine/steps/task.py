@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -131,17 +130,17 @@ class Task(Step, TaskSpec):
 
     def _check_remind(self, playbook: Checks, path: DataPath) -> None:
         """`remind` needs `due`, a wait to wake (a task nothing waits on has no timer to remind
-        it by), and spans shorter than `due` where `due` is a fixed duration."""
+        it by), and spans above 0 and shorter than `due` where `due` is a fixed duration."""
         if self.due is None:
             playbook.error(path, "'remind' needs 'due': a reminder is this long before the task is due", key=True)
         elif not self.waits():
             playbook.error(path, "'remind' needs 'on_done' or 'on_overdue': only a task the stage waits on "
                                  "is reminded", key=True)
-        elif isinstance(self.due, timedelta):
+        else:
             for index, span in enumerate(self.remind):
                 if span <= timedelta(0):
                     playbook.error((*path, index), "a reminder must be some time before 'due', not 0")
-                elif span >= self.due:
+                elif isinstance(self.due, timedelta) and span >= self.due:
                     playbook.error((*path, index), f"a reminder {format_duration(span)} before 'due' "
                                                    f"({format_duration(self.due)}) would come before the task")
 
