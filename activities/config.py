@@ -100,7 +100,7 @@ class LifecycleSettings(BaseModel):
 
     def implementation_for(self, kind: str, channel: str | None) -> str:
         """The implementation that serves an action of this kind on this channel."""
-        if kind in ("task", "incident", "notice"):  # for people, never to the customer's channel
+        if kind in ("task", "incident", "notice", "reminder"):  # for people, never to the customer's channel
             return self.tasks
         return self.channels.get(channel or "", "outbox")
 

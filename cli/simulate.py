@@ -108,6 +108,8 @@ def format_timeline(timeline: Timeline) -> str:
         what = {
             "message": lambda: f"{detail.get('channel')}: {detail.get('template')}",
             "task": lambda: f"{detail.get('role')}: {detail.get('title')}",
+            "task_reminded": lambda: f"{detail.get('assignee') or detail.get('role')}: due "
+                                     f"{str(detail.get('due_at'))[:16].replace('T', ' ')}",
             "event": lambda: detail.get("event", ""),
             "stage_entered": lambda: f"via {entered_via(records, index)}",
             "promise": lambda: f"{detail.get('promise')} = {detail.get('expected')} (by {detail.get('made_by')})",

@@ -44,7 +44,7 @@ from engine.simulator import ScheduledEvent, Timeline, simulate
 
 CASE_FIELDS = ("name", "description", "lifecycle", "customer", "start", "until", "events", "expect")
 EXPECT_FIELDS = ("stages", "actions", "channels", "promises", "ended", "facts", "rejected", "incident", "splits",
-                 "deferred", "suppressed")
+                 "deferred", "suppressed", "reminded")
 LIST_FORMS = ("includes", "excludes")
 DEFAULT_LIFECYCLE = "../lifecycle.yaml"
 
@@ -199,6 +199,9 @@ def _expect(expect: Any, error: Callable[..., CaseError]) -> dict[str, Any]:
                                                         all(isinstance(v, str) for v in value.values())):
             raise error(where, f"'{key}' must be a mapping of step id to text, e.g. "
                                + ("{survey: '08:00 local'}" if key == "deferred" else "{referral: marketing_weekly}"))
+        elif key == "reminded" and not (isinstance(value, dict) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values())):
+            raise error(where, "'reminded' must be a mapping of task step id to a number of reminders, e.g. {call: 1}")
         elif key in ("promises", "facts", "channels", "splits") and not isinstance(value, dict):
             raise error(where, f"'{key}' must be a mapping of name to expected value")
         elif key in ("ended", "incident") and value is not None and not isinstance(value, str):
@@ -286,6 +289,10 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
         failures += _channels(expect["channels"], timeline)
     failures += _deferred(expect.get("deferred") or {}, timeline)
     failures += _suppressed(expect.get("suppressed") or {}, timeline)
+    for step, wanted in (expect.get("reminded") or {}).items():
+        got = sum(1 for r in timeline.records if r.kind == "task_reminded" and r.step == step)
+        if got != wanted:
+            failures.append(f"reminded.{step}: expected {wanted} reminder{'s' * (wanted != 1)}, got {got}")
     for name, wanted in (expect.get("promises") or {}).items():
         entry = state.promises.get(name)
         got = entry.state if entry else "not made"

@@ -97,8 +97,9 @@ class Timeline:
         return self.state.timeline
 
     def steps(self) -> list[str]:
-        """Step ids of every message and task, in order (not the incidents nor the policy's notices)."""
-        return [action.step for action in self.actions if action.kind not in ("incident", "notice")]
+        """Step ids of every message and task, in order (not the incidents, the policy's notices nor
+        the reminders of tasks)."""
+        return [action.step for action in self.actions if action.kind not in ("incident", "notice", "reminder")]
 
     def stages(self) -> list[str]:
         """Every stage entered, in order."""

@@ -46,9 +46,10 @@ class Action(BaseModel):
     """One effect the interpreter asks for; `id` is its idempotency key."""
 
     id: str
-    kind: Literal["message", "task", "incident", "notice"] = Field(
+    kind: Literal["message", "task", "incident", "notice", "reminder"] = Field(
         description="An incident tells operators a customer is held; a notice tells them the contact policy "
-        "deferred or suppressed a send (`title` what, `guideline` why).")
+        "deferred or suppressed a send (`title` what, `guideline` why); a reminder tells a task's role "
+        "(and assignee) that it is due soon (`task_id`, `due_at`).")
     customer_id: str
     stage: str
     step: str
@@ -62,6 +63,7 @@ class Action(BaseModel):
     title: str | None = None
     guideline: str | None = None
     due_at: datetime | None = None
+    assignee: str | None = Field(None, description="A reminder: the person the task is assigned to, if any.")
     # --- task entities (issue 12): what a help desk needs to create the task and call back.
     task_id: str | None = Field(None, description="A task's id: `POST /v1/tasks/{task_id}:complete` closes it.")
     outcomes: list[str] = Field(default_factory=list, description="A task's allowed outcomes; empty: free text.")
@@ -100,7 +102,7 @@ class Record(BaseModel):
     kind: Literal[
         "stage_entered", "event", "message", "task", "suppressed", "failed",
         "promise", "promise_kept", "promise_broken", "timeout", "set", "ended", "incident", "resolved",
-        "task_changed",
+        "task_changed", "task_reminded",
         "deferred", "consent", "schedule", "split",
     ]
     step: str | None = None
@@ -167,6 +169,7 @@ class TaskEntity(BaseModel):
     escalation: str | None = Field(None, description="What its overdue escalation started (a task id or step).")
     by: str = Field("", description="Who completed, reassigned, snoozed or cancelled it last.")
     reason: str = Field("", description="Why it was cancelled.")
+    reminder_at: datetime | None = Field(None, description="When its next reminder is due (`remind`, engine.reminders).")
 
     @property
     def is_open(self) -> bool:

@@ -59,7 +59,7 @@ class Harness:
     def steps(self, customer: str) -> list[str]:
         """Steps of the messages and tasks sent for `customer` (not incidents nor notices)."""
         return [entry["step"] for entry in self.outbox()
-                if entry["customer_id"] == customer and entry["kind"] not in ("incident", "notice")]
+                if entry["customer_id"] == customer and entry["kind"] not in ("incident", "notice", "reminder")]
 
     async def event(self, customer: str, name: str, key: str | None = None, **data: Any):
         return await self.lifecycles.send(Event(customer_id=customer, name=name, data=data,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from engine import tasks
+from engine import reminders, tasks
 from engine.durations import format_duration
-from engine.fields import FieldSpec, Name, Strict, TimeSpan
+from engine.fields import Duration, FieldSpec, Name, Strict, TimeSpan
 from engine.flow import Way
-from engine.state import Action, ActionResult, Event, Pending
+from engine.state import Action, ActionResult, Event, Pending, TaskEntity
 from engine.steps.base import BranchLabel, Checks, Events, Lint, Step, short
 from engine.walk import DataPath, step_key
 
@@ -83,6 +84,13 @@ def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: s
     return action, on_result
 
 
+def _one_or_more(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+Spans = Annotated[list[Duration], BeforeValidator(_one_or_more)]
+
+
 class Task(Step, TaskSpec):
     """Create a task; with `on_done` or `on_overdue` the stage waits for its outcome."""
 
@@ -96,6 +104,12 @@ class Task(Step, TaskSpec):
         default_factory=list, description="Escalation when the task is not done by `due`.",
         examples=[[{"kind": "task", "role": "project_manager", "title": "Escalated",
                     "guideline": "Call the customer today."}]],
+    )
+    remind: Spans = Field(
+        default_factory=list,
+        description="Remind the role (and assignee) this long before `due`, once per span: a `reminder` "
+        "hand-off and a `task_reminded` record. Needs `due` and `on_done` or `on_overdue`; a snooze moves it.",
+        examples=[["4h"], ["1d", "2h"]],
     )
 
     @model_validator(mode="after")
@@ -111,6 +125,24 @@ class Task(Step, TaskSpec):
     def check(self, playbook: Checks, path: DataPath, events: Events) -> None:
         playbook.role((*path, "role"), self.role)
         playbook.span((*path, "due"), self.due, events)
+        if self.remind:
+            self._check_remind(playbook, (*path, "remind"))
+
+    def _check_remind(self, playbook: Checks, path: DataPath) -> None:
+        """`remind` needs `due`, a wait to wake (a task nothing waits on has no timer to remind
+        it by), and spans above 0 and shorter than `due` where `due` is a fixed duration."""
+        if self.due is None:
+            playbook.error(path, "'remind' needs 'due': a reminder is this long before the task is due", key=True)
+        elif not self.waits():
+            playbook.error(path, "'remind' needs 'on_done' or 'on_overdue': only a task the stage waits on "
+                                 "is reminded", key=True)
+        else:
+            for index, span in enumerate(self.remind):
+                if span <= timedelta(0):
+                    playbook.error((*path, index), "a reminder must be some time before 'due', not 0")
+                elif isinstance(self.due, timedelta) and span >= self.due:
+                    playbook.error((*path, index), f"a reminder {format_duration(span)} before 'due' "
+                                                   f"({format_duration(self.due)}) would come before the task")
 
     def prepare(self, stage: StageRun, path: str) -> list[Effect] | None:
         return None if self.waits() else [task_effect(stage, self, self, path)]
@@ -136,15 +168,21 @@ class Task(Step, TaskSpec):
 
         while True:
             until = entity.due_at if entity is not None else due_at
+            wake = await self._remind(stage, entity, until) if self.remind else None
 
             def moved() -> bool:  # snoozed or given a new due time: the overdue clock moves with it
                 return entity is not None and entity.due_at != until
 
             pending = Pending(step=key, task=key, until=until)
-            finished = await stage.pause(self, path, pending, lambda: stage.has(done) or cancelled() or moved(), until)
+            finished = await stage.pause(self, path, pending, lambda: stage.has(done) or cancelled() or moved(),
+                                         wake or until)
             if finished and not stage.has(done) and not cancelled() and moved():
                 continue
+            if not finished and wake is not None and until is not None and stage.runtime.now() < until:
+                continue  # woken for a reminder: act it (next turn), then sleep on
             break
+        if entity is not None:
+            entity.reminder_at = None
         if finished and stage.has(done):
             stage.event = stage.take(done)
             await stage.steps(self.on_done, f"{path}.on_done.")
@@ -156,6 +194,27 @@ class Task(Step, TaskSpec):
                 entity.status = "escalated" if self.on_overdue else "overdue"
             stage.record("timeout", key, reason="task overdue", role=self.role)
             await stage.steps(self.on_overdue, f"{path}.on_overdue.")
+
+    async def _remind(self, stage: StageRun, entity: TaskEntity | None, until: datetime | None) -> datetime | None:
+        """Act the reminder whose moment has come (if any), and the moment to wake for the next
+        one (None: sleep until due). Only with a task entity: what reminders it had is kept there."""
+        if entity is None or until is None:
+            return None
+        now = stage.runtime.now()
+        moment = reminders.come(entity, self.remind, now)
+        if moment is not None:
+            action = reminders.reminder_action(entity, moment)
+            detail = {"task": entity.id, "role": entity.role, "assignee": entity.assignee,
+                      "due_at": until.isoformat(), "action_id": action.id}
+
+            def on_result(result: ActionResult) -> None:
+                if result.status == "done":
+                    stage.record("task_reminded", entity.step, **detail)
+                else:
+                    stage.record("failed", entity.step, error=f"reminder: {result.detail}", **detail)
+
+            await stage.act([(action, on_result)])
+        return reminders.arm(entity, self.remind, now)
 
     def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
         return [(("on_done",), self.on_done), (("on_overdue",), self.on_overdue)]
@@ -175,7 +234,8 @@ class Task(Step, TaskSpec):
         return f"overdue after {format_duration(self.due)}" if way.label == ("on_overdue",) else way.name
 
     def describe(self) -> tuple[str, list[str]]:
-        due = f" (due {format_duration(self.due)})" if self.due else ""
+        remind = f", remind {', '.join(format_duration(span) for span in self.remind)}" if self.remind else ""
+        due = f" (due {format_duration(self.due)}{remind})" if self.due else ""
         return "box", [f"task {self.role}{due}", short(self.title)]
 
     def lint(self, linter: Lint, path: DataPath, guarded: bool) -> None:
