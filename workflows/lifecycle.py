@@ -201,6 +201,7 @@ class CustomerLifecycle:
         self.clock = DemoClock(start.clock_origin or workflow.now(), start.time_scale)
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
         self.mid_stage = False
+        self.task_entities = False  # asked at the top of run(), before any local activity (see run)
         self.records_shipped = start.records_shipped
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
@@ -211,6 +212,7 @@ class CustomerLifecycle:
         await workflow.wait_condition(lambda: self.started)
         runtime = TemporalRuntime(self)
         self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
+        self.task_entities = workflow.patched(TASK_ENTITIES)
         if workflow.patched(ANALYTICS_RECORDS):
             self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
@@ -300,7 +302,7 @@ class CustomerLifecycle:
         """The task inbox as a visibility query (engine.tasks.inbox): roles and assignees with
         open tasks, and the next due time; one history event per real change, none before
         TASK_ENTITIES."""
-        if not workflow.patched(TASK_ENTITIES):
+        if not self.task_entities:
             return
         roles, assignees, next_due = tasks.inbox(self.machine.state)
         wanted = [TASK_ROLES.value_set(roles) if roles else TASK_ROLES.value_unset(),
