@@ -251,3 +251,40 @@ def test_a_history_from_before_split_notices_acts_only_on_messages(tmp_path: Pat
     timeline = run(p, "c-6")
     assert notices(timeline) == [] and timeline.actions == noticed.actions[1:]
     assert timeline.records == noticed.records  # the timeline is the same either way
+
+
+def test_a_notice_that_cannot_be_delivered_is_recorded_and_the_branch_still_runs(tmp_path: Path, monkeypatch):
+    from engine.simulator import VirtualRuntime
+    from engine.state import ActionResult
+
+    async def act(self, actions):
+        self.actions.extend(actions)
+        return [ActionResult(status="failed", detail="webhook answered 500") if action.kind == "notice"
+                else ActionResult(status="done") for action in actions]
+
+    monkeypatch.setattr(VirtualRuntime, "act", act)
+    timeline = run(project(tmp_path), "c-6")
+    [failed] = timeline.of_kind("failed")
+    assert (failed.step, failed.detail) == (
+        "welcome_test", {"branch": "long", "error": "notice: webhook answered 500"})
+    assert timeline.steps() == ["long_welcome", "long_follow_up"]
+
+
+def test_lifecycle_simulate_json_shows_the_notice(tmp_path: Path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.simulate import simulate_command
+
+    project(tmp_path)
+    customer = tmp_path / "customer.yaml"
+    customer.write_text("{id: c-6, email: c6@example.com, consent: {email: true}}\n")
+    events = tmp_path / "events.yaml"
+    events.write_text("events:\n  - {at: 0d, event: signed.up}\n")
+    result = CliRunner().invoke(simulate_command, [str(tmp_path / "p"), "--customer", str(customer),
+                                                   "--events", str(events), "--json", "--until", "60d"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.stdout)["actions"]
+    assert [(a["kind"], a.get("title")) for a in actions if a["kind"] == "notice"] == [
+        ("notice", "Split welcome_test: branch long")]
