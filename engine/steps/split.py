@@ -24,15 +24,13 @@ from pydantic import Field
 
 from engine.fields import Name, Strict
 from engine.flow import Way
-from engine.state import LifecycleState
-from engine.state import ActionResult
+from engine.state import ActionResult, LifecycleState
 from engine.steps.base import STEPS_EXAMPLE, BranchLabel, Checks, Events, Lint, Step
 from engine.steps.notices import notice_action, notice_failure
 from engine.walk import DataPath, step_key
 
 if TYPE_CHECKING:
-    from engine.interpreter import StageRun
-    from engine.interpreter import Effect
+    from engine.interpreter import Effect, StageRun
     from engine.steps import AnyStep  # noqa: F401  (resolved when engine.steps rebuilds the models)
 
 SPLIT_NOTICES = "split-notices"
@@ -91,6 +89,7 @@ class Split(Step):
         key = step_key(self, path)
         name, kept = branch_for(stage.state, stage.state.stage, key, self.arms())
         stage.record("split", key, branch=name, kept=kept)
+        # One notice per decision: a re-entry keeping its branch decided nothing new.
         if not kept and stage.runtime.patched(SPLIT_NOTICES):
             await stage.act([self.notice(stage, path, name)])
         for index, variant in enumerate(self.variants):
