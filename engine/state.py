@@ -48,7 +48,7 @@ class Action(BaseModel):
     id: str
     kind: Literal["message", "task", "incident", "notice", "reminder"] = Field(
         description="An incident tells operators a customer is held; a notice tells them the contact policy "
-        "deferred or suppressed a send (`title` what, `guideline` why); a reminder tells a task's role "
+        "deferred or suppressed a send, or a split assigned a branch (`title` what, `guideline` why); a reminder tells a task's role "
         "(and assignee) that it is due soon (`task_id`, `due_at`).")
     customer_id: str
     stage: str

@@ -92,3 +92,31 @@ async def test_a_split_branch_and_a_schedule_survive_continue_as_new(client: Cli
     assert [r.detail["branch"] for r in result.state.timeline if r.kind == "split"] == ["long"]
     assert [r.detail["event"] for r in result.state.timeline if r.kind == "schedule"] == ["reminder.due"]
     assert result.state.schedules == {"reminder.due": remind_at}
+
+
+async def test_a_split_tells_operators_its_branch_once_in_the_outbox(client: Client, tmp_path: Path):
+    harness = Harness(client, copy(tmp_path), tmp_path / "state")
+    customer = customer_in("long")
+    remind_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    async with harness.worker:
+        await sign(harness, customer, remind_at)
+        handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
+        result = await asyncio.wait_for(handle.result(), 40)
+        # The replay corpus (tests/histories): a split's assignment with its notice (patch split-notices).
+        await record_history(client, customer, "split-with-its-notice")
+    lines = [line for line in harness.outbox() if line["customer_id"] == customer]
+    # One notice, before the branch's first message; the branch's steps as before.
+    assert [(line["kind"], line["step"]) for line in lines][:2] == [("notice", "welcome_test"),
+                                                                   ("message", "long_welcome")]
+    [notice] = [line for line in lines if line["kind"] == "notice"]
+    assert notice["title"] == "Split welcome_test: branch long"
+    assert notice["id"] == f"lifecycle/{customer}/active/1/welcome_test/split@long"
+    assert "short 1 (50%), long 1 (50%)" in notice["guideline"] and "stable hash" in notice["guideline"]
+    assert "to" not in notice or notice["to"] is None
+    assert harness.steps(customer) == ["long_welcome", "long_follow_up", "reminder"]
+    assert [r.detail for r in result.state.timeline if r.kind == "split"] == [{"branch": "long", "kept": False}]
+    # Replayed from scratch, the history with its patch marker takes the same path.
+    history = await handle.fetch_history()
+    replayer = Replayer(workflows=CUSTOMER_WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=WORKFLOW_RUNNER)
+    await replayer.replay_workflow(WorkflowHistory.from_json(customer, history.to_json()))

@@ -196,3 +196,95 @@ def test_lint_asks_for_an_id_on_a_split(tmp_path: Path):
     warnings = [w for w in lint_project(p) if w.rule == "split-without-id"]
     assert [(Path(w.path).name, w.line) for w in warnings] == [("welcome.yaml", 3)]
     assert not [w for w in lint_project(project(tmp_path / "with-id")) if w.rule == "split-without-id"]
+
+
+def notices(timeline):
+    return [action for action in timeline.actions if action.kind == "notice"]
+
+
+def test_the_first_assignment_tells_operators_once_with_the_branch_and_why(tmp_path: Path):
+    timeline = run(project(tmp_path), "c-6")  # the long branch (pinned above)
+    notice, *messages = timeline.actions
+    assert [action.kind for action in messages] == ["message", "message"]  # told before the branch runs
+    assert notice.kind == "notice" and notice.step == "welcome_test"
+    assert notice.title == "Split welcome_test: branch long"
+    assert notice.id == "lifecycle/c-6/welcome/1/welcome_test/split@long"  # a retry is the same notice
+    guideline = notice.guideline or ""
+    assert "short 60 (60%), long 30 (30%), holdout 10 (10%)" in guideline and "stable hash" in guideline
+    assert (notice.channel, notice.to, notice.body) == (None, None, "")  # for operators, never the customer
+    assert timeline.steps() == ["long_welcome", "long_follow_up"]  # a notice is not a step of the playbook
+
+
+def test_a_hold_out_is_a_decision_too(tmp_path: Path):
+    timeline = run(project(tmp_path), "c-3")  # the hold-out (pinned above): no message, one notice
+    assert [(action.kind, action.title) for action in timeline.actions] == [
+        ("notice", "Split welcome_test: branch holdout")]
+
+
+def test_a_re_entry_keeps_the_branch_on_the_timeline_without_a_second_notice(tmp_path: Path):
+    p = project(tmp_path)
+    timeline = run(p, "c-6", 3, 12)  # the stage is entered three times
+    assert [r.detail["kept"] for r in timeline.of_kind("split")] == [False, True, True]
+    assert [action.title for action in notices(timeline)] == ["Split welcome_test: branch long"]
+    assert timeline.steps().count("long_welcome") == 3  # each entry ran the branch
+    # Continue-as-new inside the branch does not decide again, so it does not tell again.
+    assert notices(run(p, "c-6", 3, 12, continue_as_new=True)) == notices(timeline)
+
+
+def test_a_branch_removed_from_the_playbook_is_a_new_decision_and_a_new_notice(tmp_path: Path):
+    from engine.steps.split import branch_for
+
+    timeline = run(project(tmp_path), "c-6")
+    edited = project(tmp_path / "edited", WELCOME.replace("name: long", "name: longer"))
+    arms = edited.playbooks["welcome"].steps[0].arms()
+    name, kept = branch_for(timeline.state, "welcome", "welcome_test", arms)
+    assert not kept and name != "long"  # so `run` acts its notice (kept is what it goes by)
+
+
+def test_a_history_from_before_split_notices_acts_only_on_messages(tmp_path: Path, monkeypatch):
+    from engine.simulator import VirtualRuntime
+    from engine.steps.split import SPLIT_NOTICES
+
+    p = project(tmp_path)
+    noticed = run(p, "c-6")
+    monkeypatch.setattr(VirtualRuntime, "patched", lambda self, change: change != SPLIT_NOTICES)
+    timeline = run(p, "c-6")
+    assert notices(timeline) == [] and timeline.actions == noticed.actions[1:]
+    assert timeline.records == noticed.records  # the timeline is the same either way
+
+
+def test_a_notice_that_cannot_be_delivered_is_recorded_and_the_branch_still_runs(tmp_path: Path, monkeypatch):
+    from engine.simulator import VirtualRuntime
+    from engine.state import ActionResult
+
+    async def act(self, actions):
+        self.actions.extend(actions)
+        return [ActionResult(status="failed", detail="webhook answered 500") if action.kind == "notice"
+                else ActionResult(status="done") for action in actions]
+
+    monkeypatch.setattr(VirtualRuntime, "act", act)
+    timeline = run(project(tmp_path), "c-6")
+    [failed] = timeline.of_kind("failed")
+    assert (failed.step, failed.detail) == (
+        "welcome_test", {"branch": "long", "error": "notice: webhook answered 500"})
+    assert timeline.steps() == ["long_welcome", "long_follow_up"]
+
+
+def test_lifecycle_simulate_json_shows_the_notice(tmp_path: Path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.simulate import simulate_command
+
+    project(tmp_path)
+    customer = tmp_path / "customer.yaml"
+    customer.write_text("{id: c-6, email: c6@example.com, consent: {email: true}}\n")
+    events = tmp_path / "events.yaml"
+    events.write_text("events:\n  - {at: 0d, event: signed.up}\n")
+    result = CliRunner().invoke(simulate_command, [str(tmp_path / "p"), "--customer", str(customer),
+                                                   "--events", str(events), "--json", "--until", "60d"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.stdout)["actions"]
+    assert [(a["kind"], a.get("title")) for a in actions if a["kind"] == "notice"] == [
+        ("notice", "Split welcome_test: branch long")]

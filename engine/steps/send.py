@@ -22,6 +22,7 @@ from engine.policy import Decision
 from engine.policy_model import Category
 from engine.state import Action, ActionResult, Pending
 from engine.steps.base import Checks, Events, Lint, Step
+from engine.steps.notices import notice_action, notice_failure
 from engine.steps.task import TaskSpec, task_effect
 from engine.walk import DataPath, step_key
 
@@ -157,25 +158,23 @@ class Send(Step):
         notice and each deferral of one send its own. A suppression's notice records the
         `suppressed` line (as before the notice existed), with the notice's failure if any."""
         key = step_key(self, path)
-        base = stage.action_id(self, path)
         what = f"Message '{self.template}'" + (f" on {decision.channel}" if decision.channel else "")
         if decision.action == "defer":
             assert decision.until is not None
-            action_id, kind = f"{base}/deferred@{decision.until.isoformat()}", "deferred"
+            decided, kind = f"deferred@{decision.until.isoformat()}", "deferred"
             when = detail.get("local") or decision.until.isoformat()
             title = f"{what} deferred to {when}: {decision.reason}"
         else:
-            action_id, kind = f"{base}/suppressed", "suppressed"
+            decided, kind = "suppressed", "suppressed"
             title = f"{what} suppressed: {decision.reason}"
-        state = stage.state
-        action = Action(
-            id=action_id, kind="notice", customer_id=state.customer["id"], stage=state.stage, step=key,
-            channel=decision.channel, template=self.template, category=self.category, title=title,
-            guideline=f"{kind}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else ""),
+        action = notice_action(
+            stage, self, path, decided, title,
+            f"{kind}: {decision.reason}" + (f" (rule {decision.rule})" if decision.rule else ""),
+            channel=decision.channel, template=self.template, category=self.category,
         )
 
         def on_result(result: ActionResult | None) -> None:
-            failed = {"notice_error": result.detail} if result is not None and result.status == "failed" else {}
+            failed = notice_failure(result)
             if kind == "suppressed":
                 stage.record("suppressed", key, template=self.template, **detail, **failed)
             elif failed:

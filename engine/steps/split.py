@@ -8,6 +8,10 @@ a replay, a restart, a continue-as-new or a second simulation gives the same bra
 It is also sticky: the branch is kept in `LifecycleState.splits`, so a customer who enters
 the stage again takes the same branch even after the weights were edited (a ramp-up moves
 new customers only), as long as that branch still exists.
+
+Operators are told once per decision: the first assignment acts a `notice` (outbox or task
+webhook) naming the branch and why; a re-entry that keeps the branch is a timeline record only
+(`split` with `kept: true`), since nothing new was decided.
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ from pydantic import Field
 
 from engine.fields import Name, Strict
 from engine.flow import Way
-from engine.state import LifecycleState
+from engine.state import ActionResult, LifecycleState
 from engine.steps.base import STEPS_EXAMPLE, BranchLabel, Checks, Events, Lint, Step
+from engine.steps.notices import notice_action, notice_failure
 from engine.walk import DataPath, step_key
 
 if TYPE_CHECKING:
-    from engine.interpreter import StageRun
+    from engine.interpreter import Effect, StageRun
     from engine.steps import AnyStep  # noqa: F401  (resolved when engine.steps rebuilds the models)
+
+SPLIT_NOTICES = "split-notices"
+"""The change that made a split's first assignment of a customer also act: a `notice` action
+(outbox or webhook, like a task) naming the branch and why. A history recorded before it has
+only the timeline record (`split`), and no activity for it."""
 
 
 class SplitVariant(Strict):
@@ -79,9 +89,31 @@ class Split(Step):
         key = step_key(self, path)
         name, kept = branch_for(stage.state, stage.state.stage, key, self.arms())
         stage.record("split", key, branch=name, kept=kept)
+        # One notice per decision: a re-entry keeping its branch decided nothing new.
+        if not kept and stage.runtime.patched(SPLIT_NOTICES):
+            await stage.act([self.notice(stage, path, name)])
         for index, variant in enumerate(self.variants):
             if variant.name == name:
                 await stage.steps(variant.steps, f"{path}.variants.{index}.steps.")
+
+    def notice(self, stage: StageRun, path: str, branch: str) -> Effect:
+        """The `notice` telling operators which branch this customer was assigned, and why.
+
+        Its id is the step's action id plus `split@<branch>`, so a retry is the same notice."""
+        key = step_key(self, path)
+        total = sum(weight for _, weight in self.arms())
+        shares = ", ".join(f"{name} {weight:g} ({weight / total:.0%})" for name, weight in self.arms())
+        action = notice_action(
+            stage, self, path, f"split@{branch}", f"Split {key}: branch {branch}",
+            f"split: assigned '{branch}' by a stable hash of the lifecycle id, the stage and the step "
+            f"onto the weights {shares}; kept if the customer enters the stage again",
+        )
+
+        def on_result(result: ActionResult | None) -> None:
+            if failed := notice_failure(result):
+                stage.record("failed", key, branch=branch, error=f"notice: {failed['notice_error']}")
+
+        return action, on_result
 
     def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
         return [(("variants", index, "steps"), variant.steps) for index, variant in enumerate(self.variants)]
