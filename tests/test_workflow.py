@@ -12,7 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from engine.loader import load_project
@@ -131,11 +132,17 @@ async def test_long_lifecycles_continue_as_new_and_keep_their_state(client: Clie
         first = min(runs, key=lambda run: run.start_time)
         await record_history(client, customer, "continued-as-new", run_id=first.run_id)
         assert harness.steps(customer) == ["summary", "check_in", "survey"]
+        # Each finished run replays as it ran: a run that starts inside a stage loads its
+        # playbook (a local activity) before anything else, which once moved a patch marker.
+        replayer = Replayer(workflows=CUSTOMER_WORKFLOWS, data_converter=pydantic_data_converter,
+                            workflow_runner=WORKFLOW_RUNNER)
+        for run in runs:
+            if run.status != WorkflowExecutionStatus.RUNNING:
+                handle = client.get_workflow_handle(f"lifecycle/{customer}", run_id=run.run_id)
+                await replayer.replay_workflow(await handle.fetch_history())
 
 
 async def test_recorded_histories_replay_deterministically():
-    from temporalio.client import WorkflowHistory
-    from temporalio.contrib.pydantic import pydantic_data_converter
 
     files = sorted(HISTORIES.glob("*.json"))
     assert files, "no recorded histories in tests/histories"

@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from engine.project import StageBundle
     from engine.runtime import StageLoadError
     from engine import tasks
+    from engine.steps.send import POLICY_NOTICES
+    from engine.steps.split import SPLIT_NOTICES
     from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
     from workflows.contract import (
         CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -56,6 +58,14 @@ ANALYTICS_RECORDS = "analytics-records"
 """The change that sends every timeline record to the analytics store (activity `store_records`):
 runs recorded before it replay without those activities."""
 RECORDS_PER_BATCH = 200  # records per store_records call
+ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES)
+"""Changes the engine asks about in the middle of a stage, asked once at the top of each run.
+The SDK remembers a run's answer, so the engine's later asks add no command. Asked first
+after a local activity (the stage's load_stage, the records), a patch's marker can land in a
+later workflow task than on replay, where the activity's result is already known: a replay
+then meets the marker before the code asks, a nondeterminism error (tests/test_workflow.py,
+continued-as-new runs replayed). Changes released before this one (contact-policy) stay where
+they were asked, so the histories they recorded replay."""
 
 
 class DemoClock:
@@ -213,6 +223,8 @@ class CustomerLifecycle:
         runtime = TemporalRuntime(self)
         self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
         self.task_entities = workflow.patched(TASK_ENTITIES)
+        for change in ASKED_AT_START:
+            workflow.patched(change)  # answered from memory later, wherever the engine asks
         if workflow.patched(ANALYTICS_RECORDS):
             self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
