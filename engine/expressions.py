@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from cel_expr_python import cel
-from google.protobuf import timestamp_pb2
 
 from engine import calendars
+from engine.shortcut import UNSURE, shortcut
 from engine.types import parse_delta, parse_time, to_cel, to_plain  # noqa: F401  (re-exported)
 
 ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class ExpressionError(Exception):
@@ -118,10 +117,10 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
 
     Timestamps come back as aware datetimes, durations as timedeltas.
     """
-    shortcut = _shortcut(source)
-    if shortcut is not None:
-        value = shortcut(names)
-        if value is not _UNSURE:
+    quick = shortcut(source)  # engine.shortcut: the simple cases, without the runtime
+    if quick is not None:
+        value = quick(names)
+        if value is not UNSURE:
             return value
     try:
         result = compile_expression(source).eval(data=names)
@@ -131,61 +130,6 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
     if type(value) is str and result.type() == T.ERROR:  # an error's plain value is its message
         raise ExpressionError(f"{source!r}: {_reason(value)}")
     return value
-
-
-# ------------------------------------------------------------- the shortcut
-
-# Nearly half the expressions a lifecycle evaluates are a literal or a plain read such as
-# `event.data.delivered_at`, `facts.installed` or `now`; a call into the CEL runtime costs
-# several times what reading the value does. The shortcut gives what the runtime would give,
-# or _UNSURE whenever it is not certain (a key missing, a value that is not a plain scalar,
-# a string the runtime might refuse): then the runtime decides, errors included.
-
-_UNSURE = object()
-_INT_RANGE = range(-(2**63), 2**63)
-_PATH = re.compile(r"\s*((?:customer|event|facts|vars|promises|now)(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*")
-_INT = re.compile(r"\s*(0|-?[1-9][0-9]{0,17})\s*")
-_LITERALS = {"true": True, "false": False, "null": None}
-
-
-@lru_cache(maxsize=4096)
-def _shortcut(source: str) -> Any:
-    """A function names → value for a literal or a plain read; None for anything else."""
-    try:
-        compile_expression(source)  # what does not compile fails in the runtime, as before
-    except ExpressionError:
-        return None
-    text = source.strip()
-    if text in _LITERALS:
-        constant = _LITERALS[text]
-        return lambda names: constant
-    if _INT.fullmatch(source):
-        number = int(text)
-        return lambda names: number
-    if _PATH.fullmatch(source):
-        path = text.split(".")
-        return lambda names: _read(names, path)
-    return None
-
-
-def _read(names: dict[str, Any], path: list[str]) -> Any:
-    value: Any = names
-    for name in path:
-        if type(value) is not dict or name not in value:
-            return _UNSURE
-        value = value[name]
-    kind = type(value)
-    if value is None or kind is bool or kind is float:
-        return value
-    if kind is int:
-        return value if value in _INT_RANGE else _UNSURE
-    if kind is str:
-        return value if value.isascii() else _UNSURE
-    if kind is timestamp_pb2.Timestamp:  # how `to_cel` hands a time inside a map
-        return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
-    if kind is datetime and value.tzinfo is timezone.utc:  # `now`
-        return value
-    return _UNSURE
 
 
 def _reason(error: Any) -> str:
