@@ -85,13 +85,15 @@ class StageRun:
         batch: list[Effect] = []
         for index in range(self._first_index(prefix), len(steps)):
             step, path = steps[index], f"{prefix}{index}"
-            if self._resuming_inside(path):
-                await self.act(batch)
-                await self._descend(step, path)
-                continue
-            mode = self._resume_mode_at(path)
-            if mode == "skip":
-                continue
+            mode = None
+            if self.resume is not None:  # only a resumed run looks for its position
+                if self._resuming_inside(path):
+                    await self.act(batch)
+                    await self._descend(step, path)
+                    continue
+                mode = self._resume_mode_at(path)
+                if mode == "skip":
+                    continue
             try:
                 if mode == "pause":
                     await step.run(self, path)
@@ -100,7 +102,8 @@ class StageRun:
                 elif (effects := step.prepare(self, path)) is not None:
                     batch += effects
                 else:
-                    await self.act(batch)
+                    if batch:
+                        await self.act(batch)
                     await step.run(self, path)
             except StageExit:
                 raise
@@ -111,7 +114,8 @@ class StageRun:
                     StepFailed("internal", f"{type(error).__name__}: {error}")
                 await self.act(batch)  # the steps before it are done
                 await self._hold(step, path, failure)
-        await self.act(batch)
+        if batch:
+            await self.act(batch)
 
     async def act(self, batch: list[Effect]) -> None:
         """Perform the prepared effects (if any) and record what came of each."""
