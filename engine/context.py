@@ -216,14 +216,19 @@ def roots_read(source: str) -> frozenset[str] | None:
     return None if found is None else frozenset(key for key in found if "." not in key)
 
 
-def template_context(state: LifecycleState, event: Event | None, now: datetime) -> dict[str, Any]:
-    """What a message template can use; plain values, rendered by the Jinja sandbox."""
+def template_context(state: LifecycleState, event: Event | None, now: datetime,
+                     reads: frozenset[str] | None = None) -> dict[str, Any]:
+    """What a message template can use; plain values, rendered by the Jinja sandbox.
+
+    `reads` (engine.templates.names_read), when given, are the names the template reads: the
+    promise ledger is copied only for a template that reads it."""
     return {
         "customer": state.customer,
         "event": {"name": event.name if event else "", "data": event.data if event else {}},
         "facts": state.facts,
         "vars": state.vars,
-        "promises": {name: entry.model_dump() for name, entry in state.promises.items()},
+        "promises": {name: entry.model_dump() for name, entry in state.promises.items()}
+        if reads is None or "promises" in reads else {},
         "stage": state.stage,
         "now": now,
     }

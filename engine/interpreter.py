@@ -34,7 +34,7 @@ from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume
-from engine.templates import TemplateRenderError
+from engine.templates import TemplateRenderError, names_read
 from engine.templates import render as render_template
 from engine.walk import children, step_key
 
@@ -314,9 +314,10 @@ class StageRun:
 
     def render(self, template: str) -> tuple[str, str]:
         """The subject and body of a message template here; a template error holds the step."""
-        context = template_context(self.state, self.event, self.runtime.now())
+        source = self.bundle.templates[template]
+        context = template_context(self.state, self.event, self.runtime.now(), names_read(source))
         try:
-            return render_template(self.bundle.templates[template], context, name=template)
+            return render_template(source, context, name=template)
         except TemplateRenderError as error:  # held, never a stuck workflow
             raise StepFailed("template", str(error)) from None
 

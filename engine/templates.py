@@ -444,6 +444,16 @@ def render(source: str, context: dict[str, Any], name: str = "template") -> tupl
         _BUDGET.reset(token)
 
 
+@lru_cache(maxsize=1024)
+def names_read(source: str) -> frozenset[str] | None:
+    """The context names a template file's text reads (subject and body); None when it does not
+    parse (then the whole context is given, and rendering reports the error)."""
+    try:
+        return frozenset().union(*(undeclared_names(parse(part)) for part in split_subject(source)))
+    except Exception:  # noqa: BLE001 - any failure: render it with everything, as before
+        return None
+
+
 def _render_part(text: str, context: dict[str, Any], name: str, part: str) -> str:
     try:
         return _render_compiled(_compile(text), context).strip()
