@@ -77,18 +77,28 @@ def _event_view(lifecycle: Lifecycle, event: Event | None, only: Fields = None, 
     known = _EVENT_VIEWS.get((id(event), only, fields))
     if known is not None and known[0] is event and known[1] is lifecycle:
         return known[2]
-    spec = declared_events(lifecycle).get(event.name)
-    data = typed_map(event.data, _payload_kinds(spec) if spec else {}, only) \
-        if spec or only is not None else to_cel(event.data)
-    if field_kinds and "fields" in data:  # --- task entities (issue 12): a completion's declared fields, typed
-        data = {**data, "fields": typed_map(event.data.get("fields") or {}, field_kinds)}
-    view = {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
+    full = _EVENT_VIEWS.get((id(event), None, None))
+    if full is None or full[0] is not event or full[1] is not lifecycle:
+        full = (event, lifecycle, _full_event_view(lifecycle, event, field_kinds))
+        _EVENT_VIEWS[(id(event), None, None)] = full
+    view = full[2]
+    if only is not None:  # the fields it reads, taken from the whole view: converted once per event
+        view = {**view, "data": {name: view["data"].get(name) for name in only}}
     if fields is not None:  # e.g. only `data`: a timestamp the expression does not read costs too
         view = {name: value for name, value in view.items() if name in fields}
     if len(_EVENT_VIEWS) > 1024:
         _EVENT_VIEWS.clear()
     _EVENT_VIEWS[(id(event), only, fields)] = (event, lifecycle, view)
     return view
+
+
+def _full_event_view(lifecycle: Lifecycle, event: Event, field_kinds: dict[str, str] | None) -> dict[str, Any]:
+    """The event with its whole payload, typed by its spec."""
+    spec = declared_events(lifecycle).get(event.name)
+    data = typed_map(event.data, _payload_kinds(spec)) if spec else to_cel(event.data)
+    if field_kinds and "fields" in data:  # --- task entities (issue 12): a completion's declared fields, typed
+        data = {**data, "fields": typed_map(event.data.get("fields") or {}, field_kinds)}
+    return {"name": event.name, "data": data, "occurred_at": to_cel(event.occurred_at)}
 
 
 def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
@@ -206,14 +216,19 @@ def roots_read(source: str) -> frozenset[str] | None:
     return None if found is None else frozenset(key for key in found if "." not in key)
 
 
-def template_context(state: LifecycleState, event: Event | None, now: datetime) -> dict[str, Any]:
-    """What a message template can use; plain values, rendered by the Jinja sandbox."""
+def template_context(state: LifecycleState, event: Event | None, now: datetime,
+                     reads: frozenset[str] | None = None) -> dict[str, Any]:
+    """What a message template can use; plain values, rendered by the Jinja sandbox.
+
+    `reads` (engine.templates.names_read), when given, are the names the template reads: the
+    promise ledger is copied only for a template that reads it."""
     return {
         "customer": state.customer,
         "event": {"name": event.name if event else "", "data": event.data if event else {}},
         "facts": state.facts,
         "vars": state.vars,
-        "promises": {name: entry.model_dump() for name, entry in state.promises.items()},
+        "promises": {name: entry.model_dump() for name, entry in state.promises.items()}
+        if reads is None or "promises" in reads else {},
         "stage": state.stage,
         "now": now,
     }

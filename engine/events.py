@@ -65,20 +65,22 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
+_TYPE_TESTS = {
+    "string": lambda value: isinstance(value, str),
+    "int": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "number": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    "bool": lambda value: isinstance(value, bool),
+    "list": lambda value: isinstance(value, list),
+    "map": lambda value: isinstance(value, dict),
+}
+
+
 def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
     kind = spec.type
     if value is None:
         if spec.required:
             raise PayloadError(f"field '{name}' is required", name)
         return None
-    ok = {
-        "string": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "list": isinstance(value, list),
-        "map": isinstance(value, dict),
-    }
     if kind in ("date", "timestamp"):
         if isinstance(value, (date, datetime)):
             value = value.isoformat()
@@ -91,7 +93,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
         except ValueError as error:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
-    if not ok[kind]:
+    if not _TYPE_TESTS[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
         raise PayloadError(f"field '{name}' must be {article} {kind}, got {type(value).__name__}", name)
     if kind in ("int", "number") and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:

@@ -18,6 +18,7 @@ from engine.errors import PlaybookError, suggest
 from engine.expressions import FUNCTIONS, ROOTS
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, Lifecycle
 from engine.references import MACROS, ExpressionSyntaxError, analyse
+from engine.shortcut import shortcut
 from engine.yamlsource import DataPath
 
 EVENT_FIELDS = ("name", "data", "occurred_at")
@@ -97,6 +98,8 @@ def check_expression(lifecycle: Lifecycle, doc: Located, path: DataPath, source:
         problem = typecheck.expect(checked, *expect)
         if problem:
             errors.append(doc.expression_error(path, 1, 1, problem))
+    if not errors:
+        shortcut(source)  # made at load, once: not by the first customer that runs it
     return errors
 
 

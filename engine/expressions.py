@@ -20,6 +20,7 @@ from typing import Any
 from cel_expr_python import cel
 
 from engine import calendars
+from engine.shortcut import UNSURE, shortcut
 from engine.types import parse_delta, parse_time, to_cel, to_plain  # noqa: F401  (re-exported)
 
 ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
@@ -116,6 +117,11 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
 
     Timestamps come back as aware datetimes, durations as timedeltas.
     """
+    quick = shortcut(source)  # engine.shortcut: the simple cases, without the runtime
+    if quick is not None:
+        value = quick(names)
+        if value is not UNSURE:
+            return value
     try:
         result = compile_expression(source).eval(data=names)
     except (RuntimeError, TypeError, ValueError, OverflowError) as error:

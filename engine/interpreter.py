@@ -34,7 +34,7 @@ from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume
-from engine.templates import TemplateRenderError
+from engine.templates import TemplateRenderError, names_read
 from engine.templates import render as render_template
 from engine.walk import children, step_key
 
@@ -85,13 +85,15 @@ class StageRun:
         batch: list[Effect] = []
         for index in range(self._first_index(prefix), len(steps)):
             step, path = steps[index], f"{prefix}{index}"
-            if self._resuming_inside(path):
-                await self.act(batch)
-                await self._descend(step, path)
-                continue
-            mode = self._resume_mode_at(path)
-            if mode == "skip":
-                continue
+            mode = None
+            if self.resume is not None:  # only a resumed run looks for its position
+                if self._resuming_inside(path):
+                    await self.act(batch)
+                    await self._descend(step, path)
+                    continue
+                mode = self._resume_mode_at(path)
+                if mode == "skip":
+                    continue
             try:
                 if mode == "pause":
                     await step.run(self, path)
@@ -100,7 +102,8 @@ class StageRun:
                 elif (effects := step.prepare(self, path)) is not None:
                     batch += effects
                 else:
-                    await self.act(batch)
+                    if batch:
+                        await self.act(batch)
                     await step.run(self, path)
             except StageExit:
                 raise
@@ -111,7 +114,8 @@ class StageRun:
                     StepFailed("internal", f"{type(error).__name__}: {error}")
                 await self.act(batch)  # the steps before it are done
                 await self._hold(step, path, failure)
-        await self.act(batch)
+        if batch:
+            await self.act(batch)
 
     async def act(self, batch: list[Effect]) -> None:
         """Perform the prepared effects (if any) and record what came of each."""
@@ -310,9 +314,10 @@ class StageRun:
 
     def render(self, template: str) -> tuple[str, str]:
         """The subject and body of a message template here; a template error holds the step."""
-        context = template_context(self.state, self.event, self.runtime.now())
+        source = self.bundle.templates[template]
+        context = template_context(self.state, self.event, self.runtime.now(), names_read(source))
         try:
-            return render_template(self.bundle.templates[template], context, name=template)
+            return render_template(source, context, name=template)
         except TemplateRenderError as error:  # held, never a stuck workflow
             raise StepFailed("template", str(error)) from None
 

@@ -17,7 +17,7 @@ from engine.expressions import ExpressionError, evaluate, is_true, to_plain
 from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
 from engine.interpreter import StageRun, incident_action
 from engine.memo import per_object
-from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size
+from engine.limits import EVENT_DATA_BYTES, INBOX_PER_EVENT, bounded, json_size, size_bound
 from engine.model import Lifecycle, Playbook
 from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
@@ -40,6 +40,23 @@ def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
     if playbook is None:
         return frozenset()
     return frozenset(name for step, _ in walk_steps(playbook.steps) for name in step.events_waited())
+
+
+@per_object
+def _taken_in_stages(lifecycle: Lifecycle) -> dict[str, frozenset[str]]:
+    """Per stage, the events it takes whatever its playbook: fact updates, the contact policy's
+    (consent and opt-out take effect in any stage: engine.policy), its transitions."""
+    always = {name for name, spec in lifecycle.events.items() if spec.updates} | set(POLICY_EVENTS)
+    return {stage: frozenset(always | {t.on for t in lifecycle.transitions if t.applies_in(stage)})
+            for stage in lifecycle.stages}
+
+
+def _taken_in(lifecycle: Lifecycle, stage: str) -> frozenset[str]:
+    known = _taken_in_stages(lifecycle).get(stage)
+    if known is None:  # not a stage of this lifecycle version: work it out
+        always = {name for name, spec in lifecycle.events.items() if spec.updates} | set(POLICY_EVENTS)
+        known = frozenset(always | {t.on for t in lifecycle.transitions if t.applies_in(stage)})
+    return known
 
 
 class LifecycleMachine:
@@ -91,9 +108,7 @@ class LifecycleMachine:
     def accepts(self) -> set[str]:
         """Events the current stage can take: fact updates, transitions, waits of its playbook."""
         stage = self.state.next_stage or self.state.stage
-        names = {name for name, spec in self.lifecycle.events.items() if spec.updates}
-        names |= set(POLICY_EVENTS)  # consent and opt-out take effect in any stage (engine.policy)
-        names |= {t.on for t in self.lifecycle.transitions if t.applies_in(stage)}
+        names = set(_taken_in(self.lifecycle, stage))
         if self.state.next_stage is None:
             names |= self.waited_for
             if self.state.open_tasks or (self.task_entities and any(t.is_open for t in self.state.tasks)):
@@ -112,12 +127,15 @@ class LifecycleMachine:
 
         if self.state.ended:
             return rejected("ended", f"the lifecycle has ended ({self.state.ended})")
-        size = json_size(event.data) + (json_size(event.customer) if event.customer else 2)
-        if size > EVENT_DATA_BYTES:
-            return rejected("too_large", f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
+        bound = size_bound(event.data), size_bound(event.customer or {})
+        if None in bound or sum(bound) > EVENT_DATA_BYTES:  # type: ignore[arg-type]
+            size = json_size(event.data) + (json_size(event.customer) if event.customer else 2)
+            if size > EVENT_DATA_BYTES:
+                return rejected("too_large",
+                                f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
-            check_event(self.lifecycle, event.name, event.data)
-            check_customer(self.lifecycle, self.state.customer["id"], event.customer)
+            checked = (check_event(self.lifecycle, event.name, event.data),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer))
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
         if self.strict_rules and event.name == "task.completed":
@@ -127,21 +145,23 @@ class LifecycleMachine:
         if event.name not in self.accepts():
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         if self.strict_rules:
-            failure = self._rule_failure(event, now)
+            failure = self._rule_failure(event, now, checked)
             if failure:
                 return rejected("rule_failed", failure)
         return None
 
-    def _rule_failure(self, event: Event, now: datetime | None = None) -> str | None:
+    def _rule_failure(self, event: Event, now: datetime | None = None,
+                      checked: tuple[dict[str, Any], dict[str, Any] | None] | None = None) -> str | None:
         """Why the lifecycle's own rules (fact updates, transition guards) cannot judge `event`.
 
         An event whose rules fail is refused, with the reason, rather than taken with a fact
         left stale or a guard counted as false: the sender hears of it, and an operator fixes
         the rule (or the data) and sends it again. The rules see the state as `_admit` will
-        make it (profile merged, facts updated); the updates are kept for `_admit`."""
+        make it (profile merged, facts updated); the updates are kept for `_admit`. `checked`:
+        the payload and profile as `check` just validated them."""
         now = now or self._clock()
         try:
-            normalized = self._normalized(event, now)
+            normalized = self._normalized(event, now, checked)
         except PayloadError:
             return None  # reported as invalid_payload
         state = self.state
@@ -314,14 +334,15 @@ class LifecycleMachine:
             self.record("consent", None, at=now, event=event.name, change=change)
         return event
 
-    def _normalized(self, event: Event, now: datetime) -> Event:
-        """The event as the lifecycle keeps it: payload and profile checked, a time of its own.
-        Raises PayloadError."""
-        return event.model_copy(update={
-            "data": check_event(self.lifecycle, event.name, event.data),
-            "customer": check_customer(self.lifecycle, self.state.customer["id"], event.customer),
-            "occurred_at": event.occurred_at or now,
-        })
+    def _normalized(self, event: Event, now: datetime,
+                    checked: tuple[dict[str, Any], dict[str, Any] | None] | None = None) -> Event:
+        """The event as the lifecycle keeps it: payload and profile checked (unless `checked`
+        gives them so), a time of its own. Raises PayloadError."""
+        if checked is None:
+            checked = (check_event(self.lifecycle, event.name, event.data),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer))
+        return event.model_copy(update={"data": checked[0], "customer": checked[1],
+                                        "occurred_at": event.occurred_at or now})
 
     def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)

@@ -44,13 +44,39 @@ def json_size(value: Any) -> int:
 
 
 def fits(value: Any, budget: int) -> bool:
-    """Whether `value` as JSON takes at most `budget` bytes (a string is judged by its length
-    first: a character takes at most 6 bytes in JSON)."""
-    if value is None or type(value) in (bool, float) or type(value) is int and value.bit_length() <= 64:
-        return budget >= 24  # at most 24 bytes of JSON
-    if isinstance(value, str) and 6 * len(value) + 2 <= budget:
+    """Whether `value` as JSON takes at most `budget` bytes (judged by `size_bound` first, and
+    measured exactly only when that bound is over the budget)."""
+    bound = size_bound(value)
+    if bound is not None and bound <= budget:
         return True
     return json_size(value) <= budget
+
+
+def size_bound(value: Any) -> int | None:
+    """An upper bound of `json_size(value)` without serializing it (a character takes at most
+    6 bytes in JSON, a number at most 24); None for a value of another type (measure it)."""
+    kind = type(value)
+    if kind is str:
+        return 6 * len(value) + 2
+    if value is None or kind is bool or kind is float or kind is int and value.bit_length() <= 64:
+        return 24
+    if kind is dict:
+        total = 2
+        for key, item in value.items():
+            inner = size_bound(item)
+            if inner is None or type(key) is not str:
+                return None
+            total += 6 * len(key) + 4 + inner
+        return total
+    if kind is list:
+        total = 2
+        for item in value:
+            inner = size_bound(item)
+            if inner is None:
+                return None
+            total += inner + 1
+        return total
+    return None
 
 
 def bounded(value: Any, budget: int = RECORD_BYTES) -> Any:

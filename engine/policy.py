@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from engine import calendars
 from engine.durations import format_duration
+from engine.memo import per_object
 from engine.policy_model import ContactPolicy, QuietHours
 from engine.state import ContactState, Sent
 
@@ -170,6 +171,12 @@ def channel_order(lifecycle: Any, customer: dict[str, Any], asked: str) -> list[
     return order
 
 
+@per_object
+def _blocked(policy: ContactPolicy) -> frozenset[str]:
+    """The do-not-contact list as a set, made once per loaded policy (not for every send)."""
+    return frozenset(policy.do_not_contact)
+
+
 def decide(lifecycle: Any, customer: dict[str, Any], contact: ContactState, asked: str, category: str,
            now: datetime) -> Decision:
     """Send, defer or suppress one message of `category` asked for on channel `asked`.
@@ -181,7 +188,7 @@ def decide(lifecycle: Any, customer: dict[str, Any], contact: ContactState, aske
     policy = policy_of(lifecycle)
     if contact.opted_out:
         return Decision("suppress", reason=f"opted out ({contact.opted_out})", rule="opt-out")
-    blocked = set(policy.do_not_contact)
+    blocked = _blocked(policy)
     if customer.get("id") in blocked:
         return Decision("suppress", reason="the customer is on the do-not-contact list", rule="do_not_contact")
     consent = customer.get("consent") or {}

@@ -101,6 +101,16 @@ def analyse(source: str) -> ExpressionInfo:
     return _Collector(source, parsed).run()
 
 
+def syntax_tree(source: str) -> Any:
+    """The parsed expression (a `cel.expr.Expr` as far as declared below); raises RuntimeError
+    when it does not parse."""
+    wrapper = any_pb2.Any()
+    wrapper.ParseFromString(_PARSER.compile(source, disable_check=True).serialize())
+    parsed = _PARSED()
+    parsed.ParseFromString(wrapper.value)
+    return parsed.expr
+
+
 def references(source: str) -> list[tuple[str, str | None, int]]:
     """(root, first-level field or None, column) of every name `source` reads."""
     return [(ref.root, ref.field, ref.column) for ref in analyse(source).references]
@@ -125,7 +135,13 @@ def _syntax_types() -> Any:
             field.oneof_index = oneof
 
     expr = file.message_type.add(name="Expr")
-    file.message_type.add(name="Constant")
+    constant = file.message_type.add(name="Constant")  # read by engine.shortcut
+    constant.oneof_decl.add(name="constant_kind")
+    for name, number, kind in (("null_value", 1, F.TYPE_INT32), ("bool_value", 2, F.TYPE_BOOL),
+                               ("int64_value", 3, F.TYPE_INT64), ("uint64_value", 4, F.TYPE_UINT64),
+                               ("double_value", 5, F.TYPE_DOUBLE), ("string_value", 6, F.TYPE_STRING),
+                               ("bytes_value", 7, F.TYPE_BYTES)):
+        add(constant, name, number, kind, oneof=0)
     ident = expr.nested_type.add(name="Ident")
     add(ident, "name", 1, F.TYPE_STRING)
     select = expr.nested_type.add(name="Select")

@@ -164,8 +164,13 @@ class ScheduledRuntime:
         self.runtime = runtime
         self._due = due
         self._fire = fire
+        # Bound once: the interpreter asks for `now` and `patched` many times per step, and a
+        # lookup through `__getattr__` on every call was a visible share of the simulator's time.
+        for name in ("now", "act", "stage_bundle", "hold", "patched"):
+            if hasattr(runtime, name):
+                setattr(self, name, getattr(runtime, name))
 
-    def __getattr__(self, name: str) -> Any:  # now, act, stage_bundle, hold, patched
+    def __getattr__(self, name: str) -> Any:  # anything else the runtime has
         return getattr(self.runtime, name)
 
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:

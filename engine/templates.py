@@ -411,12 +411,16 @@ def compile_part(text: str) -> Any:
 @lru_cache(maxsize=1024)
 def _compile(text: str) -> Any:
     tree = parse(text)
+    # Every name it loads: what it reads from the context is among them (engine.context uses
+    # this to copy only what a template reads).
+    reads = frozenset(node.name for node in tree.find_all(jinja_nodes.Name) if node.ctx == "load")
     _Bound().visit(tree)
     tree.set_environment(ENVIRONMENT)
     template = ENVIRONMENT.from_string(tree)
     # Its globals as one plain dict: Jinja's `render` copies a ChainMap of them for every
     # message, which was a tenth of the simulator's time.
     template.lifecycle_globals = dict(template.globals)
+    template.lifecycle_reads = reads
     return template
 
 
@@ -442,6 +446,16 @@ def render(source: str, context: dict[str, Any], name: str = "template") -> tupl
         return _render_part(subject, context, name, "subject"), _render_part(body, context, name, "body")
     finally:
         _BUDGET.reset(token)
+
+
+def names_read(source: str) -> frozenset[str] | None:
+    """The names a template file's text may read from its context (subject and body; loop and
+    `set` names too: more is harmless); None when it does not compile (then the whole context
+    is given, and rendering reports the error). Found when the part is compiled (at load)."""
+    try:
+        return frozenset().union(*(_compile(part).lifecycle_reads for part in split_subject(source)))
+    except Exception:  # noqa: BLE001 - any failure: render it with everything, as before
+        return None
 
 
 def _render_part(text: str, context: dict[str, Any], name: str, part: str) -> str:

@@ -225,3 +225,34 @@ def test_the_error_survives_a_copy_across_processes() -> None:
     error = pickle.loads(pickle.dumps(TemplateRenderError("order_summary", "body line 1: over budget")))
     assert (error.template, error.reason, str(error)) == (
         "order_summary", "body line 1: over budget", "template 'order_summary': body line 1: over budget")
+
+
+@pytest.mark.parametrize("template, reads", [
+    ("Subject: {{ customer.name }}\nDue {{ promises.delivery_date.expected }}", {"customer", "promises"}),
+    ("{% for name, p in promises.items() %}{{ name }}{% endfor %}", {"promises"}),
+    ("{% macro m() %}{{ promises.x.state }}{% endmacro %}{{ m() }}", {"promises"}),
+    ("{% set p = promises %}{{ p.x.state }}", {"promises"}),
+    ("Subject: Hi {{ customer.name }}\nThanks, {{ vars.agent }}", {"customer", "vars"}),
+    ("{% for p in vars.items %}{{ p }}{% endfor %}{{ 'promises' }}", {"vars"}),
+])
+def test_the_names_a_template_reads_are_found_wherever_it_reads_them(template: str, reads: set[str]) -> None:
+    # The interpreter copies the promise ledger into a message's context only when it is read.
+    from engine.templates import names_read
+    found = names_read(template)
+    assert found >= reads  # loop and `set` names may come too: more is harmless
+    assert ("promises" in found) == ("promises" in reads)
+
+
+def test_a_message_that_reads_a_promise_shows_it() -> None:
+    from datetime import datetime, timezone
+
+    from engine.context import template_context
+    from engine.state import LifecycleState, PromiseEntry
+    from engine.templates import names_read
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    state = LifecycleState(lifecycle_id="l", customer={"id": "c", "name": "Ada"}, stage="s", stage_since=now)
+    state.promises["delivery_date"] = PromiseEntry(name="delivery_date", about="date", expected="2024-01-10",
+                                                   made_by="s", made_at=now, stage="s")
+    source = "Subject: For {{ customer.name }}\nBy {{ promises.delivery_date.expected }}"
+    subject, body = render(source, template_context(state, None, now, names_read(source)))
+    assert (subject, body) == ("For Ada", "By 2024-01-10")

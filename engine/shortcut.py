@@ -1,0 +1,190 @@
+"""The common simple expressions answered in Python, without a call into the CEL runtime.
+
+Most conditions a lifecycle evaluates are a plain read (`event.data.delivered_at`, `now`), a
+literal, or a few comparisons joined by `&&`, `||` and `!` (`vars.score != null && vars.score
+<= vars.detractor_max_score`). A call into the runtime costs several times what answering
+those does, and the simulator makes dozens per customer-year.
+
+The shortcut answers only when it is certain to give what the runtime gives: reads of keys
+that are there, comparisons of two values of the same plain type (int, double, ASCII string,
+timestamp), `== null` / `!= null`, and logic over booleans. Anything else (a missing key, a
+null compared by order, a function call, arithmetic, a value of another type) makes the whole
+expression UNSURE, and the runtime evaluates it, errors included. tests/test_shortcut.py
+holds it to the runtime's answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from engine.references import syntax_tree
+
+UNSURE: Any = object()
+"""What a shortcut answers when the runtime must decide."""
+
+Names = dict[str, Any]
+Shortcut = Callable[[Names], Any]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INT_RANGE = range(-(2**63), 2**63)
+_SECONDS_MIN, _SECONDS_MAX = -62135596800, 253402300799  # 0001-01-01 and 9999-12-31T23:59:59, UTC
+_ROOTS = frozenset({"customer", "event", "facts", "vars", "promises", "now"})
+_ORDER = {"_<_": lambda a, b: a < b, "_<=_": lambda a, b: a <= b,
+          "_>_": lambda a, b: a > b, "_>=_": lambda a, b: a >= b}
+_ORDERED = frozenset({int, float, str, datetime})
+_EXACT = 2**53
+
+
+def _numbers(a: Any, b: Any) -> bool:
+    """An int and a double the runtime compares by value, as Python does: the int is exact as
+    a double (below 2**53), so no rounding can tell them apart."""
+    if type(a) is float and type(b) is int:
+        a, b = b, a
+    return type(a) is int and type(b) is float and -_EXACT <= a <= _EXACT
+
+
+class _Unsupported(Exception):
+    """The expression uses something the shortcut does not answer."""
+
+
+@lru_cache(maxsize=4096)
+def shortcut(source: str) -> Shortcut | None:
+    """A function of the names giving the expression's value or UNSURE; None when the
+    expression is not of the simple kind (then only the runtime evaluates it)."""
+    try:
+        node = _compile(syntax_tree(source), 0)
+    except (RuntimeError, _Unsupported, RecursionError):
+        return None
+
+    def answer(names: Names) -> Any:
+        return plain(node(names))
+
+    return answer
+
+
+def plain(value: Any) -> Any:
+    """A value as the runtime would give it back (`plain_value()`), or UNSURE."""
+    kind = type(value)
+    if value is None or kind is bool or kind is float:
+        return value
+    if kind is int:
+        return value if value in _INT_RANGE else UNSURE
+    if kind is str:
+        return value if value.isascii() else UNSURE  # the runtime may refuse what UTF-8 cannot hold
+    if kind is timestamp_pb2.Timestamp:  # how engine.types.to_cel hands a time inside a map
+        if value.nanos % 1000 or not _SECONDS_MIN <= value.seconds <= _SECONDS_MAX:
+            return UNSURE  # finer than a datetime holds, or outside the years 1 to 9999
+        return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+    if kind is datetime and value.tzinfo is timezone.utc:  # `now`
+        return value
+    return UNSURE
+
+
+def _compile(node: Any, depth: int) -> Shortcut:
+    if depth > 50:
+        raise _Unsupported()
+    kind = node.WhichOneof("expr_kind")
+    if kind == "const_expr":
+        return _constant(node.const_expr)
+    if kind == "ident_expr":
+        name = node.ident_expr.name
+        if name not in _ROOTS:
+            raise _Unsupported()
+        return lambda names: names.get(name, UNSURE)
+    if kind == "select_expr":
+        return _select(node.select_expr, depth)
+    if kind == "call_expr" and not node.call_expr.HasField("target"):
+        return _call(node.call_expr.function, [_compile(arg, depth + 1) for arg in node.call_expr.args])
+    raise _Unsupported()
+
+
+def _constant(constant: Any) -> Shortcut:
+    which = constant.WhichOneof("constant_kind")
+    if which == "null_value":
+        value = None
+    elif which in ("bool_value", "int64_value", "double_value"):
+        value = getattr(constant, which)
+    elif which == "string_value" and constant.string_value.isascii():
+        value = constant.string_value
+    else:
+        raise _Unsupported()
+    return lambda names: value
+
+
+def _select(select: Any, depth: int) -> Shortcut:
+    operand, field = _compile(select.operand, depth + 1), select.field
+    if select.test_only:  # has(x.field)
+        def has(names: Names) -> Any:
+            owner = operand(names)
+            return field in owner if type(owner) is dict else UNSURE
+        return has
+
+    def read(names: Names) -> Any:
+        owner = operand(names)
+        if type(owner) is not dict:
+            return UNSURE
+        return owner.get(field, UNSURE)
+    return read
+
+
+def _call(function: str, args: list[Shortcut]) -> Shortcut:
+    if function == "!_" and len(args) == 1:
+        (operand,) = args
+
+        def negation(names: Names) -> Any:
+            value = operand(names)
+            return (not value) if type(value) is bool else UNSURE
+        return negation
+    if function in ("_&&_", "_||_") and len(args) == 2:
+        left, right = args
+        decisive = function == "_||_"  # true decides `||`, false decides `&&`
+
+        def logic(names: Names) -> Any:
+            value = left(names)
+            if type(value) is not bool:
+                return UNSURE  # the runtime's rules for errors on either side apply
+            if value is decisive:
+                return value
+            value = right(names)
+            return value if type(value) is bool else UNSURE
+        return logic
+    if function == "_?_:_" and len(args) == 3:
+        condition, then, otherwise = args
+
+        def choice(names: Names) -> Any:
+            value = condition(names)
+            if type(value) is not bool:
+                return UNSURE
+            return then(names) if value else otherwise(names)
+        return choice
+    if function in ("_==_", "_!=_") and len(args) == 2:
+        left, right = args
+        negate = function == "_!=_"
+
+        def equality(names: Names) -> Any:
+            a, b = plain(left(names)), plain(right(names))
+            if a is UNSURE or b is UNSURE:
+                return UNSURE
+            if a is None or b is None:
+                return (a is b) != negate  # null equals only null
+            if type(a) is not type(b) and not _numbers(a, b):
+                return UNSURE  # different types: the runtime's rules
+            return (a == b) != negate
+        return equality
+    if function in _ORDER and len(args) == 2:
+        left, right = args
+        compare = _ORDER[function]
+
+        def order(names: Names) -> Any:
+            a, b = plain(left(names)), plain(right(names))
+            if a is UNSURE or b is UNSURE or type(a) not in _ORDERED or \
+                    type(a) is not type(b) and not _numbers(a, b):
+                return UNSURE
+            return compare(a, b)
+        return order
+    raise _Unsupported()
