@@ -101,20 +101,25 @@ def test_reading_a_store_that_is_not_there_says_so(tmp_path: Path):
             pass
 
 
+class CountingSink(RecordSink):
+    """A sink that counts its imports into DuckDB."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.imports = 0
+
+    def import_journal(self) -> bool:
+        self.imports += 1
+        return super().import_journal()
+
+
 async def test_batches_sent_at_once_are_written_together_and_each_once(tmp_path: Path):
-    class CountingSink(RecordSink):
-        imports = 0
-
-        def import_journal(self):
-            CountingSink.imports += 1
-            return super().import_journal()
-
     sink = CountingSink(tmp_path)
     batches = [batch(f"c{n}", 0, [record("stage_entered"), record("ended", 1)]) for n in range(40)]
     results = await asyncio.gather(*(sink.store_records(b) for b in batches + batches[:10]))  # 10 resent
     assert results == [2] * 50  # journaled, each with its two records
     await sink.flush()
-    assert CountingSink.imports < 5  # grouped, not one write per batch
+    assert sink.imports < 5  # grouped, not one write per batch
     assert sink.journal.pending() == 0
     with open_store(tmp_path / "analytics.duckdb") as store:
         assert store.count() == 80
@@ -146,13 +151,6 @@ async def test_a_store_held_by_another_process_keeps_the_records_in_the_journal_
 
 
 async def test_a_steady_trickle_of_batches_is_imported_at_most_once_a_second(tmp_path: Path):
-    class CountingSink(RecordSink):
-        imports = 0
-
-        def import_journal(self):
-            CountingSink.imports += 1
-            return super().import_journal()
-
     sink = CountingSink(tmp_path)
     began = asyncio.get_running_loop().time()
     for n in range(15):  # one batch every 0.1 s, each after the previous import has finished
@@ -160,6 +158,6 @@ async def test_a_steady_trickle_of_batches_is_imported_at_most_once_a_second(tmp
         await asyncio.sleep(0.1)
     await sink.flush()
     seconds = asyncio.get_running_loop().time() - began
-    assert CountingSink.imports <= seconds / 1.0 + 2, (CountingSink.imports, seconds)
+    assert sink.imports <= seconds / 1.0 + 2, (sink.imports, seconds)
     with open_store(tmp_path / "analytics.duckdb") as store:
         assert store.count() == 15
