@@ -79,7 +79,7 @@ async def test_records_keep_their_ids_across_continue_as_new(client: Client, tmp
 async def test_records_are_stored_exactly_once_across_worker_kills(client: Client, tmp_path: Path):
     """Workers killed -9 while events pour in (records being written): afterwards every record of
     every lifecycle is in the store once: no gap, no second copy under another lifecycle."""
-    from test_durability import spawn_worker
+    from test_durability import spawn_worker, stop_worker
 
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
@@ -119,8 +119,7 @@ async def test_records_are_stored_exactly_once_across_worker_kills(client: Clien
             handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
             results[customer] = await asyncio.wait_for(handle.result(), timeout=150)
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
     for customer, result in results.items():
         rows = stored(harness, customer)
         assert [row["seq"] for row in rows] == list(range(result.state.recorded)), customer

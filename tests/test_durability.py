@@ -34,6 +34,18 @@ def spawn_worker(address: str, folder: Path, state_dir: Path, task_queue: str, *
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM, as an operator stops a worker; one that has not exited in 15 s is killed (no
+    process outlives the test) and the test fails."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+        raise
+
+
 async def test_killed_worker_restarts_and_every_action_happens_exactly_once(client: Client, tmp_path: Path):
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
@@ -68,8 +80,7 @@ async def test_killed_worker_restarts_and_every_action_happens_exactly_once(clie
             handle = client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult)
             assert (await handle.result()).outcome == "closed"
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
     ids = Counter(entry["id"] for entry in harness.outbox())
     assert ids and max(ids.values()) == 1, "an action reached the outbox twice"
     for customer in customers:
@@ -99,8 +110,7 @@ async def test_worker_killed_mid_delivery_retries_it_with_the_same_idempotency_k
 
         await eventually(sent, timeout=90)  # noticed by the missed heartbeat, then retried
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
     keys = [request.headers["Idempotency-Key"] for request in http_receiver.requests]
     assert len(keys) >= 2 and set(keys) == {f"lifecycle/{customer}/set_expectations/1/summary"}
 
@@ -202,8 +212,7 @@ async def test_two_workers_one_killed_mid_burst_every_lifecycle_completes_its_ef
     finally:
         for worker in (doomed, survivor):
             if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=15)
+                stop_worker(worker)
     ids = Counter(entry["id"] for entry in harness.outbox())
     assert max(ids.values()) == 1, [key for key, count in ids.items() if count > 1]
     for customer in customers:

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from engine.calendars import add_business_days, is_business_day
 
 from harness import FIXTURE, Harness, eventually, pending_step, record_history
-from test_durability import spawn_worker
+from test_durability import spawn_worker, stop_worker
 
 # No message for 12 seconds after a ticket is opened: the check-in that falls due meanwhile waits.
 CONTACT = """
@@ -71,8 +71,7 @@ async def test_a_deferred_message_survives_a_worker_restart_and_goes_out_once_wh
         # The replay corpus (tests/histories): a send deferred by the contact policy, across a restart.
         await record_history(client, customer, "contact-policy-deferred-across-restart")
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
     assert harness.steps(customer).count("check_in") == 1
     # Operators were told, once, before the message went: a notice in the outbox with the reason.
     told = [(entry["kind"], entry.get("title")) for entry in harness.outbox()

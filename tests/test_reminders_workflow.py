@@ -68,7 +68,7 @@ async def test_a_reminder_reaches_the_outbox_and_the_timeline_at_due_minus_its_s
 
 
 async def test_a_reminder_survives_a_worker_killed_before_its_moment(client, tmp_path):
-    from test_durability import spawn_worker
+    from test_durability import spawn_worker, stop_worker
 
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
@@ -95,8 +95,7 @@ async def test_a_reminder_survives_a_worker_killed_before_its_moment(client, tmp
         assert [task.status for task in status.tasks] == ["open"]
         await record_history(client, customer, "task-reminded-across-a-worker-restart")
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
 
 
 async def _reminded_status(harness: Harness, customer: str):

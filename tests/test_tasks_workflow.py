@@ -207,7 +207,7 @@ async def test_the_inbox_is_right_after_a_worker_is_killed_and_restarted(client,
     import signal
 
     from harness import FIXTURE
-    from test_durability import spawn_worker
+    from test_durability import spawn_worker, stop_worker
 
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
@@ -248,8 +248,7 @@ async def test_the_inbox_is_right_after_a_worker_is_killed_and_restarted(client,
                                                              (c2, "call"), (c3, "plan_install")}), timeout=60)
         await eventually(lambda: _steps_sent(harness, {c1: "no_offer"}), timeout=60)
     finally:
-        worker.terminate()
-        worker.wait(timeout=15)
+        stop_worker(worker)
 
 
 async def _accepted(answer) -> TaskEntity | None:
