@@ -93,7 +93,7 @@ class RecordSink:
             with open_store(self.path) as store:
                 store.insert_staged(records, customers)
         self.journal.drop(taken.last_id)
-        return self.journal.pending() > 0
+        return taken.more  # what was appended meanwhile is seen by the caller (`_appends`)
 
     async def _append_waiting(self) -> None:
         loop = asyncio.get_running_loop()

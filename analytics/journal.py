@@ -37,9 +37,11 @@ CREATE TABLE IF NOT EXISTS batches (
 
 @dataclass(frozen=True)
 class Taken:
-    """Journal entries read for import: their store rows and the last id they cover."""
+    """Journal entries read for import: their store rows, the last id they cover, and whether
+    the take was cut at its limit (more are waiting)."""
 
     last_id: int
+    more: bool
     records: str
     customers: str
 
@@ -71,7 +73,7 @@ class RecordJournal:
                 "SELECT id, records, customers FROM batches ORDER BY id LIMIT ?", (limit,)).fetchall()
         if not entries:
             return None
-        return Taken(last_id=entries[-1][0], records="".join(entry[1] for entry in entries),
+        return Taken(last_id=entries[-1][0], more=len(entries) == limit, records="".join(entry[1] for entry in entries),
                      customers="".join(entry[2] for entry in entries))
 
     def drop(self, last_id: int) -> None:

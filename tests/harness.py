@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +97,20 @@ async def stage_of(harness: Harness, customer: str, stage: str) -> bool:
 async def pending_step(harness: Harness, customer: str, step: str) -> bool:
     status = await harness.lifecycles.status(customer)
     return status.pending is not None and status.pending.step == step
+
+
+@asynccontextmanager
+async def long_lifecycle(client: Client, tmp_path: Path) -> AsyncIterator[tuple[Harness, str]]:
+    """A customer whose lifecycle has continued as new (a 15-event history limit) and waits for
+    its survey: four tickets and a delivery. The worker runs until the block ends."""
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state", max_history=15)
+    async with harness.worker:
+        customer = f"c-{uuid.uuid4().hex[:6]}"
+        await harness.start(customer)
+        for number in range(4):
+            await harness.event(customer, "ticket.opened", key=f"k{number}", ticket_id=f"T{number}")
+        await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+        await eventually(lambda: pending_step(harness, customer, "await_survey"))
+        yield harness, customer

@@ -11,7 +11,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from analytics.store import STORE_FILE, StoreBusy, StoreError, open_store
-from harness import FIXTURE, Harness, eventually, pending_step, record_history, stage_of
+from harness import FIXTURE, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.contract import LifecycleResult
 
 
@@ -51,16 +51,7 @@ async def test_a_finished_lifecycle_has_every_record_in_the_store_once(harness: 
 
 
 async def test_records_keep_their_ids_across_continue_as_new(client: Client, tmp_path: Path):
-    folder = tmp_path / "playbooks"
-    shutil.copytree(FIXTURE, folder)
-    harness = Harness(client, folder, tmp_path / "state", max_history=15)
-    async with harness.worker:
-        customer = f"c-{uuid.uuid4().hex[:6]}"
-        await harness.start(customer)
-        for number in range(4):
-            await harness.event(customer, "ticket.opened", key=f"k{number}", ticket_id=f"T{number}")
-        await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
-        await eventually(lambda: pending_step(harness, customer, "await_survey"))
+    async with long_lifecycle(client, tmp_path) as (harness, customer):
         runs = [run async for run in client.list_workflows(f"WorkflowId = 'lifecycle/{customer}'")]
         assert len(runs) > 1
         status = await harness.lifecycles.status(customer)

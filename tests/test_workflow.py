@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from engine.loader import load_project
 from engine.state import Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
-from harness import FIXTURE, HISTORIES, Harness, eventually, pending_step, record_history, stage_of
+from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
 
@@ -113,16 +113,7 @@ async def _true(value: bool) -> bool:
 
 
 async def test_long_lifecycles_continue_as_new_and_keep_their_state(client: Client, tmp_path: Path):
-    folder = tmp_path / "playbooks"
-    shutil.copytree(FIXTURE, folder)
-    harness = Harness(client, folder, tmp_path / "state", max_history=15)
-    async with harness.worker:
-        customer = f"c-{uuid.uuid4().hex[:6]}"
-        await harness.start(customer)
-        for number in range(4):
-            await harness.event(customer, "ticket.opened", key=f"k{number}", ticket_id=f"T{number}")
-        await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
-        await eventually(lambda: pending_step(harness, customer, "await_survey"))
+    async with long_lifecycle(client, tmp_path) as (harness, customer):
         duplicate = await harness.event(customer, "ticket.opened", key="k0", ticket_id="T0")
         assert duplicate.status == "duplicate"  # idempotency keys survive continue-as-new
         status = await harness.lifecycles.status(customer)
