@@ -72,7 +72,9 @@ async def test_a_reminder_survives_a_worker_killed_before_its_moment(client, tmp
 
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
-    (folder / "set-expectations.yaml").write_text(PLAYBOOK % {"due": "90s", "remind": "[80s]"})
+    # The reminder comes 30 s after the task: room for the kill and a restart under load (a
+    # moment already past when the new worker arms the wait gets no reminder, by design).
+    (folder / "set-expectations.yaml").write_text(PLAYBOOK % {"due": "150s", "remind": "[120s]"})
     harness = Harness(client, folder, tmp_path / "state")  # its client only; workers are processes
     address = client.service_client.config.target_host
     worker = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
@@ -80,7 +82,7 @@ async def test_a_reminder_survives_a_worker_killed_before_its_moment(client, tmp
     try:
         await harness.start(customer)
         await eventually(lambda: _async(task_of(harness, customer)), timeout=90)
-        # The reminder is 10s away, its due time 90s: its timer is on the server. (A worker down
+        # The reminder is 30s away, its due time 150s: its timer is on the server. (A worker down
         # past the due time too would find the task overdue: no reminder then, the escalation.)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
