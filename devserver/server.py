@@ -60,6 +60,18 @@ class DevServerError(RuntimeError):
     """The dev server could not be found, started or reached; the message is one line."""
 
 
+class ServerExited(DevServerError):
+    """The server process exited before it answered."""
+
+    def __init__(self, code: int, log_tail: str) -> None:
+        super().__init__(f"temporal dev server exited with code {code}: {log_tail}")
+        # A Go panic (exit code 2) or a bind that failed: nothing wrong with the request.
+        self.may_pass_on_other_ports = code == 2 or "address already in use" in log_tail
+
+
+START_ATTEMPTS = 3
+
+
 class PortTaken(DevServerError):
     """A port the server was asked to use is held by another process."""
 
@@ -80,10 +92,24 @@ def temporal_binary() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody listens on right now, kept from being handed out again at once.
+
+    Linux hands out ephemeral ports at random, so a port just closed can be the next one
+    another `bind(0)` or outgoing connection gets. As the temporal CLI does for its own
+    ports: a connection to it closed from the listening side leaves the port in TIME_WAIT
+    for a minute, which keeps the kernel from handing it out while the server (binding
+    with SO_REUSEADDR) can still take it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        # Both ends of a port in TIME_WAIT must allow reuse for the server to bind it.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        with socket.create_connection((host, port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the listening side closes first: its end waits, not ours
+        return port
 
 
 def ensure_port_free(host: str, port: int, role: str) -> None:
@@ -231,14 +257,30 @@ class DevServer:
             raise DevServerError(f"cannot start {command[0]}: {error}") from None
 
     async def start_async(self) -> DevServer:
-        """Start the server and return once it answers and has the search attributes."""
-        self._spawn()
-        try:
-            await self._until_ready()
-        except BaseException:
-            await self.stop_async()
-            raise
-        return self
+        """Start the server and return once it answers and has the search attributes.
+
+        A server on ports we chose ourselves that crashes while it starts is started again
+        on fresh ports (up to `START_ATTEMPTS` times): a port free when we chose it, or one
+        the server chose for its internal services, can be taken a moment later by any
+        process on the machine (an outgoing connection uses the same port range).
+        """
+        chose_ports = (self.port is None, self.ui_port is None)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._spawn()
+            try:
+                await self._until_ready()
+            except ServerExited as exited:
+                await self.stop_async()
+                if attempt == START_ATTEMPTS or not exited.may_pass_on_other_ports or not all(chose_ports):
+                    raise
+                self.port = None
+                self.ui_port = None
+            except BaseException:
+                await self.stop_async()
+                raise
+            else:
+                return self
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def start(self) -> DevServer:
         """Blocking `start_async`, for code without an event loop."""
@@ -272,9 +314,7 @@ class DevServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise DevServerError(
-                    f"temporal dev server exited with code {self.process.returncode}: {self.log_tail()}"
-                )
+                raise ServerExited(self.process.returncode, self.log_tail())
             try:
                 # Short attempts: if something else holds the port, the connection hangs
                 # while our server has already exited, and the exit is what to report.
@@ -296,15 +336,22 @@ class DevServer:
         await ensure_search_attributes(client, self.search_attributes)
 
     def log_tail(self, lines: int = 3) -> str:
-        """The last lines the server printed, joined into one line for an error message."""
+        """What the server printed last, joined into one line for an error message.
+
+        A Go panic ends with its goroutine's stack, which says nothing to a reader: the
+        `panic:` line (the cause) comes first instead, then the last lines.
+        """
         if self._log is None:
             return ""
         self._log.flush()
         self._log.seek(self._log_start)
         text = self._log.read().decode(errors="replace")
         self._log.seek(0, os.SEEK_END)
-        tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(tail) or "(the server printed nothing)"
+        printed = [line.strip() for line in text.splitlines() if line.strip()]
+        panic = next((line for line in printed if line.startswith(("panic:", "fatal error:"))), None)
+        if panic is not None:
+            return " | ".join([panic, *printed[printed.index(panic) + 1:][:lines]])
+        return " | ".join(printed[-lines:]) or "(the server printed nothing)"
 
     async def connect(self, **kwargs: Any) -> Client:
         """A client for this server with the pydantic converter the lifecycle payloads need."""
