@@ -110,16 +110,20 @@ class TemporalRuntime:
             await workflow.wait_condition(ready, timeout=remaining)
             return True
         except asyncio.TimeoutError:
+            self._lifecycle._observe_history()  # a timer fired
             return ready()
 
     async def act(self, actions: list[Action]) -> list[ActionResult]:
         try:
-            return await workflow.execute_activity(
+            results = await workflow.execute_activity(
                 "deliver_all", actions, result_type=list[ActionResult],
                 summary=", ".join(f"{action.kind} {action.step}" for action in actions),
                 **DELIVERY_OPTIONS,
             )
+            self._lifecycle._observe_history()  # an activity's result
+            return results
         except ActivityError as error:
+            self._lifecycle._observe_history()
             # Out of retries (e.g. a day of SMTP outage): recorded, never lost silently.
             cause = error.cause
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
@@ -145,6 +149,7 @@ class TemporalRuntime:
                 self._lifecycle.machine.record("failed", None, at=self.now(), stage_playbook=stage,
                                                error=f"{error.splitlines()[0]} (retrying every {delay}s)")
             await workflow.sleep(delay)
+            self._lifecycle._observe_history()
             try:
                 return await self._load(stage)
             except StageLoadError as again:
@@ -181,7 +186,7 @@ class TemporalRuntime:
                 await workflow.wait_condition(released, timeout=delay)
                 return None
             except asyncio.TimeoutError:
-                pass
+                self._lifecycle._observe_history()
             try:
                 bundle = await self._load(stage)
             except StageLoadError:
@@ -216,10 +221,13 @@ class CustomerLifecycle:
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
         self.closing = False
+        self.history_length = 0  # as of the last point the history itself fixes: _observe_history
+        self.new_run_suggested = False
 
     @workflow.run
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
+        self._observe_history()
         runtime = TemporalRuntime(self)
         self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
         self.task_entities = workflow.patched(TASK_ENTITIES)
@@ -289,9 +297,23 @@ class CustomerLifecycle:
             self.shipping = None
 
     def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        return (info.is_continue_as_new_suggested() or info.get_current_history_length() > self.max_history
+        return (self.new_run_suggested or self.history_length > self.max_history
                 or (self.mid_stage and self.updates >= UPDATES_PER_RUN))
+
+    def _observe_history(self) -> None:
+        """Note the history's length and Temporal's continue-as-new suggestion, for
+        `_should_continue_as_new`, where the history itself fixes them: at the run's start, an
+        update, a timer that fired, an activity's result.
+
+        Never where a local activity's result arrives: a worker can hand that result to the
+        workflow in the task after the one whose commands hold its marker, while a replay hands
+        it over in the first, so a length read there can differ on replay and with it the
+        decision (a run that continued-as-new replayed as one that started a timer:
+        tests/test_workflow.py replays every finished run of a continued lifecycle).
+        """
+        info = workflow.info()
+        self.history_length = info.get_current_history_length()
+        self.new_run_suggested = info.is_continue_as_new_suggested()
 
     @property
     def playbook_name(self) -> str:
@@ -331,6 +353,7 @@ class CustomerLifecycle:
         """Take an event and answer accepted, duplicate or rejected, with the reason."""
         now = self.clock.now()
         self.updates += 1
+        self._observe_history()
         self.machine.strict_rules = workflow.patched(STRICT_RULES)
         self.machine.task_entities = workflow.patched(TASK_ENTITIES)
         try:
@@ -373,6 +396,7 @@ class CustomerLifecycle:
     def incident(self, command: IncidentCommand) -> Incident:
         """An operator's retry or skip of the step the customer is held on."""
         self.updates += 1
+        self._observe_history()
         incident = self.machine.release_incident(command.action, command.by)
         if incident is None:  # the validator refuses this; fail the update, never the workflow task
             raise ApplicationError("the customer is not held on an incident", "no_incident",
@@ -399,6 +423,7 @@ class CustomerLifecycle:
         a refusal fails the update (never the workflow task) with type EventRejected."""
         now = self.clock.now()
         self.updates += 1
+        self._observe_history()
         self.machine.strict_rules = workflow.patched(STRICT_RULES)
         self.machine.task_entities = workflow.patched(TASK_ENTITIES)
         if order.action == "complete":
