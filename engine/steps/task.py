@@ -124,7 +124,7 @@ class Task(Step, TaskSpec):
 
     def check(self, playbook: Checks, path: DataPath, events: Events) -> None:
         playbook.role((*path, "role"), self.role)
-        playbook.span((*path, "due"), self.due, events)
+        playbook.span((*path, "due"), self.due, events, self.role)
         if self.remind:
             self._check_remind(playbook, (*path, "remind"))
 
