@@ -66,12 +66,13 @@ CUSTOMER = {"id": "c1", "email": "c1@example.com", "consent": {"email": True}}
 TASK = "lifecycle/c1/install/1/install_check"
 
 
-def run(*events: ScheduledEvent, remind: str = "[]", start: datetime = FRIDAY_4PM, customer=None):
+def run(*events: ScheduledEvent, remind: str = "[]", start: datetime = FRIDAY_4PM, customer=None,
+        days: float = 10):
     project = Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(LIFECYCLE)),
                       playbooks={"install": Playbook.model_validate(yaml.safe_load(INSTALL % remind))},
                       templates={}, versions={"install": "v1"})
     begin = ScheduledEvent(start, Event(customer_id="c1", name="order.placed"))
-    return simulate(project, customer or CUSTOMER, [begin, *events], until=start + timedelta(days=10))
+    return simulate(project, customer or CUSTOMER, [begin, *events], until=start + timedelta(days=days))
 
 
 def command(moment: datetime, **order) -> ScheduledEvent:
@@ -161,6 +162,17 @@ def test_a_reminder_is_an_elapsed_span_before_a_business_hours_due_time():
     assert reminded == [MONDAY_11AM - timedelta(hours=4), MONDAY_11AM - timedelta(hours=1)]
 
 
+def test_the_next_reminder_is_kept_on_the_open_task_and_cleared_when_the_stage_is_left():
+    waiting = run(remind="[1h]", days=1)
+    [entity] = [task for task in waiting.state.tasks if task.step == "install_check"]
+    assert entity.is_open and entity.reminder_at == MONDAY_11AM - timedelta(hours=1)
+    lost = ScheduledEvent(FRIDAY_4PM + timedelta(hours=2), Event(customer_id="c1", name="customer.lost"))
+    left = run(lost, remind="[1h]", days=1)
+    [entity] = [task for task in left.state.tasks if task.step == "install_check"]
+    assert entity.reminder_at is None  # nothing waits for it any more: no reminder is listed
+    assert not [record for record in left.records if record.kind == "task_reminded"]
+
+
 def test_a_reminder_longer_than_the_time_left_is_skipped():
     timeline = run(remind="[4d]")  # 4 days before Monday 11:00 is before the task was created
     assert not [record for record in timeline.records if record.kind == "task_reminded"]
@@ -211,8 +223,17 @@ def test_a_wait_in_business_hours_is_a_load_error(ws):
 def test_a_reminder_in_business_hours_is_a_load_error(ws):
     ws.sale(TASK_STEP.replace("on_done: []", "remind: 1 business hour, on_done: []") % "4 business hours")
     ws.lifecycle("templates: templates", "templates: templates\n" + HOURS)
-    [error] = ws.errors()
-    assert error.startswith("p/sale.yaml:3:107: ") and "'1 business hour' is not a duration" in error
+    assert ws.errors() == ["p/sale.yaml:3:107: '1 business hour' is not a duration: a reminder is clock time "
+                           "before the due time (4h, 1d), also when 'due' counts business hours or days"]
+
+
+def test_a_snooze_by_business_hours_is_refused_with_the_way_to_write_it():
+    from cli.tasks_cmd import task_group
+
+    result = CliRunner().invoke(task_group, ["snooze", "lifecycle/c1/install/1/install_check", "4 business hours"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output == ("error: --until: '4 business hours': a snooze counts elapsed time; give a duration "
+                             "(2h, 1d) or the time to be due, e.g. 2026-03-09T11:00:00+01:00\n")
 
 
 # ---------------------------------------------------------------- `lifecycle simulate` and the docs
