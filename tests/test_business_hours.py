@@ -137,6 +137,13 @@ def test_a_snooze_moves_the_clock_to_the_time_it_gives():
     assert overdue_at(timeline) == snoozed_to
 
 
+def test_a_snooze_moves_the_reminder_with_the_clock():
+    snoozed_to = datetime(2026, 1, 12, 14, tzinfo=timezone.utc)
+    timeline = run(command(FRIDAY_4PM + timedelta(hours=1), action="snooze", until=snoozed_to), remind="[1h]")
+    reminded = [record.at for record in timeline.records if record.kind == "task_reminded"]
+    assert reminded == [snoozed_to - timedelta(hours=1)]
+
+
 def test_a_reassignment_keeps_the_business_hours_due_time_of_the_tasks_role():
     timeline = run(command(FRIDAY_4PM + timedelta(hours=1), action="reassign", assignee="sam"))
     [entity] = [task for task in timeline.state.tasks if task.step == "install_check"]
