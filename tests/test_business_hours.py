@@ -267,3 +267,22 @@ def test_lifecycle_simulate_prints_the_business_hours_due_time(tmp_path: Path):
     assert created.endswith("installer: Check the installation (due 2026-01-12 10:00) [install_check]"), created
     [timeout] = [line for line in lines if "timeout" in line]
     assert timeout.startswith("2026-01-12 10:00"), timeout
+
+
+def test_the_example_of_the_docs_is_due_when_the_docs_say():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "playbooks.md").read_text()
+    section = docs.split("\n#### Due in business hours\n", 1)[1].split("\n#### ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    contact, step = block.split("# a stage playbook\n")
+    lifecycle = yaml.safe_load(LIFECYCLE)
+    lifecycle["contact"] = yaml.safe_load(contact)["contact"]
+    playbook = {"playbook": "install", "steps": [*yaml.safe_load(step), {"kind": "wait", "duration": "60d"}]}
+    project = Project(path=None, lifecycle=Lifecycle.model_validate(lifecycle),
+                      playbooks={"install": Playbook.model_validate(playbook)}, templates={}, versions={"install": "v1"})
+    timeline = simulate(project, CUSTOMER, [ScheduledEvent(FRIDAY_4PM, Event(customer_id="c1", name="order.placed"))],
+                        until=FRIDAY_4PM + timedelta(days=5))
+    assert "created Friday 16:00 Berlin: due Monday 11:00" in block and "remind: 1h                        # Monday 10:00" in block
+    assert due_of(timeline, "install_check") == MONDAY_11AM.isoformat()  # 11:00 CET
+    assert [record.at for record in timeline.records if record.kind == "task_reminded"] == [
+        MONDAY_11AM - timedelta(hours=1)]
+    assert overdue_at(timeline) == MONDAY_11AM
