@@ -286,3 +286,17 @@ def test_the_example_of_the_docs_is_due_when_the_docs_say():
     assert [record.at for record in timeline.records if record.kind == "task_reminded"] == [
         MONDAY_11AM - timedelta(hours=1)]
     assert overdue_at(timeline) == MONDAY_11AM
+
+
+def test_a_sends_otherwise_task_takes_business_hours_of_its_role(ws):
+    ws.sale("""\
+      - kind: send
+        id: hello
+        template: order_summary
+        otherwise: {role: installer, title: Call, guideline: Call., due: 2 business hours}
+    """)
+    ws.lifecycle("templates: templates", "templates: templates\n" + HOURS)
+    ws.load()
+    ws.lifecycle(HOURS, HOURS.replace("installer", "account_manager"))
+    [error] = ws.errors()
+    assert error.startswith("p/sale.yaml:6:70: '2 business hours' needs the business hours of role 'installer'")
