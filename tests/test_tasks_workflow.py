@@ -184,6 +184,9 @@ async def test_the_cli_lists_the_inbox_and_completes_reassigns_snoozes_and_cance
     table = await cli("tasks", "--role", "account_manager")
     [line] = [line for line in table.stdout.splitlines() if f"[lifecycle/{customer}/" in line]
     assert f"Call about the order  (reminder {reminder:%Y-%m-%d %H:%M})  [" in line, line
+    status = await cli("status", customer)
+    assert f", reminder {reminder:%Y-%m-%d %H:%M:%S}, open [lifecycle/{customer}/set_expectations/1/call]" \
+        in status.stdout, status.stdout
 
     done = await cli("task", "done", "call", "--customer", customer, "--outcome", "no_answer", "--by", "ada")
     assert (done.returncode, done.stdout.split(":")[0]) == (0, "done"), done.stderr
