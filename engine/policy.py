@@ -148,7 +148,7 @@ def business_deadline(policy: ContactPolicy, customer: dict[str, Any], role: str
         raise calendars.CalendarError(f"{what}: no holiday calendar (customer.calendar or contact.calendar)")
     zone_name = (team.timezone if team else None) or customer_zone(policy, customer)
     if unit == "hours":
-        if team is None or team.business_hours is None:
+        if team is None or team.opens is None or team.closes is None:
             raise calendars.CalendarError(f"{what}: role '{role}' has no business_hours in contact.roles")
         return calendars.add_business_hours(now, count, calendar, zone_name or "UTC", team.opens, team.closes)
     due = calendars.add_business_days(now, count, calendar, zone_name)

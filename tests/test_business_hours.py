@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -300,3 +301,14 @@ def test_a_sends_otherwise_task_takes_business_hours_of_its_role(ws):
     ws.lifecycle(HOURS, HOURS.replace("installer", "account_manager"))
     [error] = ws.errors()
     assert error.startswith("p/sale.yaml:6:70: '2 business hours' needs the business hours of role 'installer'")
+
+
+def test_a_role_without_business_hours_at_run_time_holds_the_step_with_the_reason():
+    """What the load check prevents, should a history meet an edited policy: an incident, not a crash."""
+    from engine import calendars, policy
+    from engine.policy_model import ContactPolicy
+
+    rules = ContactPolicy.model_validate({"calendar": "US", "roles": {"installer": {"timezone": "Europe/Berlin"}}})
+    with pytest.raises(calendars.CalendarError) as error:
+        policy.business_deadline(rules, CUSTOMER, "installer", FRIDAY_4PM, 4, "hours")
+    assert str(error.value) == "4 business hours: role 'installer' has no business_hours in contact.roles"
