@@ -5,7 +5,6 @@ in tests/test_calendars.py, the dev-server test in tests/test_tasks_workflow.py.
 from __future__ import annotations
 
 import sys
-
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from textwrap import dedent
