@@ -206,6 +206,7 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
     for task in status.tasks:  # --- task entities (engine/tasks.py): the open ones
         if task.is_open:
             due = f", due {task.due_at:%Y-%m-%d %H:%M:%S}" if task.due_at else ""
+            due += f", reminder {task.reminder_at:%Y-%m-%d %H:%M:%S}" if task.reminder_at else ""
             who = f" ({task.assignee})" if task.assignee else ""
             click.echo(f"task      {task.step}: {task.role}{who}{due}, {task.status} [{task.id}]")
     for name, promise in status.promises.items():

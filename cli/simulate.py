@@ -99,6 +99,11 @@ def entered_via(records: list[Record], index: int) -> str:
     return "goto"
 
 
+def _minute(moment: object) -> str:
+    """An ISO time as the timeline prints it: 2026-03-04 09:00."""
+    return str(moment)[:16].replace("T", " ")
+
+
 def format_timeline(timeline: Timeline) -> str:
     """One line per record: time, stage, what happened, and its details."""
     lines = []
@@ -107,7 +112,8 @@ def format_timeline(timeline: Timeline) -> str:
         detail = record.detail
         what = {
             "message": lambda: f"{detail.get('channel')}: {detail.get('template')}",
-            "task": lambda: f"{detail.get('role')}: {detail.get('title')}",
+            "task": lambda: f"{detail.get('role')}: {detail.get('title')}"
+                            f"{' (due ' + _minute(detail['due_at']) + ')' if detail.get('due_at') else ''}",
             "task_reminded": lambda: f"{detail.get('assignee') or detail.get('role')}: due "
                                      f"{str(detail.get('due_at'))[:16].replace('T', ' ')}",
             "event": lambda: detail.get("event", ""),

@@ -17,6 +17,7 @@ import click
 
 from cli.operate import _client, _customer_id, _data, _run, temporal_options
 from cli.output import fail
+from engine.calendars import business_days, business_hours
 from engine.durations import parse_duration
 from engine.limits import ID_RULE, KEY_RULE, is_id, is_key
 from engine.state import EventReceipt, TaskCommand, TaskEntity
@@ -60,8 +61,9 @@ def tasks_command(role: str | None, assignee: str | None, overdue: bool, escalat
     for task in found:
         due = f"{task.due_at:%Y-%m-%d %H:%M}" if task.due_at else "-"
         who = task.assignee or "-"
+        reminder = f"  (reminder {task.reminder_at:%Y-%m-%d %H:%M})" if task.reminder_at else ""
         click.echo(f"{task.status:<9} {due:<16} {task.role:<22} {who:<12} {task.customer_id:<16} "
-                   f"{task.title}  [{task.id}]")
+                   f"{task.title}{reminder}  [{task.id}]")
     click.echo(f"{len(found)} task(s)")
 
 
@@ -94,6 +96,9 @@ def _until(text: str) -> datetime:
         return datetime.now(timezone.utc) + parse_duration(text)
     except ValueError:
         pass
+    if business_days(text) is not None or business_hours(text) is not None:
+        fail(f"--until: '{text}': a snooze counts elapsed time; give a duration (2h, 1d) or the time "
+             f"to be due, e.g. 2026-03-09T11:00:00+01:00")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -171,8 +176,8 @@ def reassign_command(task: str, assignee: str, until_text: str | None, customer:
 @temporal_options
 def snooze_command(task: str, until_text: str, customer: str | None, by: str, key: str | None,
                    **temporal: Any) -> None:
-    """Move TASK's due time to UNTIL (ISO 8601 with a zone, or a duration from now: 2h, 1d); a
-    playbook waiting for it escalates at the new time."""
+    """Move TASK's due time to UNTIL (ISO 8601 with a zone, or a duration from now: 2h, 1d, elapsed
+    time, not business hours); a playbook waiting for it escalates at the new time."""
     order = {"task": task, "action": "snooze", "until": _until(until_text), "by": by, "idempotency_key": key}
     _send(order, customer, **temporal)
 

@@ -7,6 +7,7 @@ system has none); holidays from the `holidays` package, which ships its rules as
 
 A calendar is named by an ISO 3166 country code, optionally with a subdivision after a dash:
 `US`, `US-NY`, `DE-BY`. Its business days are Monday to Friday except its public holidays.
+Business hours are a daily window (08:00-17:00) on those days, counted on the wall clock.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 MAX_BUSINESS_DAYS = 2600  # about ten years: a bound, so a wrong number cannot loop for long
+MAX_BUSINESS_HOURS = 20000  # about ten years of eight-hour days, for the same reason
 _BUSINESS_DAYS = re.compile(r"^\s*(\d{1,4})\s+business\s+days?\s*$")
+_BUSINESS_HOURS = re.compile(r"^\s*(\d{1,5})\s+business\s+hours?\s*$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -190,3 +193,64 @@ def business_days(text: object) -> int | None:
     """The count in a span written `2 business days` (or `1 business day`); None for anything else."""
     match = _BUSINESS_DAYS.match(text) if isinstance(text, str) else None
     return int(match.group(1)) if match else None
+
+
+def business_hours(text: object) -> int | None:
+    """The count in a span written `4 business hours` (or `1 business hour`); None for anything else."""
+    match = _BUSINESS_HOURS.match(text) if isinstance(text, str) else None
+    return int(match.group(1)) if match else None
+
+
+def _since_midnight(hhmm: str) -> timedelta:
+    """A clock time as the wall-clock time since midnight (24:00 is a whole day, not 23:59:59)."""
+    if hhmm == "24:00":
+        return timedelta(hours=24)
+    at = clock(hhmm)
+    return timedelta(hours=at.hour, minutes=at.minute)
+
+
+def business_hours_limit(opens: str, closes: str) -> int:
+    """The most business hours a window counts: MAX_BUSINESS_HOURS, or fewer when MAX_BUSINESS_DAYS
+    days of a short window hold fewer."""
+    per_day = (_since_midnight(closes) - _since_midnight(opens)) / timedelta(hours=1)
+    return min(MAX_BUSINESS_HOURS, int(per_day * MAX_BUSINESS_DAYS))
+
+
+def add_business_hours(moment: datetime, hours: int, calendar: str, zone_name: str, opens: str,
+                       closes: str) -> datetime:
+    """The instant `hours` business hours after `moment`: only the time inside the daily window
+    `opens`-`closes` (HH:MM, in `zone_name`) of business days of `calendar` counts.
+
+    Time before the window, after it, on weekends and on holidays does not count: Friday 16:00 +
+    4 hours of 08:00-17:00 is Monday 11:00, and Saturday 10:00 + 1 is Monday 09:00. A count that
+    ends exactly at the close is due at the close (16:00 + 1 is 17:00 the same day). Hours are
+    wall-clock hours of the window, so on a day the clocks change the window is as long as it
+    says (08:00-17:00 is nine hours) whatever the offset did at night; a due time that falls in
+    the hour skipped when clocks go forward is read as at_local_date reads it (02:30 is 03:30).
+    """
+    if hours < 0 or hours > MAX_BUSINESS_HOURS:
+        raise CalendarError(f"{hours} business hours is not between 0 and {MAX_BUSINESS_HOURS} (about ten years)")
+    start_of, end_of = _since_midnight(opens), _since_midnight(closes)
+    if start_of >= end_of:
+        raise CalendarError(f"the business hours {opens}-{closes} must open before they close")
+    tz = zone(zone_name)
+    wall = moment.astimezone(tz)
+    day = wall.date()
+    at = wall.replace(tzinfo=None) - datetime.combine(day, time(0))  # wall-clock time since midnight
+    left = timedelta(hours=hours)
+    days_used = 0
+    for _ in range(MAX_BUSINESS_DAYS * 2 + 400):  # weekends and holidays included: a bound, never reached
+        if is_business_date(day, calendar):
+            begin = max(at, start_of)
+            if begin < end_of and left <= end_of - begin:
+                wall_due = datetime.combine(day, time(0)) + begin + left
+                return wall_due.replace(tzinfo=tz).astimezone(timezone.utc)
+            if begin < end_of:
+                left -= end_of - begin
+            days_used += 1
+            if days_used > MAX_BUSINESS_DAYS + 1:  # + 1: the first one may have been partly gone
+                break
+        day += timedelta(days=1)
+        at = timedelta(0)
+    raise CalendarError(f"{hours} business hours of {opens}-{closes} take more than {MAX_BUSINESS_DAYS} "
+                        f"business days (about ten years)")

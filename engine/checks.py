@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import nodes as jinja_nodes
 
 from engine import typecheck
-from engine.calendars import business_days
+from engine.calendars import business_days, business_hours, business_hours_limit
 from engine.errors import PlaybookError, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields, name_list
 from engine.expressions import ROOTS
@@ -184,15 +184,39 @@ class PlaybookChecker:
                 return self._tasks[path[:index]]
         return None
 
-    def span(self, path: DataPath, value: Any, events: set[str] | None) -> None:
+    def span(self, path: DataPath, value: Any, events: set[str] | None, role: str | None = None) -> None:
         """A `due`, `timeout` or `duration` written as an expression must be a duration; business
-        days need a calendar (the customer's, else contact.calendar)."""
+        days need a calendar (the customer's, else contact.calendar); business hours are a task's
+        `due` only, and need its role's business_hours and a calendar."""
         if business_days(value) is not None:
             if self.lifecycle.contact is None or self.lifecycle.contact.calendar is None:
                 self.error(path, f"'{value}' needs a holiday calendar: set contact.calendar in the lifecycle file "
                                  f"(customers with their own 'calendar' use theirs)")
+        elif business_hours(value) is not None:
+            self._business_hours(path, value, role)
         elif isinstance(value, str):
             self.expression(path, value, events, ("duration", f"'{path[-1]}'"))
+
+    def _business_hours(self, path: DataPath, value: str, role: str | None) -> None:
+        """`N business hours` counts the hours of the task's role: a role with business_hours, a
+        calendar (its own or contact.calendar), and a count within MAX_BUSINESS_HOURS."""
+        if role is None:
+            self.error(path, f"'{value}': business hours are counted in a role's business_hours, so only a "
+                             f"task's 'due' takes them (write a duration such as 4h, or N business days)")
+            return
+        contact = self.lifecycle.contact
+        team = contact.roles.get(role) if contact is not None else None
+        example = f'contact: {{roles: {{{role}: {{business_hours: "08:00-17:00", timezone: Europe/Berlin}}}}}}'
+        if team is None or team.business_hours is None:
+            self.error(path, f"'{value}' needs the business hours of role '{role}': add them in the "
+                             f"lifecycle file, e.g. {example}")
+        elif team.calendar is None and contact is not None and contact.calendar is None:
+            self.error(path, f"'{value}' needs a holiday calendar: set contact.calendar in the lifecycle file, "
+                             f"or contact.roles.{role}.calendar")
+        elif (business_hours(value) or 0) > business_hours_limit(team.opens or "", team.closes or ""):
+            limit = business_hours_limit(team.opens or "", team.closes or "")
+            self.error(path, f"'{value}' is more than {limit} business hours, about ten years of "
+                             f"{role}'s {team.business_hours}")
 
     def role(self, path: DataPath, role: str) -> None:
         """A role must be declared in the lifecycle."""

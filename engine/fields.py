@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.calendars import business_days
+from engine.calendars import business_days, business_hours
 from engine.durations import format_duration, parse_duration
 from engine.types import FieldKind
 
@@ -41,6 +41,9 @@ def _duration_or_expression(value: Any) -> Any:
     count = business_days(value)  # `2 business days`: counted on the customer's calendar when it runs
     if count is not None:
         return f"{count} business day{'' if count == 1 else 's'}"
+    count = business_hours(value)  # `4 business hours`: counted in the task role's business hours
+    if count is not None:
+        return f"{count} business hour{'' if count == 1 else 's'}"
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
@@ -52,9 +55,9 @@ TimeSpan = Annotated[
         {
             "type": "string",
             "description": "A duration (30m, 2d, 1w, P14D), a count of business days on the customer's "
-            "holiday calendar (2 business days), or a CEL expression of type duration such as "
-            "days(vars.sla_days).",
-            "examples": ["30m", "2d", "2 business days", "days(vars.sla_days)"],
+            "holiday calendar (2 business days), a count of business hours of the task's role (4 business "
+            "hours, only for a task's due), or a CEL expression of type duration such as days(vars.sla_days).",
+            "examples": ["30m", "2d", "2 business days", "4 business hours", "days(vars.sla_days)"],
         }
     ),
 ]

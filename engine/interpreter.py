@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import policy
-from engine.calendars import CalendarError, business_days
+from engine.calendars import CalendarError, business_days, business_hours
 from engine.context import expression_names, template_context
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
 from engine.expressions import ExpressionError, duration_of, evaluate
@@ -234,11 +234,15 @@ class StageRun:
         return self.state.next_stage is not None
 
     def deadline(self, delay: timedelta | str, role: str | None = None) -> datetime:
-        """Now plus a duration (a literal or an expression) or `N business days` (on the calendar of
-        `role` when the contact policy gives it one, else the customer's); a bad one holds the step."""
+        """Now plus a duration (a literal or an expression), `N business days` (on the calendar of
+        `role` when the contact policy gives it one, else the customer's) or `N business hours` (of
+        `role`'s business_hours window); a bad one holds the step."""
         count = business_days(delay)
         if count is not None:
-            return self._business_deadline(count, role)
+            return self._business_deadline(count, role, "days")
+        count = business_hours(delay)
+        if count is not None:
+            return self._business_deadline(count, role, "hours")
         try:
             delay = duration_of(delay, self.names)  # a literal, or an expression: days(vars.sla_days)
         except ExpressionError as error:
@@ -250,10 +254,10 @@ class StageRun:
         except OverflowError:
             raise StepFailed("expression", f"a wait of {delay} goes past the year 9999") from None
 
-    def _business_deadline(self, count: int, role: str | None) -> datetime:
+    def _business_deadline(self, count: int, role: str | None, unit: str) -> datetime:
         try:
             return policy.business_deadline(policy.policy_of(self.lifecycle), self.state.customer, role,
-                                            self.runtime.now(), count)
+                                            self.runtime.now(), count, unit)
         except CalendarError as error:
             raise StepFailed("policy", str(error)) from None
 

@@ -134,15 +134,23 @@ def customer_calendar(policy: ContactPolicy, customer: dict[str, Any]) -> str | 
 
 
 def business_deadline(policy: ContactPolicy, customer: dict[str, Any], role: str | None, now: datetime,
-                      count: int) -> datetime:
-    """`count` business days after `now`: on the role's calendar and zone when the policy gives it
-    one (else the customer's), at the role's close of business when it has business hours."""
+                      count: int, unit: str = "days") -> datetime:
+    """`count` business days (or hours, `unit`) after `now`, on the role's calendar and zone when the
+    policy gives it one (else the customer's).
+
+    Days keep the time of day, or end at the role's close of business when it has business hours.
+    Hours count only the role's `business_hours` window on its business days (engine.calendars
+    `add_business_hours`); a role without that window has no business hours to count."""
     team = policy.roles.get(role) if role else None
+    what = f"{count} business {unit}"
     calendar = (team.calendar if team else None) or customer_calendar(policy, customer)
     if calendar is None:
-        raise calendars.CalendarError(f"{count} business days: no holiday calendar "
-                                      f"(customer.calendar or contact.calendar)")
+        raise calendars.CalendarError(f"{what}: no holiday calendar (customer.calendar or contact.calendar)")
     zone_name = (team.timezone if team else None) or customer_zone(policy, customer)
+    if unit == "hours":
+        if team is None or team.opens is None or team.closes is None:
+            raise calendars.CalendarError(f"{what}: role '{role}' has no business_hours in contact.roles")
+        return calendars.add_business_hours(now, count, calendar, zone_name or "UTC", team.opens, team.closes)
     due = calendars.add_business_days(now, count, calendar, zone_name)
     if team is not None and team.closes is not None:
         due = calendars.at_local(due, team.closes, zone_name or "UTC")

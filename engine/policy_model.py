@@ -91,13 +91,18 @@ class RoleCalendar(Strict):
     timezone: str | None = Field(None, description="The role's time zone (default: the customer's).",
                                  examples=["Europe/Berlin"])
     business_hours: str | None = Field(
-        None, description="HH:MM-HH:MM: a task due in N business days is due at the close of business "
-                          "on the last of them.", examples=["08:00-17:00"])
+        None, description="HH:MM-HH:MM in the role's zone: a task due in N business hours counts only this "
+                          "window on business days; one due in N business days is due at its close on the "
+                          "last of them.", examples=["08:00-17:00"])
 
     @field_validator("business_hours")
     @classmethod
     def _hours(cls, value: str | None) -> str | None:
         return None if value is None else QuietHours._window(value)
+
+    @property
+    def opens(self) -> str | None:
+        return self.business_hours.split("-")[0] if self.business_hours else None
 
     @property
     def closes(self) -> str | None:
@@ -128,7 +133,7 @@ class ContactPolicy(Strict):
         examples=[["c-1042", "someone@example.com"]])
     roles: dict[str, RoleCalendar] = Field(
         default_factory=dict, description="Calendars and business hours of roles (teams), for their tasks' "
-                                          "`N business days` deadlines.",
+                                          "`N business days` and `N business hours` deadlines.",
         examples=[{"warranty_technician": {"calendar": "DE-BY", "timezone": "Europe/Berlin",
                                            "business_hours": "08:00-17:00"}}])
     do_not_contact_file: str | None = Field(

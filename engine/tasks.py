@@ -151,14 +151,16 @@ def command(state: LifecycleState, order: TaskCommand, now: datetime) -> TaskEnt
     """Reassign, snooze or cancel a task (complete goes through `task.completed`); raises TaskProblem.
 
     Snoozing sets a new due time; for a task the playbook waits for, that moves its overdue
-    clock too (the wait re-arms at the new time). Reassigning keeps the due time unless
+    clock and its reminders too (the wait re-arms at the new time). A new due time is an
+    instant: a span a person gives (`2h`) is elapsed time, whatever `due` counted. Reassigning keeps the due time unless
     `until` gives a new one. Cancelling closes the task; a playbook waiting for it goes on
     after the task step, running neither `on_done` nor `on_overdue`."""
     entity = checked_command(state, order, now)
     if order.action == "reassign":
         entity.assignee = order.assignee
-    if order.until is not None:
+    if order.until is not None and order.until != entity.due_at:
         entity.due_at = order.until
+        entity.reminder_at = None  # the old due time's; the task's wait arms the new one's at once
         if entity.status == "overdue":
             entity.status = "open"
     if order.action == "cancel":

@@ -84,6 +84,9 @@ async def test_the_inbox_lists_by_role_status_and_due_before(http):
     response = await http.get("/v1/tasks", params={"role": "account_manager"})
     task = next(task for task in response.json()["tasks"] if task["customer_id"] == customers[0])
     assert (task["id"], task["status"], task["outcomes"]) == (call(customers[0]), "open", ["reached", "no_answer"])
+    # `remind: 1h`: the inbox says when the next reminder comes.
+    due, reminder = (datetime.fromisoformat(task[key]) for key in ("due_at", "reminder_at"))
+    assert reminder == due - timedelta(hours=1)
     one = await http.get(f"/v1/tasks/{call(customers[0])}")
     assert one.status_code == 200 and one.json()["title"] == "Call about the order"
 

@@ -87,6 +87,76 @@ def test_business_day_spans():
     assert calendars.business_days("days(2)") is None
 
 
+# ---------------------------------------------------------------- business hours
+
+BERLIN, CAIRO = "Europe/Berlin", "Africa/Cairo"
+OFFICE = ("08:00", "17:00")
+
+
+@pytest.mark.parametrize("why, created, hours, calendar, zone_name, window, due", [
+    # Friday 16:00 CET: one hour on Friday, three on Monday.
+    ("across a weekend", utc(2026, 1, 9, 15), 4, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 10)),
+    # Friday 16:00 EDT before Memorial Day (Monday May 25): Tuesday 11:00.
+    ("across a weekend and a Monday holiday", utc(2026, 5, 22, 20), 4, "US", NY, OFFICE, utc(2026, 5, 26, 15)),
+    ("on a Saturday: from Monday's opening", utc(2026, 1, 10, 9), 1, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 8)),
+    ("before the opening", utc(2026, 1, 12, 5), 2, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 9)),
+    ("after the close", utc(2026, 1, 12, 17), 1, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 13, 8)),
+    # Friday 16:30: half an hour left on Friday, half an hour on Monday.
+    ("inside the last hour", utc(2026, 1, 9, 15, 30), 1, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 7, 30)),
+    ("ending exactly at the close", utc(2026, 1, 9, 15), 1, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 9, 16)),
+    ("a whole day's window", utc(2026, 1, 12, 7), 9, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 16)),
+    ("one more than the window", utc(2026, 1, 12, 7), 10, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 13, 8)),
+    # Friday March 6 16:00 EST (-5); clocks go forward on Sunday: Monday 09:00 is EDT (-4).
+    ("across the weekend clocks change", utc(2026, 3, 6, 21), 2, "US", NY, OFFICE, utc(2026, 3, 9, 13)),
+    # Cairo moves its clocks forward at midnight on Friday April 24 2026, a business day of a
+    # Monday-Friday calendar: the 00:00-24:00 window counts 24 wall-clock hours that day, 23
+    # elapsed. Thursday 22:00 (+2) + 4: two hours on Thursday, then 02:00 (+3) on Friday.
+    ("on the weekday clocks change", utc(2026, 4, 23, 20), 4, "US", CAIRO, ("00:00", "24:00"),
+     utc(2026, 4, 23, 23)),
+    # Due at 00:30 on that Friday, which does not exist: read with the offset before (01:30 +3).
+    ("due in the skipped hour", utc(2026, 4, 23, 21, 30), 1, "US", CAIRO, ("00:00", "24:00"),
+     utc(2026, 4, 23, 22, 30)),
+    ("to midnight", utc(2026, 1, 12, 23), 2, "DE", "UTC", ("00:00", "24:00"), utc(2026, 1, 13, 1)),
+    ("zero inside the window is now", utc(2026, 1, 12, 10), 0, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 10)),
+    ("zero outside is the next opening", utc(2026, 1, 10, 10), 0, "DE-BY", BERLIN, OFFICE, utc(2026, 1, 12, 7)),
+    # 2,000 hours of 9-hour days from Monday's opening: 222 whole days and 2 hours of the 223rd,
+    # six weekday holidays of Bavaria skipped (Good Friday ... Corpus Christi): Nov 26, 10:00 CET.
+    ("a large count", utc(2026, 1, 12, 7), 2000, "DE-BY", BERLIN, OFFICE, utc(2026, 11, 26, 9)),
+])
+def test_business_hours_count_only_the_window_on_business_days(why, created, hours, calendar, zone_name,
+                                                               window, due):
+    assert calendars.add_business_hours(created, hours, calendar, zone_name, *window) == due, why
+
+
+def test_a_large_count_of_business_hours_agrees_with_counting_days():
+    # 9 hours a day from an opening: N * 9 hours are N - 1 business days later, at the close.
+    monday = utc(2026, 1, 12, 7)
+    for days in (1, 5, 40, 400):
+        assert calendars.add_business_hours(monday, days * 9, "DE-BY", BERLIN, *OFFICE) == \
+            calendars.at_local(calendars.add_business_days(monday, days - 1, "DE-BY", BERLIN), "17:00", BERLIN)
+
+
+def test_business_hours_are_bounded():
+    assert calendars.business_hours_limit(*OFFICE) == calendars.MAX_BUSINESS_HOURS
+    assert calendars.business_hours_limit("09:00", "10:00") == calendars.MAX_BUSINESS_DAYS
+    monday = utc(2026, 1, 12, 7)
+    calendars.add_business_hours(monday, calendars.MAX_BUSINESS_HOURS, "DE-BY", BERLIN, *OFFICE)
+    with pytest.raises(calendars.CalendarError, match="is not between 0 and 20000"):
+        calendars.add_business_hours(monday, calendars.MAX_BUSINESS_HOURS + 1, "DE-BY", BERLIN, *OFFICE)
+    with pytest.raises(calendars.CalendarError, match="take more than 2600 business days"):
+        calendars.add_business_hours(monday, 5000, "DE-BY", BERLIN, "09:00", "10:00")
+    with pytest.raises(calendars.CalendarError, match="must open before they close"):
+        calendars.add_business_hours(monday, 1, "DE-BY", BERLIN, "17:00", "08:00")
+
+
+def test_business_hour_spans():
+    assert calendars.business_hours("4 business hours") == 4
+    assert calendars.business_hours(" 1 business hour ") == 1
+    assert calendars.business_hours("4h") is None
+    assert calendars.business_hours("4 business days") is None
+    assert calendars.business_hours("4 business minutes") is None
+
+
 # ---------------------------------------------------------------- as CEL functions
 
 

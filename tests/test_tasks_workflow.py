@@ -26,6 +26,7 @@ steps:
     title: Call about the order
     guideline: Listen first.
     due: 1d
+    remind: 1h
     outcomes: [reached, no_answer]
     fields: {battery_interest: bool}
     on_done:
@@ -176,6 +177,16 @@ async def test_the_cli_lists_the_inbox_and_completes_reassigns_snoozes_and_cance
     assert {t["step"] for t in await eventually(lambda: mine("--overdue"))} == {"plan_install"}
     table = await cli("tasks", "--role", "warranty_technician")
     assert f"[lifecycle/{customer}/set_expectations/1/plan_install]" in table.stdout and "overdue" in table.stdout
+    # The call is reminded an hour before it is due (`remind: 1h`): the table says when.
+    [call_task] = await mine("--role", "account_manager")
+    reminder = datetime.fromisoformat(call_task["reminder_at"])
+    assert reminder == datetime.fromisoformat(call_task["due_at"]) - timedelta(hours=1)
+    table = await cli("tasks", "--role", "account_manager")
+    [line] = [line for line in table.stdout.splitlines() if f"[lifecycle/{customer}/" in line]
+    assert f"Call about the order  (reminder {reminder:%Y-%m-%d %H:%M})  [" in line, line
+    status = await cli("status", customer)
+    assert f", reminder {reminder:%Y-%m-%d %H:%M:%S}, open [lifecycle/{customer}/set_expectations/1/call]" \
+        in status.stdout, status.stdout
 
     done = await cli("task", "done", "call", "--customer", customer, "--outcome", "no_answer", "--by", "ada")
     assert (done.returncode, done.stdout.split(":")[0]) == (0, "done"), done.stderr
@@ -258,3 +269,82 @@ async def _accepted(answer) -> TaskEntity | None:
     except Exception:  # no worker yet: the update times out or Temporal says so
         return None
     return result if isinstance(result, TaskEntity) else None
+
+
+# ---------------------------------------------------------------- business hours
+
+BUSINESS_HOURS = """\
+playbook: set_expectations
+steps:
+  - {kind: promise, id: promise_delivery, promise: delivery_date, about: delivery_date,
+     expected: event.data.promised_delivery, made_by: account_manager}
+  - kind: task
+    id: call
+    role: account_manager
+    title: Call about the order
+    guideline: Listen first.
+    due: 2 business hours
+    remind: 1h
+    on_done: [{kind: send, id: thanks, template: summary}]
+    on_overdue: [{kind: send, id: late, template: summary}]
+  - {kind: wait_for, id: idle, events: [survey.answered]}
+"""
+
+
+def evening_zone(now: datetime) -> str:
+    """A fixed-offset zone where it is now between 18:00 and 21:59: after the close of 08:00-17:00."""
+    for offset in range(-12, 15):
+        if 18 <= (now + timedelta(hours=offset)).hour <= 21:
+            return f"Etc/GMT{-offset:+d}"  # Etc/GMT-3 is UTC+3: the sign is the other way round
+    raise AssertionError("every hour of the day is in one of 27 offsets")
+
+
+async def test_a_task_due_in_business_hours_waits_for_the_next_business_morning_and_a_snooze_fires_on_time(
+        harness: Harness):
+    from zoneinfo import ZoneInfo
+
+    from engine.calendars import add_business_hours, is_business_date
+
+    zone = evening_zone(datetime.now(timezone.utc) + timedelta(minutes=1))
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + f"contact:\n  calendar: US\n  roles:\n    account_manager: "
+                                                 f"{{timezone: '{zone}', business_hours: '08:00-17:00'}}\n")
+    (harness.folder / "set-expectations.yaml").write_text(BUSINESS_HOURS)
+    customer = f"bh{uuid.uuid4().hex[:6]}"
+    assert (await harness.start(customer)).status == "accepted"
+
+    async def the_call() -> TaskEntity | None:
+        status = await harness.lifecycles.status(customer)
+        task = next((task for task in status.tasks if task.step == "call"), None)
+        return task if task is not None and task.reminder_at is not None else None
+
+    task = await eventually(the_call)
+    # Created in the evening, local time: due at 10:00 on the next business day of the US calendar.
+    created, due = task.created_at.astimezone(ZoneInfo(zone)), task.due_at.astimezone(ZoneInfo(zone))
+    assert (due.hour, due.minute) == (10, 0) and due.date() > created.date() and is_business_date(due.date(), "US")
+    assert task.due_at == add_business_hours(task.created_at, 2, "US", zone, "08:00", "17:00")
+    assert task.reminder_at == task.due_at - timedelta(hours=1)
+    # The workflow's timer is armed for that moment (the reminder first), not for 2 hours from now.
+    history = await harness.lifecycles.client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
+    [timer] = [event for event in history.events if event.HasField("timer_started_event_attributes")][-1:]
+    fires = timer.event_time.ToDatetime(timezone.utc) + \
+        timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+    assert abs(fires - task.reminder_at) < timedelta(seconds=2)
+    # The inbox shows the reminder it waits for.
+    [listed_task] = [t for t in await open_tasks(harness, role="account_manager") if t.customer_id == customer]
+    assert (listed_task.due_at, listed_task.reminder_at) == (task.due_at, task.reminder_at)
+
+    # A snooze to a time seconds away moves the clock: on_overdue runs then, and no reminder (its
+    # moment, an hour before, has passed).
+    until = datetime.now(timezone.utc) + timedelta(seconds=4)
+    snoozed = await command(harness, customer, task=task.id, action="snooze", until=until)
+    assert isinstance(snoozed, TaskEntity) and snoozed.due_at == until
+    await eventually(lambda: _async("late" in harness.steps(customer)))
+    status = await harness.lifecycles.status(customer)
+    [timeout] = [record for record in status.recent if record.kind == "timeout"]
+    assert until <= timeout.at < until + timedelta(seconds=10)
+    assert not [record for record in status.recent if record.kind == "task_reminded"]
+
+
+async def _async(value):
+    return value

@@ -67,7 +67,7 @@ class Send(Step):
         playbook.channel((*path, "channel"), self.channel)
         if self.otherwise is not None:
             playbook.role((*path, "otherwise", "role"), self.otherwise.role)
-            playbook.span((*path, "otherwise", "due"), self.otherwise.due, None)
+            playbook.span((*path, "otherwise", "due"), self.otherwise.due, None, self.otherwise.role)
 
     # ------------------------------------------------------------ the send path
 

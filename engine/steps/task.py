@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from engine import reminders, tasks
+from engine.calendars import business_days, business_hours
 from engine.durations import format_duration
+from engine.exits import Interrupted
 from engine.fields import Duration, FieldSpec, Name, Strict, TimeSpan
 from engine.flow import Way
 from engine.state import Action, ActionResult, Event, Pending, TaskEntity
@@ -85,7 +87,12 @@ def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: s
 
 
 def _one_or_more(value: Any) -> Any:
-    return value if isinstance(value, list) else [value]
+    spans = value if isinstance(value, list) else [value]
+    for span in spans:  # reminders are clock time before due, whatever `due` counts
+        if business_days(span) is not None or business_hours(span) is not None:
+            raise ValueError(f"'{span}' is not a duration: a reminder is clock time before the due time "
+                             f"(4h, 1d), also when 'due' counts business hours or days")
+    return spans
 
 
 Spans = Annotated[list[Duration], BeforeValidator(_one_or_more)]
@@ -124,7 +131,7 @@ class Task(Step, TaskSpec):
 
     def check(self, playbook: Checks, path: DataPath, events: Events) -> None:
         playbook.role((*path, "role"), self.role)
-        playbook.span((*path, "due"), self.due, events)
+        playbook.span((*path, "due"), self.due, events, self.role)
         if self.remind:
             self._check_remind(playbook, (*path, "remind"))
 
@@ -174,8 +181,13 @@ class Task(Step, TaskSpec):
                 return entity is not None and entity.due_at != until
 
             pending = Pending(step=key, task=key, until=until)
-            finished = await stage.pause(self, path, pending, lambda: stage.has(done) or cancelled() or moved(),
-                                         wake or until)
+            try:
+                finished = await stage.pause(self, path, pending,
+                                             lambda: stage.has(done) or cancelled() or moved(), wake or until)
+            except Interrupted:  # the stage is left: nothing wakes for the reminder any more
+                if entity is not None:
+                    entity.reminder_at = None
+                raise
             if finished and not stage.has(done) and not cancelled() and moved():
                 continue
             if not finished and wake is not None and until is not None and stage.runtime.now() < until:
