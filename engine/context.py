@@ -13,7 +13,7 @@ from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
 from engine.state import Event, LifecycleState
 from engine.tasks import field_kinds
-from engine.types import to_cel, typed
+from engine.types import cel_typed, to_cel, typed
 
 
 
@@ -28,15 +28,17 @@ def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, st
         result = {}
         for name in only:
             value = values.get(name)
+            if value is None:
+                result[name] = None
+                continue
             spec = specs.get(name)
-            kind = spec if isinstance(spec, str) or spec is None else spec.type
-            result[name] = None if value is None else to_cel(typed(value, kind))
+            result[name] = cel_typed(value, spec if isinstance(spec, str) or spec is None else spec.type)
         return result
     result = {k: to_cel(v) for k, v in values.items() if k not in specs}
     for name, spec in specs.items():
         value = values.get(name)
         kind = spec if isinstance(spec, str) else spec.type
-        result[name] = None if value is None else to_cel(typed(value, kind))
+        result[name] = None if value is None else cel_typed(value, kind)
     return result
 
 

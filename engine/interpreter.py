@@ -33,7 +33,7 @@ from engine.limits import ACTION_BYTES, fits, json_size
 from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
-from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume
+from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume, made
 from engine.templates import TemplateRenderError, names_read
 from engine.templates import render as render_template
 from engine.walk import children, step_key
@@ -261,7 +261,7 @@ class StageRun:
                     until: datetime | None) -> bool:
         """Wait on the runtime until `ready()` or `until`; whether it ended ready. A transition
         interrupts any wait, a suspension leaves the run (to resume here in a new one)."""
-        self.state.resume = Resume(path=path, mode="pause", until=until, event=self.event)
+        self.state.resume = made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event})
         self.state.pending = pending
         done = await self.runtime.wait(lambda: self._interrupted() or ready() or self.suspend(), until)
         if self._interrupted():

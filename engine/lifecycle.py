@@ -23,7 +23,8 @@ from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
 from engine import tasks
 from engine.schedules import Due, ScheduledRuntime, next_due
-from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record, TaskCommand, TaskEntity
+from engine.state import (RECORD_KINDS, Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record,
+                          TaskCommand, TaskEntity, made)
 from engine.walk import walk_steps
 
 SEEN_KEYS_KEPT = 1000  # idempotency keys remembered per lifecycle; older ones age out
@@ -98,25 +99,32 @@ class LifecycleMachine:
 
     def record(self, kind: str, step: str | None = None, at: datetime | None = None, **detail: Any) -> None:
         """Append to the timeline (trimmed to the limit, if any)."""
-        self.state.timeline.append(Record(
-            at=at or self._clock(), stage=self.state.stage, kind=kind, step=step, detail=to_plain(detail),
-        ))
-        self.state.recorded += 1
-        if self.timeline_limit and len(self.state.timeline) > self.timeline_limit:
-            del self.state.timeline[: len(self.state.timeline) - self.timeline_limit]
+        if kind not in RECORD_KINDS:  # `made` does not validate: a kind Record does not know is a bug
+            raise ValueError(f"no record kind '{kind}'")
+        state = self.state
+        timeline = state.timeline
+        timeline.append(made(Record, {"at": at or self._clock(), "stage": state.stage, "kind": kind, "step": step,
+                                      "detail": to_plain(detail)}))
+        state.recorded += 1
+        if self.timeline_limit and len(timeline) > self.timeline_limit:
+            del timeline[: len(timeline) - self.timeline_limit]
 
-    def accepts(self) -> set[str]:
-        """Events the current stage can take: fact updates, transitions, waits of its playbook."""
-        stage = self.state.next_stage or self.state.stage
-        names = set(_taken_in(self.lifecycle, stage))
-        if self.state.next_stage is None:
-            names |= self.waited_for
-            if self.state.open_tasks or (self.task_entities and any(t.is_open for t in self.state.tasks)):
-                names.add("task.completed")
-        if self.state.next_stage is not None or (self.playbook is None and not self.state.stage_done):
+    def can_take(self, name: str) -> bool:
+        """Whether the current stage can take event `name`: a fact update, a transition, a wait
+        of its playbook (or of the next stage's, not pinned yet)."""
+        state = self.state
+        if name in _taken_in(self.lifecycle, state.next_stage or state.stage):
+            return True
+        if state.next_stage is None:
+            if name in self.waited_for:
+                return True
+            if name == "task.completed" and \
+                    (state.open_tasks or (self.task_entities and any(t.is_open for t in state.tasks))):
+                return True
+        if state.next_stage is not None or (self.playbook is None and not state.stage_done):
             # Between stages the next playbook is not pinned yet: keep its events for it.
-            names |= set(declared_events(self.lifecycle))
-        return names
+            return name in declared_events(self.lifecycle)
+        return False
 
     def check(self, event: Event, now: datetime | None = None) -> EventReceipt | None:
         """The rejection `event` would get, or None. Changes nothing: fit for an update validator.
@@ -142,7 +150,7 @@ class LifecycleMachine:
             problem = self._completion_problem(event)
             if problem is not None:
                 return problem
-        if event.name not in self.accepts():
+        if not self.can_take(event.name):
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         if self.strict_rules:
             failure = self._rule_failure(event, now, checked)
@@ -341,8 +349,9 @@ class LifecycleMachine:
         if checked is None:
             checked = (check_event(self.lifecycle, event.name, event.data),
                        check_customer(self.lifecycle, self.state.customer["id"], event.customer))
-        return event.model_copy(update={"data": checked[0], "customer": checked[1],
-                                        "occurred_at": event.occurred_at or now})
+        return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
+                            "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
+                            "customer": checked[1]})
 
     def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
         return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)

@@ -212,6 +212,8 @@ def inbox(state: LifecycleState) -> tuple[list[str], list[str], datetime | None]
 
 
 def _trim(state: LifecycleState, now: datetime) -> None:
+    if len(state.tasks) <= min(OPEN_KEPT, CLOSED_KEPT):
+        return  # nothing over either limit (the common case: no need to look at each task)
     open_ones = [entity for entity in state.tasks if entity.is_open]
     for entity in open_ones[: max(0, len(open_ones) - OPEN_KEPT)]:
         entity.status, entity.completed_at = "cancelled", now

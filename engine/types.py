@@ -104,6 +104,21 @@ def typed(value: Any, kind: str | None) -> Any:
     return value
 
 
+_KEPT_BY = {kind: _PLAIN for kind in _AS_IS} | {
+    "int": _PLAIN - {float},  # an integral float becomes an int
+    "number": _PLAIN - {int},  # an int becomes a float
+}
+"""Per kind, the plain types of the values that `typed` and `to_cel` both return unchanged."""
+
+
+def cel_typed(value: Any, kind: str | None) -> Any:
+    """`to_cel(typed(value, kind))`: a stored value as CEL sees it, the common plain ones at once."""
+    kept = _KEPT_BY.get(kind)  # type: ignore[arg-type]
+    if kept is not None and type(value) in kept:
+        return value
+    return to_cel(typed(value, kind))
+
+
 def to_plain(value: Any) -> Any:
     """A value fit for state that is stored as JSON: times as ISO strings, durations as text."""
     if type(value) in _PLAIN:
@@ -112,10 +127,10 @@ def to_plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return format_duration(value)
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, dict):  # plain values are taken as they are, without a call each
+        return {k: v if type(v) in _PLAIN else to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
+        return [v if type(v) in _PLAIN else to_plain(v) for v in value]
     return value
 
 
