@@ -26,9 +26,9 @@ from typing import Any
 
 from engine import policy
 from engine.calendars import CalendarError, business_days
-from engine.context import expression_names, template_context
+from engine.context import Scope, expression_names, template_context
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
-from engine.expressions import ExpressionError, duration_of, evaluate
+from engine.expressions import ExpressionError, duration_of, evaluate_in
 from engine.limits import ACTION_BYTES, fits, json_size
 from engine.model import Lifecycle
 from engine.project import StageBundle
@@ -202,7 +202,8 @@ class StageRun:
     def value(self, source: str, step: Any, path: str) -> Any:
         """The value of an expression; a failure holds the step (it is never taken as false)."""
         try:
-            return evaluate(source, self.names(source))
+            return evaluate_in(source, Scope(self.lifecycle, self.state, self.event, self.runtime.now(), source,
+                                             var_kinds=self.var_kinds))
         except ExpressionError as error:
             self.legacy_failure(step, path, str(error))
             raise StepFailed("expression", str(error)) from None

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from engine import policy
-from engine.context import expression_names
+from engine.context import Scope
 from engine.events import POLICY_EVENTS, PayloadError, check_customer, check_event, declared_events
-from engine.expressions import ExpressionError, evaluate, is_true, to_plain
+from engine.expressions import ExpressionError, evaluate, evaluate_in, to_plain
 from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
 from engine.interpreter import StageRun, incident_action
 from engine.memo import per_object
@@ -185,7 +185,7 @@ class LifecycleMachine:
             guards = {}
             for transition in self._candidate_transitions(normalized):
                 try:
-                    value = evaluate(transition.when, self._names(normalized, now, transition.when))
+                    value = evaluate_in(transition.when, self._scope(normalized, now, transition.when))
                 except ExpressionError as error:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
                 guards[id(transition)] = value is True
@@ -353,20 +353,20 @@ class LifecycleMachine:
                             "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
                             "customer": checked[1]})
 
-    def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
+    def _scope(self, event: Event, now: datetime, source: str | tuple[str, ...]) -> Scope:
+        return Scope(self.lifecycle, self.state, event, now, source, with_vars=False)
 
     def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
         """The new values of the facts `event` updates; raises ExpressionError naming the fact."""
         spec = self.lifecycle.events.get(event.name)
         if spec is None or not spec.updates:
             return {}
-        # Every update sees the facts as they were before (names built once, for all of them).
-        names = self._names(event, now, tuple(spec.updates.values()))
+        # Every update sees the facts as they were before (none is applied until all are computed).
+        scope = self._scope(event, now, tuple(spec.updates.values()))
         updated = {}
         for fact, source in spec.updates.items():
             try:
-                updated[fact] = to_plain(evaluate(source, names))
+                updated[fact] = to_plain(evaluate_in(source, scope))
             except ExpressionError as error:
                 raise ExpressionError(f"fact '{fact}': {error}") from None
         return updated
@@ -375,7 +375,8 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now, tuple(spec.updates.values()))
+        # The names are made before the first update is applied: each sees the facts as they were.
+        names = self._scope(event, now, tuple(spec.updates.values())).names()
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
@@ -396,7 +397,7 @@ class LifecycleMachine:
                     return transition.to
                 continue
             try:
-                if is_true(transition.when, self._names(event, now, transition.when)):
+                if evaluate_in(transition.when, self._scope(event, now, transition.when)) is True:
                     return transition.to
             except ExpressionError as error:
                 self.record("failed", None, at=now, transition=f"{stage} -> {transition.to}",

@@ -67,6 +67,23 @@ def shortcut(source: str) -> Shortcut | None:
     return answer
 
 
+@lru_cache(maxsize=4096)
+def reader(source: str) -> Shortcut | None:
+    """`shortcut` of a scope (engine.context.Scope) instead of the names: each `root.field` is
+    read at once with `scope.field(root, name)` (`scope.has` for `has(...)`), the same value
+    the names would hold, without building them. None when not of the simple kind or when it
+    reads a root other than `now` whole."""
+    try:
+        node = _compile(syntax_tree(source), 0, fused=True)
+    except (RuntimeError, _Unsupported, RecursionError):
+        return None
+
+    def answer(scope: Any) -> Any:
+        return plain(node(scope))
+
+    return answer
+
+
 def plain(value: Any) -> Any:
     """A value as the runtime would give it back (`plain_value()`), or UNSURE."""
     kind = type(value)
@@ -85,7 +102,8 @@ def plain(value: Any) -> Any:
     return UNSURE
 
 
-def _compile(node: Any, depth: int) -> Shortcut:
+def _compile(node: Any, depth: int, fused: bool = False) -> Shortcut:
+    """The node as a function of the names, or (`fused`) of a scope: see `reader`."""
     if depth > 50:
         raise _Unsupported()
     kind = node.WhichOneof("expr_kind")
@@ -95,11 +113,22 @@ def _compile(node: Any, depth: int) -> Shortcut:
         name = node.ident_expr.name
         if name not in _ROOTS:
             raise _Unsupported()
+        if fused:
+            if name != "now":
+                raise _Unsupported()  # a root read whole
+            return lambda scope: scope.now
         return lambda names: names.get(name, UNSURE)
     if kind == "select_expr":
-        return _select(node.select_expr, depth)
+        select = node.select_expr
+        operand = select.operand
+        if fused and operand.WhichOneof("expr_kind") == "ident_expr" and operand.ident_expr.name in _ROOTS:
+            root, field = operand.ident_expr.name, select.field
+            if select.test_only:
+                return lambda scope: scope.has(root, field)
+            return lambda scope: scope.field(root, field)
+        return _select(select, depth, fused)
     if kind == "call_expr" and not node.call_expr.HasField("target"):
-        return _call(node.call_expr.function, [_compile(arg, depth + 1) for arg in node.call_expr.args])
+        return _call(node.call_expr.function, [_compile(arg, depth + 1, fused) for arg in node.call_expr.args])
     raise _Unsupported()
 
 
@@ -116,8 +145,8 @@ def _constant(constant: Any) -> Shortcut:
     return lambda names: value
 
 
-def _select(select: Any, depth: int) -> Shortcut:
-    operand, field = _compile(select.operand, depth + 1), select.field
+def _select(select: Any, depth: int, fused: bool = False) -> Shortcut:
+    operand, field = _compile(select.operand, depth + 1, fused), select.field
     if select.test_only:  # has(x.field)
         def has(names: Names) -> Any:
             owner = operand(names)

@@ -99,3 +99,75 @@ def test_the_bundled_lifecycles_simple_conditions_take_the_shortcut():
     assert sources and all(analyse(source) for source in sources)
     taken = [source for source in sources if shortcut(source) is not None]
     assert len(taken) >= len(sources) // 2, (taken, sources)
+
+
+# ---------------------------------------------------------------- readers: the names, field by field
+
+def _bundled_sources(project) -> list[str]:
+    """Every expression of the bundled lifecycle and its playbooks."""
+    lifecycle = project.lifecycle
+    sources = [t.when for t in lifecycle.transitions if t.when]
+    sources += [source for spec in lifecycle.events.values() for source in spec.updates.values()]
+    for stage in lifecycle.stages:
+        playbook = project.bundle(stage).playbook
+        for step, _ in walk_steps(playbook.steps if playbook else []):
+            for name in ("when", "value", "expected", "actual", "until"):
+                if isinstance(getattr(step, name, None), str):
+                    sources.append(getattr(step, name))
+            sources += [branch.when for branch in getattr(step, "elif_", [])]
+    return sources
+
+
+def outcome(compute) -> tuple[str, object]:
+    try:
+        return "ok", compute()
+    except ExpressionError as error:
+        return "error", str(error)
+
+
+def test_a_reader_gives_what_the_names_give():
+    """evaluate_in (fields read straight from the state) against evaluate over expression_names,
+    for every bundled expression and more, over states where fields are set, null or missing."""
+    from engine.context import Scope, expression_names
+    from engine.expressions import evaluate_in
+    from engine.state import Event, LifecycleState, PromiseEntry
+    from engine.shortcut import reader
+
+    project = load_project("playbooks/lifecycle.yaml")
+    lifecycle = project.lifecycle
+    sources = _bundled_sources(project) + [
+        "has(facts.open_tickets)", "has(promises.price)", "has(promises.nothing)", "has(vars.score)",
+        "has(event.data.order_id)", "customer.timezone == 'America/New_York'", "customer.segment == null",
+        "event.name == 'order.placed'", "event.data.missing == null", "event.data.price > 1000.0",
+        "promises.price.expected", "promises.nothing.state == 'open'", "vars.score != null && vars.score > 5",
+        "vars.missing", "facts.referral_requested_at == null || now - facts.referral_requested_at > days(1)",
+        "event.occurred_at < now", "now", "facts", "promises.price.state", "facts.delivered_at",
+        "facts.order_placed_at < facts.surveyed_at", "vars.called_at", "customer.segment",
+    ]
+    price = PromiseEntry(name="price", about="price", expected=1200.0, made_by="sales_rep", made_at=T0,
+                         stage="set_expectations")
+    events = [None, Event(customer_id="c1", name="order.placed", occurred_at=T0,
+                          data={"order_id": "A-1", "promised_delivery": "2024-03-10", "price": 1200}),
+              Event(customer_id="c1", name="order.delivered", occurred_at=T0,
+                    data={"order_id": "A-1", "delivered_at": "2024-03-12", "extra": 1})]
+    facts = [{}, {"open_tickets": 2, "current_order_id": "A-1", "delivered_at": "2024-03-12",
+                  "order_placed_at": T0.isoformat(), "surveyed_at": "2024-03-20T10:00:00+00:00",
+                  "last_satisfaction": 9, "referral_requested_at": None, "warranty_ends": "2026-03-12"}]
+    answered = 0
+    for event, fact_values, promises, with_vars, customer in itertools.product(
+            events, facts, [{}, {"price": price}], [True, False],
+            [{"id": "c1"}, {"id": "c1", "timezone": "Europe/Berlin", "segment": "enterprise", "consent": {}}]):
+        state = LifecycleState(lifecycle_id="lifecycle/c1", customer=customer, stage="set_expectations",
+                               stage_since=T0, facts=fact_values, promises=promises,
+                               vars={"score": 7, "recovery_call": False, "large_order_value": 1000,
+                                     "called_at": T0.isoformat()})
+        var_kinds = {"score": "int", "called_at": "timestamp"}
+        for source in sources:
+            scope = Scope(lifecycle, state, event, T0, source, with_vars=with_vars, var_kinds=var_kinds)
+            names = expression_names(lifecycle, state, event, T0, with_vars=with_vars, source=source,
+                                     var_kinds=var_kinds)
+            fast, slow = outcome(lambda: evaluate_in(source, scope)), outcome(lambda: evaluate(source, names))
+            assert fast[0] == slow[0] and same(fast[1], slow[1]) or fast == slow, (source, fast, slow)
+            quick = reader(source)
+            answered += quick is not None and quick(scope) is not UNSURE
+    assert answered > 500  # the readers do answer
