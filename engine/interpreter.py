@@ -30,6 +30,7 @@ from engine.context import Scope, expression_names, template_context
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
 from engine.expressions import ExpressionError, duration_of, evaluate_in
 from engine.limits import ACTION_BYTES, fits, json_size
+from engine.memo import per_object
 from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
@@ -52,6 +53,12 @@ class _LegacySkip(Exception):
     """Before HOLD_ON_FAILURE: a step whose value failed was recorded as failed and skipped."""
 
 
+@per_object
+def _var_kinds(playbook: Any) -> dict[str, str]:
+    """`playbook.var_kinds()`, once per loaded playbook (a stage run reads it; none changes it)."""
+    return playbook.var_kinds()
+
+
 class StageRun:
     """One run of a stage playbook for one stage entry: from the top, or from `state.resume`."""
 
@@ -66,7 +73,7 @@ class StageRun:
         self.suspend = suspend  # asked while waiting: stop here to continue in a new run
         self.resume = state.resume
         self.event = self.resume.event if self.resume else state.stage_event
-        self.var_kinds = bundle.playbook.var_kinds() if bundle.playbook else {}
+        self.var_kinds = _var_kinds(bundle.playbook) if bundle.playbook else {}
 
     async def run(self) -> None:
         """Run the steps; raises a StageExit subclass to leave the stage early."""

@@ -25,6 +25,7 @@ from engine import tasks
 from engine.schedules import Due, ScheduledRuntime, next_due
 from engine.state import (RECORD_KINDS, Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record,
                           TaskCommand, TaskEntity, made)
+from engine.types import PLAIN_TYPES
 from engine.walk import walk_steps
 
 SEEN_KEYS_KEPT = 1000  # idempotency keys remembered per lifecycle; older ones age out
@@ -101,10 +102,13 @@ class LifecycleMachine:
         """Append to the timeline (trimmed to the limit, if any)."""
         if kind not in RECORD_KINDS:  # `made` does not validate: a kind Record does not know is a bug
             raise ValueError(f"no record kind '{kind}'")
+        for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
+            if type(value) not in PLAIN_TYPES:
+                detail[key] = to_plain(value)
         state = self.state
         timeline = state.timeline
         timeline.append(made(Record, {"at": at or self._clock(), "stage": state.stage, "kind": kind, "step": step,
-                                      "detail": to_plain(detail)}))
+                                      "detail": detail}))
         state.recorded += 1
         if self.timeline_limit and len(timeline) > self.timeline_limit:
             del timeline[: len(timeline) - self.timeline_limit]

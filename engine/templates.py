@@ -493,7 +493,10 @@ def _render_part(text: str, context: dict[str, Any], name: str, part: str) -> st
 
 def _render_compiled(template: Any, context: dict[str, Any]) -> str:
     """`template.render(context)`, without copying its globals for every call."""
-    shared = template.new_context({**template.lifecycle_globals, **context}, shared=True)
+    # What `template.new_context(..., shared=True)` makes, given the plain globals: Jinja's
+    # would list the keys of its ChainMap of them for every message.
+    shared = ENVIRONMENT.context_class(ENVIRONMENT, {**template.lifecycle_globals, **context}, template.name,
+                                       template.blocks, globals=template.lifecycle_globals)
     try:
         return ENVIRONMENT.concat(template.root_render_func(shared))  # type: ignore[attr-defined]
     except Exception:

@@ -80,7 +80,9 @@ def parse_delta(value: Any) -> timedelta | None:
 
 
 _AS_IS = frozenset({None, "string", "bool", "list", "map", "dyn"})
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""JSON's scalar types: `to_plain` and `to_cel` give such a value back as it is."""
+_PLAIN = PLAIN_TYPES
 
 
 def typed(value: Any, kind: str | None) -> Any:
