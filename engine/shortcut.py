@@ -7,8 +7,11 @@ those does, and the simulator makes dozens per customer-year.
 
 The shortcut answers only when it is certain to give what the runtime gives: reads of keys
 that are there, comparisons of two values of the same plain type (int, double, ASCII string,
-timestamp), `== null` / `!= null`, and logic over booleans. Anything else (a missing key, a
-null compared by order, a function call, arithmetic, a value of another type) makes the whole
+timestamp; an int and a double below 2**53), `== null` / `!= null`, logic over booleans, `+`
+and `-` of ints (inside int64) and of a timestamp and a duration, `double(...)` of a number,
+and the engine's own functions (`days`, `next_local`, ...: the implementation the runtime
+calls) given exactly an overload's types. Anything else (a missing key, a null compared by
+order, a macro, a value of another type, an overflow, a function that raises) makes the whole
 expression UNSURE, and the runtime evaluates it, errors included. tests/test_shortcut.py
 holds it to the runtime's answers.
 """
@@ -20,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from engine.references import syntax_tree
 
@@ -38,6 +41,7 @@ _ORDER = {"_<_": lambda a, b: a < b, "_<=_": lambda a, b: a <= b,
           "_>_": lambda a, b: a > b, "_>=_": lambda a, b: a >= b}
 _ORDERED = frozenset({int, float, str, datetime})
 _EXACT = 2**53
+_LONGEST = timedelta(days=100_000)  # well inside what the runtime holds (int64 nanoseconds: ±292 years)
 
 
 def _numbers(a: Any, b: Any) -> bool:
@@ -99,7 +103,23 @@ def plain(value: Any) -> Any:
         return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
     if kind is datetime and value.tzinfo is timezone.utc:  # `now`
         return value
+    if kind is duration_pb2.Duration:
+        if value.nanos % 1000:
+            return UNSURE
+        value = timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+        kind = timedelta
+    if kind is timedelta:
+        return value if -_LONGEST <= value <= _LONGEST else UNSURE
     return UNSURE
+
+
+def _returned(value: Any) -> Any:
+    """What an engine function returned, as the runtime gives it back: a time as UTC."""
+    if type(value) is datetime:
+        if value.tzinfo is None or value.utcoffset() is None or not 1 < value.year < 9999:
+            return UNSURE  # the runtime's conversion decides at the ends of the calendar
+        return value.astimezone(timezone.utc)
+    return plain(value)
 
 
 def _compile(node: Any, depth: int, fused: bool = False) -> Shortcut:
@@ -216,4 +236,62 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
                 return UNSURE
             return compare(a, b)
         return order
-    raise _Unsupported()
+    if function in ("_+_", "_-_") and len(args) == 2:
+        left, right = args
+        add = function == "_+_"
+
+        def arithmetic(names: Names) -> Any:
+            a, b = plain(left(names)), plain(right(names))
+            ka, kb = type(a), type(b)
+            if ka is kb is int:
+                value = a + b if add else a - b
+                return value if value in _INT_RANGE else UNSURE  # int64 overflow: the runtime's error
+            if ka is datetime and kb is timedelta or add and ka is timedelta and kb is datetime:
+                try:
+                    return a + b if add else a - b
+                except OverflowError:  # past the year 9999 (or before 1): the runtime's error
+                    return UNSURE
+            return UNSURE
+        return arithmetic
+    if function == "double" and len(args) == 1:
+        (operand,) = args
+
+        def to_double(names: Names) -> Any:
+            value = plain(operand(names))
+            if type(value) is float:
+                return value
+            return float(value) if type(value) is int and -_EXACT <= value <= _EXACT else UNSURE
+        return to_double
+    return _engine_function(function, args)
+
+
+def _engine_function(function: str, args: list[Shortcut]) -> Shortcut:
+    """One of the engine's own functions (engine.expressions.FUNCTION_SIGNATURES), called with
+    the implementation the runtime calls, when the arguments have exactly an overload's types."""
+    from engine.expressions import FUNCTION_SIGNATURES, T  # it imports this module
+
+    python_types = ((T.INT, int), (T.DOUBLE, float), (T.STRING, str), (T.BOOL, bool),
+                    (T.TIMESTAMP, datetime), (T.DURATION, timedelta))
+
+    def python_type(cel_type: Any) -> type:
+        for known, kind in python_types:
+            if cel_type == known:
+                return kind
+        raise _Unsupported()
+
+    overloads = [(tuple(python_type(param) for param in params), impl)
+                 for _, params, _, impl in FUNCTION_SIGNATURES.get(function, []) if len(params) == len(args)]
+    if not overloads:
+        raise _Unsupported()
+
+    def call(names: Names) -> Any:
+        values = [plain(arg(names)) for arg in args]
+        kinds = tuple(type(value) for value in values)
+        for types, impl in overloads:
+            if kinds == types:
+                try:
+                    return _returned(impl(*values))
+                except Exception:  # noqa: BLE001 - the runtime reports it, with its message
+                    return UNSURE
+        return UNSURE
+    return call
