@@ -206,6 +206,10 @@ class Scope:
             return UNSURE if entry is None else _promise_view(entry)
         return UNSURE
 
+    def root(self, name: str) -> Any:
+        """A root the expression reads whole (`promises.all(...)`): from the names."""
+        return self.names().get(name, UNSURE)
+
     def has(self, root: str, name: str) -> Any:
         """`has(root.name)`: whether the names would hold the key."""
         wanted = self.wanted

@@ -10,8 +10,9 @@ that are there, comparisons of two values of the same plain type (int, double, A
 timestamp; an int and a double below 2**53), `== null` / `!= null`, logic over booleans, `+`
 and `-` of ints (inside int64) and of a timestamp and a duration, `double(...)` of a number,
 and the engine's own functions (`days`, `next_local`, ...: the implementation the runtime
-calls) given exactly an overload's types. Anything else (a missing key, a null compared by
-order, a macro, a value of another type, an overflow, a function that raises) makes the whole
+calls) given exactly an overload's types, `x[key]` of a key that is there, and the `all` and
+`exists` macros over a map's keys or a list. Anything else (a missing key, a null compared by
+order, another macro, a value of another type, an overflow, a function that raises) makes the whole
 expression UNSURE, and the runtime evaluates it, errors included. tests/test_shortcut.py
 holds it to the runtime's answers.
 """
@@ -122,34 +123,79 @@ def _returned(value: Any) -> Any:
     return plain(value)
 
 
-def _compile(node: Any, depth: int, fused: bool = False) -> Shortcut:
+Bound = dict[str, list[Any]]  # a comprehension's variable → the cell holding its current value
+
+
+def _compile(node: Any, depth: int, fused: bool = False, bound: Bound | None = None) -> Shortcut:
     """The node as a function of the names, or (`fused`) of a scope: see `reader`."""
     if depth > 50:
         raise _Unsupported()
+    bound = bound or {}
     kind = node.WhichOneof("expr_kind")
     if kind == "const_expr":
         return _constant(node.const_expr)
     if kind == "ident_expr":
         name = node.ident_expr.name
+        if name in bound:
+            cell = bound[name]
+            return lambda names: cell[0]
         if name not in _ROOTS:
             raise _Unsupported()
         if fused:
-            if name != "now":
-                raise _Unsupported()  # a root read whole
-            return lambda scope: scope.now
+            if name == "now":
+                return lambda scope: scope.now
+            return lambda scope: scope.root(name)  # a root read whole
         return lambda names: names.get(name, UNSURE)
     if kind == "select_expr":
         select = node.select_expr
         operand = select.operand
-        if fused and operand.WhichOneof("expr_kind") == "ident_expr" and operand.ident_expr.name in _ROOTS:
+        if fused and operand.WhichOneof("expr_kind") == "ident_expr" and operand.ident_expr.name in _ROOTS \
+                and operand.ident_expr.name not in bound:
             root, field = operand.ident_expr.name, select.field
             if select.test_only:
                 return lambda scope: scope.has(root, field)
             return lambda scope: scope.field(root, field)
-        return _select(select, depth, fused)
+        return _select(select, depth, fused, bound)
     if kind == "call_expr" and not node.call_expr.HasField("target"):
-        return _call(node.call_expr.function, [_compile(arg, depth + 1, fused) for arg in node.call_expr.args])
+        return _call(node.call_expr.function,
+                     [_compile(arg, depth + 1, fused, bound) for arg in node.call_expr.args])
+    if kind == "comprehension_expr":
+        return _all_or_exists(node.comprehension_expr, depth, fused, bound)
     raise _Unsupported()
+
+
+def _all_or_exists(loop: Any, depth: int, fused: bool, bound: Bound) -> Shortcut:
+    """`range.all(x, p)` or `range.exists(x, p)` over a map's keys or a list: decided by the
+    first element whose `p` decides it (false for all, true for exists: the runtime's `&&` and
+    `||` take that over an error elsewhere), else by every `p` being the other bool."""
+    accu, step = loop.accu_var, loop.loop_step
+    if loop.accu_init.WhichOneof("expr_kind") != "const_expr" or \
+            loop.accu_init.const_expr.WhichOneof("constant_kind") != "bool_value" or \
+            step.WhichOneof("expr_kind") != "call_expr" or len(step.call_expr.args) != 2 or \
+            step.call_expr.args[0].ident_expr.name != accu or loop.result.ident_expr.name != accu:
+        raise _Unsupported()
+    start = loop.accu_init.const_expr.bool_value
+    if (step.call_expr.function, start) not in (("_&&_", True), ("_||_", False)):
+        raise _Unsupported()  # neither all nor exists
+    cell: list[Any] = [None]
+    over = _compile(loop.iter_range, depth + 1, fused, bound)
+    test = _compile(step.call_expr.args[1], depth + 1, fused, {**bound, loop.iter_var: cell})
+    decisive = not start  # false decides `all`, true decides `exists`
+
+    def comprehension(names: Names) -> Any:
+        items = over(names)
+        if type(items) is not dict and type(items) is not list:
+            return UNSURE
+        answer = start
+        for item in list(items):
+            cell[0] = item
+            value = test(names)
+            if value is decisive:
+                return value
+            if type(value) is not bool:
+                answer = UNSURE  # unless a later element decides it
+        return answer
+    return comprehension
 
 
 def _constant(constant: Any) -> Shortcut:
@@ -165,8 +211,8 @@ def _constant(constant: Any) -> Shortcut:
     return lambda names: value
 
 
-def _select(select: Any, depth: int, fused: bool = False) -> Shortcut:
-    operand, field = _compile(select.operand, depth + 1, fused), select.field
+def _select(select: Any, depth: int, fused: bool = False, bound: Bound | None = None) -> Shortcut:
+    operand, field = _compile(select.operand, depth + 1, fused, bound), select.field
     if select.test_only:  # has(x.field)
         def has(names: Names) -> Any:
             owner = operand(names)
@@ -236,6 +282,17 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
                 return UNSURE
             return compare(a, b)
         return order
+    if function == "_[_]" and len(args) == 2:
+        owner_of, key_of = args
+
+        def index(names: Names) -> Any:
+            owner, key = owner_of(names), plain(key_of(names))
+            if type(owner) is dict and type(key) is str:
+                return owner.get(key, UNSURE)
+            if type(owner) is list and type(key) is int and 0 <= key < len(owner):
+                return owner[key]
+            return UNSURE
+        return index
     if function in ("_+_", "_-_") and len(args) == 2:
         left, right = args
         add = function == "_+_"

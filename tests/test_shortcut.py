@@ -22,7 +22,7 @@ VALUES = [None, True, False, 0, 1, -7, 3650000, 2**53, 2**53 + 1, 2**63 - 1, -(2
           9007199254740992.0, -0.0, float("nan"), "", "a", "b", "é", "Europe/Berlin", "Mars/Olympus",
           T0, T0 + timedelta(days=1), datetime(2024, 3, 1, 14, tzinfo=timezone(timedelta(hours=2))),
           datetime(9999, 12, 31, 23, tzinfo=timezone.utc), datetime(1, 1, 1, tzinfo=timezone.utc),
-          timedelta(days=2), timedelta(microseconds=-1), timedelta(days=3_000_000), [1], {"a": 1}]
+          timedelta(days=2), timedelta(microseconds=-1), timedelta(days=3_000_000), [1], {"a": 1}, [], {}]
 
 EXPRESSIONS = [
     "facts.x", "facts.y", "facts.missing", "facts.x.y", "has(facts.x)", "has(facts.missing)", "vars.x",
@@ -40,6 +40,9 @@ EXPRESSIONS = [
     "next_local(facts.x, '09:00', facts.y)", "add_months(facts.x, 1)", "add_business_days(facts.x, 2, 'US')",
     "is_business_day(facts.x, 'DE')", "min(facts.x, facts.y)", "max(facts.x, facts.y)",
     "size(facts.x) > 0", "facts.x in [1, 2]",
+    "facts.x.all(k, k != 'a')", "facts.x.exists(k, k == 'a')", "facts.x.all(k, facts.x[k] > 0)",
+    "facts.x.exists(v, v == facts.y)", "facts.x.all(v, v != null && v >= facts.y)", "facts.x['a']", "facts.x[0]",
+    "facts.x.all(k, facts.x.exists(j, j == k))",
 ]
 
 
@@ -151,6 +154,8 @@ def test_a_reader_gives_what_the_names_give():
         "vars.missing", "facts.referral_requested_at == null || now - facts.referral_requested_at > days(1)",
         "event.occurred_at < now", "now", "facts", "promises.price.state", "facts.delivered_at",
         "facts.order_placed_at < facts.surveyed_at", "vars.called_at", "customer.segment",
+        "promises.all(n, promises[n].state == 'open')", "promises.exists(n, promises[n].expected > 1000.0)",
+        "promises.exists(n, n == 'price') && facts.open_tickets == 2",
     ]
     price = PromiseEntry(name="price", about="price", expected=1200.0, made_by="sales_rep", made_at=T0,
                          stage="set_expectations")
