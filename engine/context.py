@@ -177,34 +177,48 @@ class Scope:
         return self._names
 
     def field(self, root: str, name: str) -> Any:
-        wanted = self.wanted
-        if wanted is None:
+        """`root.name` as the names would hold it (engine.shortcut calls `field_<root>` directly)."""
+        return getattr(self, f"field_{root}")(name)
+
+    def field_event(self, name: str) -> Any:
+        # The whole view: it holds what the names' view (filtered to the fields the expression
+        # reads) holds, the same values; a payload field it lacks reads UNSURE.
+        return _event_view(self.lifecycle, self.event, None, None, field_kinds(self.state, self.event)) \
+            .get(name, UNSURE)
+
+    def _read_whole(self, root: str) -> bool:
+        """Whether the names hold `root` whole (or not at all): then only they say what it holds."""
+        return self.wanted is None or self.wanted.get(root) is None
+
+    def field_facts(self, name: str) -> Any:
+        if self._read_whole("facts"):
             return UNSURE
-        if root == "event":
-            # The whole view: it holds what the names' view (filtered to the fields the expression
-            # reads) holds, the same values; a payload field it lacks reads UNSURE.
-            return _event_view(self.lifecycle, self.event, None, None, field_kinds(self.state, self.event)) \
-                .get(name, UNSURE)
-        if wanted.get(root) is None:  # read whole (or not at all): only the names say what it holds
+        value = self.state.facts.get(name)
+        return None if value is None else cel_typed(value, _fact_kinds(self.lifecycle).get(name))
+
+    def field_customer(self, name: str) -> Any:
+        if self._read_whole("customer"):
             return UNSURE
-        if root == "facts":
-            value = self.state.facts.get(name)
-            return None if value is None else cel_typed(value, _fact_kinds(self.lifecycle).get(name))
-        if root == "customer":
-            customer = self.state.customer
-            if name in _DEFAULTED:
-                customer = _with_defaults(self.lifecycle, customer)
-            value = customer.get(name)
-            return None if value is None else cel_typed(value, _customer_kinds(self.lifecycle).get(name))
-        if root == "vars":
-            if not self.with_vars:
-                return UNSURE
-            value = self.state.vars.get(name)
-            return None if value is None else cel_typed(value, (self.var_kinds or {}).get(name))
-        if root == "promises":
-            entry = self.state.promises.get(name)
-            return UNSURE if entry is None else _promise_view(entry)
-        return UNSURE
+        customer = self.state.customer
+        if name in _DEFAULTED:
+            customer = _with_defaults(self.lifecycle, customer)
+        value = customer.get(name)
+        return None if value is None else cel_typed(value, _customer_kinds(self.lifecycle).get(name))
+
+    def field_vars(self, name: str) -> Any:
+        if not self.with_vars or self._read_whole("vars"):
+            return UNSURE
+        value = self.state.vars.get(name)
+        return None if value is None else cel_typed(value, (self.var_kinds or {}).get(name))
+
+    def field_promises(self, name: str) -> Any:
+        if self._read_whole("promises"):
+            return UNSURE
+        entry = self.state.promises.get(name)
+        return UNSURE if entry is None else _promise_view(entry)
+
+    def field_now(self, name: str) -> Any:
+        return UNSURE  # a timestamp has no fields
 
     def root(self, name: str) -> Any:
         """A root the expression reads whole (`promises.all(...)`): from the names."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from operator import methodcaller
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -75,9 +76,9 @@ def shortcut(source: str) -> Shortcut | None:
 @lru_cache(maxsize=4096)
 def reader(source: str) -> Shortcut | None:
     """`shortcut` of a scope (engine.context.Scope) instead of the names: each `root.field` is
-    read at once with `scope.field(root, name)` (`scope.has` for `has(...)`), the same value
-    the names would hold, without building them. None when not of the simple kind or when it
-    reads a root other than `now` whole."""
+    read at once with `scope.field_<root>(name)` (`scope.has` for `has(...)`), the same value
+    the names would hold, without building them (a root read whole, `promises` in
+    `promises.all(...)`, comes from `scope.root(name)`). None when not of the simple kind."""
     try:
         node = _compile(syntax_tree(source), 0, fused=True)
     except (RuntimeError, _Unsupported, RecursionError):
@@ -154,7 +155,7 @@ def _compile(node: Any, depth: int, fused: bool = False, bound: Bound | None = N
             root, field = operand.ident_expr.name, select.field
             if select.test_only:
                 return lambda scope: scope.has(root, field)
-            return lambda scope: scope.field(root, field)
+            return methodcaller(f"field_{root}", field)  # scope.field_facts(field), ...
         return _select(select, depth, fused, bound)
     if kind == "call_expr" and not node.call_expr.HasField("target"):
         return _call(node.call_expr.function,
