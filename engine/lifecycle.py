@@ -24,7 +24,7 @@ from engine.runtime import Runtime, StageLoadError
 from engine import tasks
 from engine.schedules import Due, ScheduledRuntime, next_due
 from engine.state import (RECORD_KINDS, Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record,
-                          TaskCommand, TaskEntity, made)
+                          TaskCommand, TaskEntity, built, made)
 from engine.types import PLAIN_TYPES
 from engine.walk import walk_steps
 
@@ -287,7 +287,7 @@ class LifecycleMachine:
         if isinstance(admitted, EventReceipt):
             return admitted
         self.enter(self.lifecycle.initial_stage, admitted, now)
-        return EventReceipt(status="accepted", stage=self.state.stage)
+        return built(EventReceipt, status="accepted", stage=self.state.stage)
 
     def receive(self, event: Event, now: datetime) -> EventReceipt:
         """Take an event: profile merge, fact updates, then a transition or the stage's inbox."""
@@ -301,12 +301,12 @@ class LifecycleMachine:
             self.state.next_stage = target
             self.state.next_event = admitted
             self.state.inbox.clear()  # events before the transition belong to the old stage
-            return EventReceipt(status="accepted", stage=self.state.stage, transition=target)
+            return built(EventReceipt, status="accepted", stage=self.state.stage, transition=target)
         if admitted.name == "task.completed" and admitted.data.get("task") in self.state.open_tasks:
             self.state.open_tasks.remove(admitted.data["task"])
         if self.playbook is None or admitted.name in self.waited_for:
             self._keep(admitted, now)  # others (fact updates only) need not be kept
-        return EventReceipt(status="accepted", stage=self.state.stage)
+        return built(EventReceipt, status="accepted", stage=self.state.stage)
 
     def _keep(self, event: Event, now: datetime) -> None:
         """Put an event in the inbox, keeping at most INBOX_PER_EVENT of one name (the newest)."""
