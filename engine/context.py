@@ -14,7 +14,7 @@ from engine.references import ExpressionSyntaxError, analyse
 from engine.shortcut import UNSURE
 from engine.state import Event, LifecycleState
 from engine.tasks import field_kinds
-from engine.types import cel_typed, to_cel, typed
+from engine.types import cel_typed, read_typed, to_cel, typed
 
 
 
@@ -194,7 +194,7 @@ class Scope:
         if self._read_whole("facts"):
             return UNSURE
         value = self.state.facts.get(name)
-        return None if value is None else cel_typed(value, _fact_kinds(self.lifecycle).get(name))
+        return None if value is None else read_typed(value, _fact_kinds(self.lifecycle).get(name))
 
     def field_customer(self, name: str) -> Any:
         if self._read_whole("customer"):
@@ -203,13 +203,13 @@ class Scope:
         if name in _DEFAULTED:
             customer = _with_defaults(self.lifecycle, customer)
         value = customer.get(name)
-        return None if value is None else cel_typed(value, _customer_kinds(self.lifecycle).get(name))
+        return None if value is None else read_typed(value, _customer_kinds(self.lifecycle).get(name))
 
     def field_vars(self, name: str) -> Any:
         if not self.with_vars or self._read_whole("vars"):
             return UNSURE
         value = self.state.vars.get(name)
-        return None if value is None else cel_typed(value, (self.var_kinds or {}).get(name))
+        return None if value is None else read_typed(value, (self.var_kinds or {}).get(name))
 
     def field_promises(self, name: str) -> Any:
         if self._read_whole("promises"):

@@ -121,6 +121,19 @@ def cel_typed(value: Any, kind: str | None) -> Any:
     return to_cel(typed(value, kind))
 
 
+def read_typed(value: Any, kind: str | None) -> Any:
+    """`cel_typed(value, kind)` as engine.shortcut's readers take it: a time or a duration stays a
+    datetime or a timedelta, which the shortcut only ever reads through its `plain`, the value
+    the runtime gives back for the protobuf form (a time not in UTC reads as unsure there)."""
+    kept = _KEPT_BY.get(kind)  # type: ignore[arg-type]
+    if kept is not None and type(value) in kept:
+        return value
+    converted = typed(value, kind)
+    if type(converted) is datetime or type(converted) is timedelta:
+        return converted
+    return to_cel(converted)
+
+
 def to_plain(value: Any) -> Any:
     """A value fit for state that is stored as JSON: times as ISO strings, durations as text."""
     if type(value) in _PLAIN:

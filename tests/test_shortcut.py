@@ -155,7 +155,8 @@ def test_a_reader_gives_what_the_names_give():
         "event.occurred_at < now", "now", "facts", "promises.price.state", "facts.delivered_at",
         "facts.order_placed_at < facts.surveyed_at", "vars.called_at", "customer.segment",
         "promises.all(n, promises[n].state == 'open')", "promises.exists(n, promises[n].expected > 1000.0)",
-        "promises.exists(n, n == 'price') && facts.open_tickets == 2",
+        "promises.exists(n, n == 'price') && facts.open_tickets == 2", "vars.grace",
+        "now + vars.grace > facts.order_placed_at", "facts.surveyed_at - facts.order_placed_at > vars.grace",
     ]
     price = PromiseEntry(name="price", about="price", expected=1200.0, made_by="sales_rep", made_at=T0,
                          stage="set_expectations")
@@ -165,7 +166,9 @@ def test_a_reader_gives_what_the_names_give():
                     data={"order_id": "A-1", "delivered_at": "2024-03-12", "extra": 1})]
     facts = [{}, {"open_tickets": 2, "current_order_id": "A-1", "delivered_at": "2024-03-12",
                   "order_placed_at": T0.isoformat(), "surveyed_at": "2024-03-20T10:00:00+00:00",
-                  "last_satisfaction": 9, "referral_requested_at": None, "warranty_ends": "2026-03-12"}]
+                  "last_satisfaction": 9, "referral_requested_at": None, "warranty_ends": "2026-03-12"},
+             {"open_tickets": 0, "delivered_at": "2024-03-12T23:30:00-05:00", "order_placed_at": "2024-03-01",
+              "surveyed_at": "2024-03-20T10:00:00+02:00", "referral_requested_at": "2024-03-01T12:00:00Z"}]
     answered = 0
     for event, fact_values, promises, with_vars, customer in itertools.product(
             events, facts, [{}, {"price": price}], [True, False],
@@ -173,8 +176,8 @@ def test_a_reader_gives_what_the_names_give():
         state = LifecycleState(lifecycle_id="lifecycle/c1", customer=customer, stage="set_expectations",
                                stage_since=T0, facts=fact_values, promises=promises,
                                vars={"score": 7, "recovery_call": False, "large_order_value": 1000,
-                                     "called_at": T0.isoformat()})
-        var_kinds = {"score": "int", "called_at": "timestamp"}
+                                     "called_at": T0.isoformat(), "grace": "2d"})
+        var_kinds = {"score": "int", "called_at": "timestamp", "grace": "duration"}
         for source in sources:
             scope = Scope(lifecycle, state, event, T0, source, with_vars=with_vars, var_kinds=var_kinds)
             names = expression_names(lifecycle, state, event, T0, with_vars=with_vars, source=source,
@@ -184,3 +187,16 @@ def test_a_reader_gives_what_the_names_give():
             quick = reader(source)
             answered += quick is not None and quick(scope) is not UNSURE
     assert answered > 500  # the readers do answer
+
+
+def test_a_readers_view_of_a_value_reads_as_the_runtimes():
+    """read_typed keeps times and durations as Python values: through the shortcut's `plain`
+    they read as their protobuf form does, or unsure (then the names decide)."""
+    from engine.shortcut import plain
+    from engine.types import KINDS, cel_typed, read_typed
+
+    stored = [None, 0, 3, 2.5, True, "a", "2024-03-12", "2024-03-20T10:00:00+00:00", "2024-03-20T10:00:00+02:00",
+              "2d", "P14D", T0, timedelta(hours=5), [T0, 1], {"a": T0}, "not a time"]
+    for kind, value in itertools.product([*KINDS, "dyn", None], stored):
+        read = plain(read_typed(value, kind))
+        assert read is UNSURE or same(read, plain(cel_typed(value, kind))), (kind, value)
