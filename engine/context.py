@@ -11,9 +11,10 @@ from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, FieldSpec, Lifecycle
 from engine.promises import promise_type
 from engine.references import ExpressionSyntaxError, analyse
+from engine.shortcut import UNSURE
 from engine.state import Event, LifecycleState
 from engine.tasks import field_kinds
-from engine.types import to_cel, typed
+from engine.types import cel_typed, read_typed, to_cel, typed
 
 
 
@@ -28,15 +29,17 @@ def typed_map(values: dict[str, Any], specs: dict[str, FieldSpec] | dict[str, st
         result = {}
         for name in only:
             value = values.get(name)
+            if value is None:
+                result[name] = None
+                continue
             spec = specs.get(name)
-            kind = spec if isinstance(spec, str) or spec is None else spec.type
-            result[name] = None if value is None else to_cel(typed(value, kind))
+            result[name] = cel_typed(value, spec if isinstance(spec, str) or spec is None else spec.type)
         return result
     result = {k: to_cel(v) for k, v in values.items() if k not in specs}
     for name, spec in specs.items():
         value = values.get(name)
         kind = spec if isinstance(spec, str) else spec.type
-        result[name] = None if value is None else to_cel(typed(value, kind))
+        result[name] = None if value is None else cel_typed(value, kind)
     return result
 
 
@@ -102,20 +105,19 @@ def _full_event_view(lifecycle: Lifecycle, event: Event, field_kinds: dict[str, 
 
 
 def _promises_view(state: LifecycleState, only: frozenset[str] | None = None) -> Any:
-    views = {}
-    for name, entry in state.promises.items():
-        if only is not None and name not in only:
-            continue
-        kind = promise_type(entry.about)
-        views[name] = {
-            "about": entry.about,
-            "description": entry.description,
-            "expected": to_cel(typed(entry.expected, kind)),
-            "state": entry.state,
-            "actual": to_cel(typed(entry.actual, kind)),
-            "made_by": entry.made_by,
-        }
-    return views
+    return {name: _promise_view(entry) for name, entry in state.promises.items() if only is None or name in only}
+
+
+def _promise_view(entry: Any) -> dict[str, Any]:
+    kind = promise_type(entry.about)
+    return {
+        "about": entry.about,
+        "description": entry.description,
+        "expected": to_cel(typed(entry.expected, kind)),
+        "state": entry.state,
+        "actual": to_cel(typed(entry.actual, kind)),
+        "made_by": entry.made_by,
+    }
 
 
 def expression_names(
@@ -149,6 +151,92 @@ def expression_names(
         elif root == "vars" and with_vars:
             names[root] = typed_map(state.vars, var_kinds or {}, only)
     return names
+
+
+class Scope:
+    """What an expression (or several, sharing it) can read, field by field: `field(root, name)`
+    is what `expression_names(...)[root][name]` holds (UNSURE where that has no such key, or
+    where the expression reads the root whole), without building the names. engine.shortcut's
+    readers read through it (engine.expressions.evaluate_in); the CEL runtime gets `names()`."""
+
+    __slots__ = ("lifecycle", "state", "event", "now", "source", "wanted", "with_vars", "var_kinds", "_names")
+
+    def __init__(self, lifecycle: Lifecycle, state: LifecycleState, event: Event | None, now: datetime,
+                 source: str | tuple[str, ...], *, with_vars: bool = True,
+                 var_kinds: dict[str, str] | None = None) -> None:
+        self.lifecycle, self.state, self.event, self.now = lifecycle, state, event, now
+        self.source, self.wanted = source, _reads_of(source)
+        self.with_vars, self.var_kinds = with_vars, var_kinds
+        self._names: dict[str, Any] | None = None
+
+    def names(self) -> dict[str, Any]:
+        """The activation `expression_names` makes for the expression(s), made once."""
+        if self._names is None:
+            self._names = expression_names(self.lifecycle, self.state, self.event, self.now,
+                                           with_vars=self.with_vars, source=self.source, var_kinds=self.var_kinds)
+        return self._names
+
+    def field(self, root: str, name: str) -> Any:
+        """`root.name` as the names would hold it (engine.shortcut calls `field_<root>` directly)."""
+        return getattr(self, f"field_{root}")(name)
+
+    def field_event(self, name: str) -> Any:
+        # The whole view: it holds what the names' view (filtered to the fields the expression
+        # reads) holds, the same values; a payload field it lacks reads UNSURE.
+        return _event_view(self.lifecycle, self.event, None, None, field_kinds(self.state, self.event)) \
+            .get(name, UNSURE)
+
+    def _read_whole(self, root: str) -> bool:
+        """Whether the names hold `root` whole (or not at all): then only they say what it holds."""
+        return self.wanted is None or self.wanted.get(root) is None
+
+    def field_facts(self, name: str) -> Any:
+        if self._read_whole("facts"):
+            return UNSURE
+        value = self.state.facts.get(name)
+        return None if value is None else read_typed(value, _fact_kinds(self.lifecycle).get(name))
+
+    def field_customer(self, name: str) -> Any:
+        if self._read_whole("customer"):
+            return UNSURE
+        customer = self.state.customer
+        if name in _DEFAULTED:
+            customer = _with_defaults(self.lifecycle, customer)
+        value = customer.get(name)
+        return None if value is None else read_typed(value, _customer_kinds(self.lifecycle).get(name))
+
+    def field_vars(self, name: str) -> Any:
+        if not self.with_vars or self._read_whole("vars"):
+            return UNSURE
+        value = self.state.vars.get(name)
+        return None if value is None else read_typed(value, (self.var_kinds or {}).get(name))
+
+    def field_promises(self, name: str) -> Any:
+        if self._read_whole("promises"):
+            return UNSURE
+        entry = self.state.promises.get(name)
+        return UNSURE if entry is None else _promise_view(entry)
+
+    def field_now(self, name: str) -> Any:
+        return UNSURE  # a timestamp has no fields
+
+    def root(self, name: str) -> Any:
+        """A root the expression reads whole (`promises.all(...)`): from the names."""
+        return self.names().get(name, UNSURE)
+
+    def has(self, root: str, name: str) -> Any:
+        """`has(root.name)`: whether the names would hold the key."""
+        wanted = self.wanted
+        if wanted is None or root == "event":
+            return UNSURE
+        if wanted.get(root) is None or root == "vars" and not self.with_vars:
+            return UNSURE
+        if root == "promises":
+            return name in self.state.promises
+        return root in ("facts", "customer", "vars")  # every field read is in the map, null when unset
+
+
+_DEFAULTED = frozenset({"timezone", "calendar"})  # what `_with_defaults` may fill in
 
 
 def _with_defaults(lifecycle: Lifecycle, customer: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from cel_expr_python import cel
 
 from engine import calendars
-from engine.shortcut import UNSURE, shortcut
+from engine.shortcut import UNSURE, reader, shortcut
 from engine.types import parse_delta, parse_time, to_cel, to_plain  # noqa: F401  (re-exported)
 
 ROOTS = ("customer", "event", "facts", "vars", "promises", "now")
@@ -132,6 +132,18 @@ def evaluate(source: str, names: dict[str, Any]) -> Any:
     return value
 
 
+def evaluate_in(source: str, scope: Any) -> Any:
+    """`evaluate(source, scope.names())` (scope: engine.context.Scope), with a simple expression
+    reading its fields straight from the scope (engine.shortcut.reader): the names are built
+    only when the runtime must decide."""
+    quick = reader(source)
+    if quick is not None:
+        value = quick(scope)
+        if value is not UNSURE:
+            return value
+    return evaluate(source, scope.names())
+
+
 def _reason(error: Any) -> str:
     # The runtime prefixes a status code ("INVALID_ARGUMENT: ..."); a timeline line needs the gist.
     text = str(error.args[0] if isinstance(error, Exception) and error.args else error)
@@ -173,6 +185,6 @@ def is_true(source: str, names: dict[str, Any]) -> bool:
 
 
 __all__ = [
-    "ROOTS", "FUNCTIONS", "ExpressionError", "evaluate", "is_true", "duration_of", "compile_expression",
+    "ROOTS", "FUNCTIONS", "ExpressionError", "evaluate", "evaluate_in", "is_true", "duration_of", "compile_expression",
     "parse_time", "parse_delta", "to_plain", "to_cel", "add_months", "add_years",
 ]

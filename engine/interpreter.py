@@ -26,14 +26,15 @@ from typing import Any
 
 from engine import policy
 from engine.calendars import CalendarError, business_days, business_hours
-from engine.context import expression_names, template_context
+from engine.context import Scope, expression_names, template_context
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
-from engine.expressions import ExpressionError, duration_of, evaluate
+from engine.expressions import ExpressionError, duration_of, evaluate_in
 from engine.limits import ACTION_BYTES, fits, json_size
+from engine.memo import per_object
 from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
-from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume
+from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume, made
 from engine.templates import TemplateRenderError, names_read
 from engine.templates import render as render_template
 from engine.walk import children, step_key
@@ -52,6 +53,12 @@ class _LegacySkip(Exception):
     """Before HOLD_ON_FAILURE: a step whose value failed was recorded as failed and skipped."""
 
 
+@per_object
+def _var_kinds(playbook: Any) -> dict[str, str]:
+    """`playbook.var_kinds()`, once per loaded playbook (a stage run reads it; none changes it)."""
+    return playbook.var_kinds()
+
+
 class StageRun:
     """One run of a stage playbook for one stage entry: from the top, or from `state.resume`."""
 
@@ -66,7 +73,7 @@ class StageRun:
         self.suspend = suspend  # asked while waiting: stop here to continue in a new run
         self.resume = state.resume
         self.event = self.resume.event if self.resume else state.stage_event
-        self.var_kinds = bundle.playbook.var_kinds() if bundle.playbook else {}
+        self.var_kinds = _var_kinds(bundle.playbook) if bundle.playbook else {}
 
     async def run(self) -> None:
         """Run the steps; raises a StageExit subclass to leave the stage early."""
@@ -202,7 +209,8 @@ class StageRun:
     def value(self, source: str, step: Any, path: str) -> Any:
         """The value of an expression; a failure holds the step (it is never taken as false)."""
         try:
-            return evaluate(source, self.names(source))
+            return evaluate_in(source, Scope(self.lifecycle, self.state, self.event, self.runtime.now(), source,
+                                             var_kinds=self.var_kinds))
         except ExpressionError as error:
             self.legacy_failure(step, path, str(error))
             raise StepFailed("expression", str(error)) from None
@@ -265,7 +273,7 @@ class StageRun:
                     until: datetime | None) -> bool:
         """Wait on the runtime until `ready()` or `until`; whether it ended ready. A transition
         interrupts any wait, a suspension leaves the run (to resume here in a new one)."""
-        self.state.resume = Resume(path=path, mode="pause", until=until, event=self.event)
+        self.state.resume = made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event})
         self.state.pending = pending
         done = await self.runtime.wait(lambda: self._interrupted() or ready() or self.suspend(), until)
         if self._interrupted():
@@ -307,8 +315,9 @@ class StageRun:
         """Hold the step when the action is over its size budget."""
         # Only the texts of an action can be large: judge by their length first (a character
         # takes at most 6 bytes in JSON), and measure exactly only near the budget.
-        texts = (action.subject, action.body, action.title or "", action.guideline or "", action.to or "")
-        if 6 * sum(len(text) for text in texts) + 4096 > ACTION_BYTES:
+        characters = len(action.subject) + len(action.body) + len(action.title or "") + \
+            len(action.guideline or "") + len(action.to or "")
+        if 6 * characters + 4096 > ACTION_BYTES:
             self.checked_size(what, action.model_dump(mode="json"), ACTION_BYTES)
 
     def checked_size(self, what: str, value: Any, budget: int) -> None:

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from engine import policy
-from engine.context import expression_names
+from engine.context import Scope
 from engine.events import POLICY_EVENTS, PayloadError, check_customer, check_event, declared_events
-from engine.expressions import ExpressionError, evaluate, is_true, to_plain
+from engine.expressions import ExpressionError, evaluate, evaluate_in, to_plain
 from engine.exits import EndLifecycle, GotoStage, Interrupted, Released, Suspended
 from engine.interpreter import StageRun, incident_action
 from engine.memo import per_object
@@ -23,7 +23,9 @@ from engine.project import StageBundle
 from engine.runtime import Runtime, StageLoadError
 from engine import tasks
 from engine.schedules import Due, ScheduledRuntime, next_due
-from engine.state import Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record, TaskCommand, TaskEntity
+from engine.state import (RECORD_KINDS, Event, EventReceipt, Incident, IncidentKind, LifecycleState, Record,
+                          TaskCommand, TaskEntity, built, made)
+from engine.types import PLAIN_TYPES
 from engine.walk import walk_steps
 
 SEEN_KEYS_KEPT = 1000  # idempotency keys remembered per lifecycle; older ones age out
@@ -98,25 +100,35 @@ class LifecycleMachine:
 
     def record(self, kind: str, step: str | None = None, at: datetime | None = None, **detail: Any) -> None:
         """Append to the timeline (trimmed to the limit, if any)."""
-        self.state.timeline.append(Record(
-            at=at or self._clock(), stage=self.state.stage, kind=kind, step=step, detail=to_plain(detail),
-        ))
-        self.state.recorded += 1
-        if self.timeline_limit and len(self.state.timeline) > self.timeline_limit:
-            del self.state.timeline[: len(self.state.timeline) - self.timeline_limit]
+        if kind not in RECORD_KINDS:  # `made` does not validate: a kind Record does not know is a bug
+            raise ValueError(f"no record kind '{kind}'")
+        for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
+            if type(value) not in PLAIN_TYPES:
+                detail[key] = to_plain(value)
+        state = self.state
+        timeline = state.timeline
+        timeline.append(made(Record, {"at": at or self._clock(), "stage": state.stage, "kind": kind, "step": step,
+                                      "detail": detail}))
+        state.recorded += 1
+        if self.timeline_limit and len(timeline) > self.timeline_limit:
+            del timeline[: len(timeline) - self.timeline_limit]
 
-    def accepts(self) -> set[str]:
-        """Events the current stage can take: fact updates, transitions, waits of its playbook."""
-        stage = self.state.next_stage or self.state.stage
-        names = set(_taken_in(self.lifecycle, stage))
-        if self.state.next_stage is None:
-            names |= self.waited_for
-            if self.state.open_tasks or (self.task_entities and any(t.is_open for t in self.state.tasks)):
-                names.add("task.completed")
-        if self.state.next_stage is not None or (self.playbook is None and not self.state.stage_done):
+    def can_take(self, name: str) -> bool:
+        """Whether the current stage can take event `name`: a fact update, a transition, a wait
+        of its playbook (or of the next stage's, not pinned yet)."""
+        state = self.state
+        if name in _taken_in(self.lifecycle, state.next_stage or state.stage):
+            return True
+        if state.next_stage is None:
+            if name in self.waited_for:
+                return True
+            if name == "task.completed" and \
+                    (state.open_tasks or (self.task_entities and any(t.is_open for t in state.tasks))):
+                return True
+        if state.next_stage is not None or (self.playbook is None and not state.stage_done):
             # Between stages the next playbook is not pinned yet: keep its events for it.
-            names |= set(declared_events(self.lifecycle))
-        return names
+            return name in declared_events(self.lifecycle)
+        return False
 
     def check(self, event: Event, now: datetime | None = None) -> EventReceipt | None:
         """The rejection `event` would get, or None. Changes nothing: fit for an update validator.
@@ -142,7 +154,7 @@ class LifecycleMachine:
             problem = self._completion_problem(event)
             if problem is not None:
                 return problem
-        if event.name not in self.accepts():
+        if not self.can_take(event.name):
             return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
         if self.strict_rules:
             failure = self._rule_failure(event, now, checked)
@@ -177,7 +189,7 @@ class LifecycleMachine:
             guards = {}
             for transition in self._candidate_transitions(normalized):
                 try:
-                    value = evaluate(transition.when, self._names(normalized, now, transition.when))
+                    value = evaluate_in(transition.when, self._scope(normalized, now, transition.when))
                 except ExpressionError as error:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
                 guards[id(transition)] = value is True
@@ -275,7 +287,7 @@ class LifecycleMachine:
         if isinstance(admitted, EventReceipt):
             return admitted
         self.enter(self.lifecycle.initial_stage, admitted, now)
-        return EventReceipt(status="accepted", stage=self.state.stage)
+        return built(EventReceipt, status="accepted", stage=self.state.stage)
 
     def receive(self, event: Event, now: datetime) -> EventReceipt:
         """Take an event: profile merge, fact updates, then a transition or the stage's inbox."""
@@ -289,12 +301,12 @@ class LifecycleMachine:
             self.state.next_stage = target
             self.state.next_event = admitted
             self.state.inbox.clear()  # events before the transition belong to the old stage
-            return EventReceipt(status="accepted", stage=self.state.stage, transition=target)
+            return built(EventReceipt, status="accepted", stage=self.state.stage, transition=target)
         if admitted.name == "task.completed" and admitted.data.get("task") in self.state.open_tasks:
             self.state.open_tasks.remove(admitted.data["task"])
         if self.playbook is None or admitted.name in self.waited_for:
             self._keep(admitted, now)  # others (fact updates only) need not be kept
-        return EventReceipt(status="accepted", stage=self.state.stage)
+        return built(EventReceipt, status="accepted", stage=self.state.stage)
 
     def _keep(self, event: Event, now: datetime) -> None:
         """Put an event in the inbox, keeping at most INBOX_PER_EVENT of one name (the newest)."""
@@ -341,23 +353,24 @@ class LifecycleMachine:
         if checked is None:
             checked = (check_event(self.lifecycle, event.name, event.data),
                        check_customer(self.lifecycle, self.state.customer["id"], event.customer))
-        return event.model_copy(update={"data": checked[0], "customer": checked[1],
-                                        "occurred_at": event.occurred_at or now})
+        return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
+                            "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
+                            "customer": checked[1]})
 
-    def _names(self, event: Event, now: datetime, source: str | tuple[str, ...] | None = None) -> dict[str, Any]:
-        return expression_names(self.lifecycle, self.state, event, now, with_vars=False, source=source)
+    def _scope(self, event: Event, now: datetime, source: str | tuple[str, ...]) -> Scope:
+        return Scope(self.lifecycle, self.state, event, now, source, with_vars=False)
 
     def _updated_facts(self, event: Event, now: datetime) -> dict[str, Any]:
         """The new values of the facts `event` updates; raises ExpressionError naming the fact."""
         spec = self.lifecycle.events.get(event.name)
         if spec is None or not spec.updates:
             return {}
-        # Every update sees the facts as they were before (names built once, for all of them).
-        names = self._names(event, now, tuple(spec.updates.values()))
+        # Every update sees the facts as they were before (none is applied until all are computed).
+        scope = self._scope(event, now, tuple(spec.updates.values()))
         updated = {}
         for fact, source in spec.updates.items():
             try:
-                updated[fact] = to_plain(evaluate(source, names))
+                updated[fact] = to_plain(evaluate_in(source, scope))
             except ExpressionError as error:
                 raise ExpressionError(f"fact '{fact}': {error}") from None
         return updated
@@ -366,7 +379,8 @@ class LifecycleMachine:
         spec = self.lifecycle.events.get(event.name)
         if spec is None:
             return
-        names = self._names(event, now, tuple(spec.updates.values()))
+        # The names are made before the first update is applied: each sees the facts as they were.
+        names = self._scope(event, now, tuple(spec.updates.values())).names()
         for fact, source in spec.updates.items():
             try:
                 self.state.facts[fact] = to_plain(evaluate(source, names))
@@ -387,7 +401,7 @@ class LifecycleMachine:
                     return transition.to
                 continue
             try:
-                if is_true(transition.when, self._names(event, now, transition.when)):
+                if evaluate_in(transition.when, self._scope(event, now, transition.when)) is True:
                     return transition.to
             except ExpressionError as error:
                 self.record("failed", None, at=now, transition=f"{stage} -> {transition.to}",

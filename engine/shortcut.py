@@ -7,8 +7,12 @@ those does, and the simulator makes dozens per customer-year.
 
 The shortcut answers only when it is certain to give what the runtime gives: reads of keys
 that are there, comparisons of two values of the same plain type (int, double, ASCII string,
-timestamp), `== null` / `!= null`, and logic over booleans. Anything else (a missing key, a
-null compared by order, a function call, arithmetic, a value of another type) makes the whole
+timestamp; an int and a double below 2**53), `== null` / `!= null`, logic over booleans, `+`
+and `-` of ints (inside int64) and of a timestamp and a duration, `double(...)` of a number,
+and the engine's own functions (`days`, `next_local`, ...: the implementation the runtime
+calls) given exactly an overload's types, `x[key]` of a key that is there, and the `all` and
+`exists` macros over a map's keys or a list. Anything else (a missing key, a null compared by
+order, another macro, a value of another type, an overflow, a function that raises) makes the whole
 expression UNSURE, and the runtime evaluates it, errors included. tests/test_shortcut.py
 holds it to the runtime's answers.
 """
@@ -18,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from operator import methodcaller
 from typing import Any
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from engine.references import syntax_tree
 
@@ -38,6 +43,7 @@ _ORDER = {"_<_": lambda a, b: a < b, "_<=_": lambda a, b: a <= b,
           "_>_": lambda a, b: a > b, "_>=_": lambda a, b: a >= b}
 _ORDERED = frozenset({int, float, str, datetime})
 _EXACT = 2**53
+_LONGEST = timedelta(days=100_000)  # well inside what the runtime holds (int64 nanoseconds: ±292 years)
 
 
 def _numbers(a: Any, b: Any) -> bool:
@@ -67,6 +73,23 @@ def shortcut(source: str) -> Shortcut | None:
     return answer
 
 
+@lru_cache(maxsize=4096)
+def reader(source: str) -> Shortcut | None:
+    """`shortcut` of a scope (engine.context.Scope) instead of the names: each `root.field` is
+    read at once with `scope.field_<root>(name)` (`scope.has` for `has(...)`), the same value
+    the names would hold, without building them (a root read whole, `promises` in
+    `promises.all(...)`, comes from `scope.root(name)`). None when not of the simple kind."""
+    try:
+        node = _compile(syntax_tree(source), 0, fused=True)
+    except (RuntimeError, _Unsupported, RecursionError):
+        return None
+
+    def answer(scope: Any) -> Any:
+        return plain(node(scope))
+
+    return answer
+
+
 def plain(value: Any) -> Any:
     """A value as the runtime would give it back (`plain_value()`), or UNSURE."""
     kind = type(value)
@@ -82,25 +105,98 @@ def plain(value: Any) -> Any:
         return _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
     if kind is datetime and value.tzinfo is timezone.utc:  # `now`
         return value
+    if kind is duration_pb2.Duration:
+        if value.nanos % 1000:
+            return UNSURE
+        value = timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+        kind = timedelta
+    if kind is timedelta:
+        return value if -_LONGEST <= value <= _LONGEST else UNSURE
     return UNSURE
 
 
-def _compile(node: Any, depth: int) -> Shortcut:
+def _returned(value: Any) -> Any:
+    """What an engine function returned, as the runtime gives it back: a time as UTC."""
+    if type(value) is datetime:
+        if value.tzinfo is None or value.utcoffset() is None or not 1 < value.year < 9999:
+            return UNSURE  # the runtime's conversion decides at the ends of the calendar
+        return value.astimezone(timezone.utc)
+    return plain(value)
+
+
+Bound = dict[str, list[Any]]  # a comprehension's variable → the cell holding its current value
+
+
+def _compile(node: Any, depth: int, fused: bool = False, bound: Bound | None = None) -> Shortcut:
+    """The node as a function of the names, or (`fused`) of a scope: see `reader`."""
     if depth > 50:
         raise _Unsupported()
+    bound = bound or {}
     kind = node.WhichOneof("expr_kind")
     if kind == "const_expr":
         return _constant(node.const_expr)
     if kind == "ident_expr":
         name = node.ident_expr.name
+        if name in bound:
+            cell = bound[name]
+            return lambda names: cell[0]
         if name not in _ROOTS:
             raise _Unsupported()
+        if fused:
+            if name == "now":
+                return lambda scope: scope.now
+            return lambda scope: scope.root(name)  # a root read whole
         return lambda names: names.get(name, UNSURE)
     if kind == "select_expr":
-        return _select(node.select_expr, depth)
+        select = node.select_expr
+        operand = select.operand
+        if fused and operand.WhichOneof("expr_kind") == "ident_expr" and operand.ident_expr.name in _ROOTS \
+                and operand.ident_expr.name not in bound:
+            root, field = operand.ident_expr.name, select.field
+            if select.test_only:
+                return lambda scope: scope.has(root, field)
+            return methodcaller(f"field_{root}", field)  # scope.field_facts(field), ...
+        return _select(select, depth, fused, bound)
     if kind == "call_expr" and not node.call_expr.HasField("target"):
-        return _call(node.call_expr.function, [_compile(arg, depth + 1) for arg in node.call_expr.args])
+        return _call(node.call_expr.function,
+                     [_compile(arg, depth + 1, fused, bound) for arg in node.call_expr.args])
+    if kind == "comprehension_expr":
+        return _all_or_exists(node.comprehension_expr, depth, fused, bound)
     raise _Unsupported()
+
+
+def _all_or_exists(loop: Any, depth: int, fused: bool, bound: Bound) -> Shortcut:
+    """`range.all(x, p)` or `range.exists(x, p)` over a map's keys or a list: decided by the
+    first element whose `p` decides it (false for all, true for exists: the runtime's `&&` and
+    `||` take that over an error elsewhere), else by every `p` being the other bool."""
+    accu, step = loop.accu_var, loop.loop_step
+    if loop.accu_init.WhichOneof("expr_kind") != "const_expr" or \
+            loop.accu_init.const_expr.WhichOneof("constant_kind") != "bool_value" or \
+            step.WhichOneof("expr_kind") != "call_expr" or len(step.call_expr.args) != 2 or \
+            step.call_expr.args[0].ident_expr.name != accu or loop.result.ident_expr.name != accu:
+        raise _Unsupported()
+    start = loop.accu_init.const_expr.bool_value
+    if (step.call_expr.function, start) not in (("_&&_", True), ("_||_", False)):
+        raise _Unsupported()  # neither all nor exists
+    cell: list[Any] = [None]
+    over = _compile(loop.iter_range, depth + 1, fused, bound)
+    test = _compile(step.call_expr.args[1], depth + 1, fused, {**bound, loop.iter_var: cell})
+    decisive = not start  # false decides `all`, true decides `exists`
+
+    def comprehension(names: Names) -> Any:
+        items = over(names)
+        if type(items) is not dict and type(items) is not list:
+            return UNSURE
+        answer = start
+        for item in list(items):
+            cell[0] = item
+            value = test(names)
+            if value is decisive:
+                return value
+            if type(value) is not bool:
+                answer = UNSURE  # unless a later element decides it
+        return answer
+    return comprehension
 
 
 def _constant(constant: Any) -> Shortcut:
@@ -116,8 +212,8 @@ def _constant(constant: Any) -> Shortcut:
     return lambda names: value
 
 
-def _select(select: Any, depth: int) -> Shortcut:
-    operand, field = _compile(select.operand, depth + 1), select.field
+def _select(select: Any, depth: int, fused: bool = False, bound: Bound | None = None) -> Shortcut:
+    operand, field = _compile(select.operand, depth + 1, fused, bound), select.field
     if select.test_only:  # has(x.field)
         def has(names: Names) -> Any:
             owner = operand(names)
@@ -187,4 +283,73 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
                 return UNSURE
             return compare(a, b)
         return order
-    raise _Unsupported()
+    if function == "_[_]" and len(args) == 2:
+        owner_of, key_of = args
+
+        def index(names: Names) -> Any:
+            owner, key = owner_of(names), plain(key_of(names))
+            if type(owner) is dict and type(key) is str:
+                return owner.get(key, UNSURE)
+            if type(owner) is list and type(key) is int and 0 <= key < len(owner):
+                return owner[key]
+            return UNSURE
+        return index
+    if function in ("_+_", "_-_") and len(args) == 2:
+        left, right = args
+        add = function == "_+_"
+
+        def arithmetic(names: Names) -> Any:
+            a, b = plain(left(names)), plain(right(names))
+            ka, kb = type(a), type(b)
+            if ka is kb is int:
+                value = a + b if add else a - b
+                return value if value in _INT_RANGE else UNSURE  # int64 overflow: the runtime's error
+            if ka is datetime and kb is timedelta or add and ka is timedelta and kb is datetime:
+                try:
+                    return a + b if add else a - b
+                except OverflowError:  # past the year 9999 (or before 1): the runtime's error
+                    return UNSURE
+            return UNSURE
+        return arithmetic
+    if function == "double" and len(args) == 1:
+        (operand,) = args
+
+        def to_double(names: Names) -> Any:
+            value = plain(operand(names))
+            if type(value) is float:
+                return value
+            return float(value) if type(value) is int and -_EXACT <= value <= _EXACT else UNSURE
+        return to_double
+    return _engine_function(function, args)
+
+
+def _engine_function(function: str, args: list[Shortcut]) -> Shortcut:
+    """One of the engine's own functions (engine.expressions.FUNCTION_SIGNATURES), called with
+    the implementation the runtime calls, when the arguments have exactly an overload's types."""
+    from engine.expressions import FUNCTION_SIGNATURES, T  # it imports this module
+
+    python_types = ((T.INT, int), (T.DOUBLE, float), (T.STRING, str), (T.BOOL, bool),
+                    (T.TIMESTAMP, datetime), (T.DURATION, timedelta))
+
+    def python_type(cel_type: Any) -> type:
+        for known, kind in python_types:
+            if cel_type == known:
+                return kind
+        raise _Unsupported()
+
+    overloads = [(tuple(python_type(param) for param in params), impl)
+                 for _, params, _, impl in FUNCTION_SIGNATURES.get(function, []) if len(params) == len(args)]
+    if not overloads:
+        raise _Unsupported()
+
+    def call(names: Names) -> Any:
+        values = [plain(arg(names)) for arg in args]
+        kinds = tuple(type(value) for value in values)
+        for types, impl in overloads:
+            if kinds == types:
+                try:
+                    return _returned(impl(*values))
+                except Exception:  # noqa: BLE001 - the runtime reports it, with its message
+                    return UNSURE
+        return UNSURE
+    return call

@@ -17,7 +17,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from engine.fields import FieldSpec
-from engine.state import LifecycleState, TaskCommand, TaskEntity
+from engine.state import LifecycleState, TaskCommand, TaskEntity, built
 
 if TYPE_CHECKING:
     from engine.steps.task import TaskSpec
@@ -86,8 +86,8 @@ def create(state: LifecycleState, task_id: str, step: str, path: str, spec: Task
     for entity in state.tasks:
         if entity.id == task_id:
             return entity
-    entity = TaskEntity(
-        id=task_id, customer_id=state.customer["id"], stage=state.stage, stage_entry=state.stage_entry,
+    entity = built(
+        TaskEntity, id=task_id, customer_id=state.customer["id"], stage=state.stage, stage_entry=state.stage_entry,
         step=step, path=path, role=spec.role, title=spec.title, guideline=spec.guideline,
         created_at=now, due_at=due_at, outcomes=list(spec.outcomes), field_specs=field_specs(spec),
         waited=waited,
@@ -214,6 +214,8 @@ def inbox(state: LifecycleState) -> tuple[list[str], list[str], datetime | None]
 
 
 def _trim(state: LifecycleState, now: datetime) -> None:
+    if len(state.tasks) <= min(OPEN_KEPT, CLOSED_KEPT):
+        return  # nothing over either limit (the common case: no need to look at each task)
     open_ones = [entity for entity in state.tasks if entity.is_open]
     for entity in open_ones[: max(0, len(open_ones) - OPEN_KEPT)]:
         entity.status, entity.completed_at = "cancelled", now

@@ -83,13 +83,6 @@ class _Budget:
         # id -> (value, size); holding the value keeps its id from being reused mid-render.
         self._sizes: dict[int, tuple[Any, int]] = {}
 
-    def emit(self, value: Any) -> str:
-        text = str(value)
-        self.output += len(text)
-        if self.output > MAX_OUTPUT:
-            raise _OverBudget(f"the message is longer than {MAX_OUTPUT} characters")
-        return text
-
     def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
         for item in iterable:
             self.iterations += 1
@@ -142,6 +135,17 @@ def _budget() -> _Budget:
         budget = _Budget()
         _BUDGET.set(budget)
     return budget
+
+
+def _emit(value: Any) -> str:
+    """A piece of the message's output, counted against its budget (one call: every piece of
+    every message goes through it)."""
+    budget = _BUDGET.get() or _budget()
+    text = str(value)
+    budget.output += len(text)
+    if budget.output > MAX_OUTPUT:
+        raise _OverBudget(f"the message is longer than {MAX_OUTPUT} characters")
+    return text
 
 
 # ---------------------------------------------------------------- predicting sizes
@@ -309,6 +313,9 @@ class _Tracking(TrackingCodeGenerator):
     _output_child_to_const = _CodeGenerator._output_child_to_const
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))  # what `getattr(some_dict, name)` can find
+
+
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox every template runs in: read-only data, every operation on the budget."""
 
@@ -319,6 +326,17 @@ class _MessageEnvironment(ImmutableSandboxedEnvironment):
         if attr in BLOCKED_METHODS or attr == "format_map":
             return False
         return super().is_safe_attribute(obj, attr, value)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `customer.name` on the context's plain dicts: Jinja tries the attribute first and takes
+        # the key after an AttributeError; a dict has no attributes but its methods, so the key
+        # is what it would find, without raising and catching an exception for every read.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = _budget()
@@ -358,7 +376,7 @@ ENVIRONMENT.filters = {
     name: _wrap_filter(name, func) for name, func in ENVIRONMENT.filters.items() if name not in _REMOVED_FILTERS
 }
 # Budget hooks the compiled code reaches as filters (a filter call bypasses the sandbox's `call`).
-ENVIRONMENT.filters["lifecycle_emit"] = lambda value: _budget().emit(value)
+ENVIRONMENT.filters["lifecycle_emit"] = _emit
 ENVIRONMENT.filters["lifecycle_loop"] = lambda iterable: _budget().iterate(iterable)
 ENVIRONMENT.filters["lifecycle_value"] = lambda value: _budget().check(value)
 
@@ -448,6 +466,7 @@ def render(source: str, context: dict[str, Any], name: str = "template") -> tupl
         _BUDGET.reset(token)
 
 
+@lru_cache(maxsize=1024)
 def names_read(source: str) -> frozenset[str] | None:
     """The names a template file's text may read from its context (subject and body; loop and
     `set` names too: more is harmless); None when it does not compile (then the whole context
@@ -474,7 +493,10 @@ def _render_part(text: str, context: dict[str, Any], name: str, part: str) -> st
 
 def _render_compiled(template: Any, context: dict[str, Any]) -> str:
     """`template.render(context)`, without copying its globals for every call."""
-    shared = template.new_context({**template.lifecycle_globals, **context}, shared=True)
+    # What `template.new_context(..., shared=True)` makes, given the plain globals: Jinja's
+    # would list the keys of its ChainMap of them for every message.
+    shared = ENVIRONMENT.context_class(ENVIRONMENT, {**template.lifecycle_globals, **context}, template.name,
+                                       template.blocks, globals=template.lifecycle_globals)
     try:
         return ENVIRONMENT.concat(template.root_render_func(shared))  # type: ignore[attr-defined]
     except Exception:

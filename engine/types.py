@@ -80,7 +80,9 @@ def parse_delta(value: Any) -> timedelta | None:
 
 
 _AS_IS = frozenset({None, "string", "bool", "list", "map", "dyn"})
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+"""JSON's scalar types: `to_plain` and `to_cel` give such a value back as it is."""
+_PLAIN = PLAIN_TYPES
 
 
 def typed(value: Any, kind: str | None) -> Any:
@@ -104,6 +106,34 @@ def typed(value: Any, kind: str | None) -> Any:
     return value
 
 
+_KEPT_BY = {kind: _PLAIN for kind in _AS_IS} | {
+    "int": _PLAIN - {float},  # an integral float becomes an int
+    "number": _PLAIN - {int},  # an int becomes a float
+}
+"""Per kind, the plain types of the values that `typed` and `to_cel` both return unchanged."""
+
+
+def cel_typed(value: Any, kind: str | None) -> Any:
+    """`to_cel(typed(value, kind))`: a stored value as CEL sees it, the common plain ones at once."""
+    kept = _KEPT_BY.get(kind)  # type: ignore[arg-type]
+    if kept is not None and type(value) in kept:
+        return value
+    return to_cel(typed(value, kind))
+
+
+def read_typed(value: Any, kind: str | None) -> Any:
+    """`cel_typed(value, kind)` as engine.shortcut's readers take it: a time or a duration stays a
+    datetime or a timedelta, which the shortcut only ever reads through its `plain`, the value
+    the runtime gives back for the protobuf form (a time not in UTC reads as unsure there)."""
+    kept = _KEPT_BY.get(kind)  # type: ignore[arg-type]
+    if kept is not None and type(value) in kept:
+        return value
+    converted = typed(value, kind)
+    if type(converted) is datetime or type(converted) is timedelta:
+        return converted
+    return to_cel(converted)
+
+
 def to_plain(value: Any) -> Any:
     """A value fit for state that is stored as JSON: times as ISO strings, durations as text."""
     if type(value) in _PLAIN:
@@ -112,10 +142,10 @@ def to_plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return format_duration(value)
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, dict):  # plain values are taken as they are, without a call each
+        return {k: v if type(v) in _PLAIN else to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
+        return [v if type(v) in _PLAIN else to_plain(v) for v in value]
     return value
 
 

@@ -256,3 +256,23 @@ def test_a_message_that_reads_a_promise_shows_it() -> None:
     source = "Subject: For {{ customer.name }}\nBy {{ promises.delivery_date.expected }}"
     subject, body = render(source, template_context(state, None, now, names_read(source)))
     assert (subject, body) == ("For Ada", "By 2024-01-10")
+
+
+@pytest.mark.parametrize("name", ["name", "missing", "items", "keys", "get", "update", "pop", "clear",
+                                  "__class__", "__init__", "_private", "copy", "format_map", "fromkeys"])
+def test_reading_a_dict_finds_what_the_sandbox_would(name: str) -> None:
+    """A dict's attribute is read without Jinja's try-the-attribute-first detour: what a
+    template gets (a key, a method, an undefined, an unsafe method refused) is unchanged."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from engine.templates import ENVIRONMENT
+
+    data = {"name": "Ada", "_private": "hidden", "keys": "a key that a method shadows"}
+    fast = ENVIRONMENT.getattr(data, name)
+    sandbox = ImmutableSandboxedEnvironment.getattr(ENVIRONMENT, data, name)
+    assert type(fast) is type(sandbox)
+    if isinstance(sandbox, ENVIRONMENT.undefined):
+        assert (fast._undefined_name, fast._undefined_hint, fast._undefined_exception) == \
+            (sandbox._undefined_name, sandbox._undefined_hint, sandbox._undefined_exception)
+    else:
+        assert fast == sandbox

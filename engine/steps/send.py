@@ -20,7 +20,7 @@ from engine.calendars import CalendarError
 from engine.exits import StepFailed
 from engine.policy import Decision
 from engine.policy_model import Category
-from engine.state import Action, ActionResult, Pending
+from engine.state import Action, ActionResult, Pending, built
 from engine.steps.base import Checks, Events, Lint, Step
 from engine.steps.notices import notice_action, notice_failure
 from engine.steps.task import TaskSpec, task_effect
@@ -94,7 +94,8 @@ class Send(Step):
             until = stage.resumed_until(path, lambda: deferred.until if deferred else None)
             before = stage.state.pending  # after continue-as-new the reason is the one recorded
             reason = deferred.reason if deferred else (before.deferred if before and before.deferred else "deferred")
-            await stage.pause(self, path, Pending(step=key, until=until, deferred=reason), lambda: False, until)
+            await stage.pause(self, path, built(Pending, step=key, until=until, deferred=reason), lambda: False,
+                              until)
             decision = self.decide(stage)
         await stage.act(self.effects(stage, path, decision))
 
@@ -186,8 +187,8 @@ class Send(Step):
         """The message action on `channel` to `address`, and what to record of its result."""
         key = step_key(self, path)
         state = stage.state
-        action = Action(
-            id=stage.action_id(self, path), kind="message", customer_id=state.customer["id"],
+        action = built(
+            Action, id=stage.action_id(self, path), kind="message", customer_id=state.customer["id"],
             stage=state.stage, step=key, channel=channel, to=address, template=self.template,
             category=self.category, subject=subject, body=body,
         )

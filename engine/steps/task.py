@@ -13,7 +13,7 @@ from engine.durations import format_duration
 from engine.exits import Interrupted
 from engine.fields import Duration, FieldSpec, Name, Strict, TimeSpan
 from engine.flow import Way
-from engine.state import Action, ActionResult, Event, Pending, TaskEntity
+from engine.state import Action, ActionResult, Event, Pending, TaskEntity, built
 from engine.steps.base import BranchLabel, Checks, Events, Lint, Step, short
 from engine.walk import DataPath, step_key
 
@@ -59,8 +59,8 @@ def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: s
     due_at = stage.deadline(spec.due, spec.role) if spec.due else None
     now = stage.runtime.now()
     task_id = stage.action_id(step, path)
-    action = Action(
-        id=task_id, kind="task", customer_id=stage.state.customer["id"],
+    action = built(
+        Action, id=task_id, kind="task", customer_id=stage.state.customer["id"],
         stage=stage.state.stage, step=key, role=spec.role, title=spec.title,
         guideline=spec.guideline, due_at=due_at, task_id=task_id, outcomes=list(spec.outcomes),
         fields=tasks.schema_of(spec.fields) if spec.fields else {},
@@ -180,7 +180,7 @@ class Task(Step, TaskSpec):
             def moved() -> bool:  # snoozed or given a new due time: the overdue clock moves with it
                 return entity is not None and entity.due_at != until
 
-            pending = Pending(step=key, task=key, until=until)
+            pending = built(Pending, step=key, task=key, until=until)
             try:
                 finished = await stage.pause(self, path, pending,
                                              lambda: stage.has(done) or cancelled() or moved(), wake or until)

@@ -11,7 +11,7 @@ from engine.durations import format_duration
 from engine.exits import StepFailed
 from engine.expressions import parse_time
 from engine.fields import Expression, TimeSpan
-from engine.state import Pending
+from engine.state import Pending, built
 from engine.steps.base import Checks, Events, Step, short
 from engine.walk import DataPath, step_key
 
@@ -44,7 +44,7 @@ class Wait(Step):
         until = stage.resumed_until(path, lambda: self._until(stage, path))
         if until is None or until <= stage.runtime.now():
             return
-        await stage.pause(self, path, Pending(step=step_key(self, path), until=until), lambda: False, until)
+        await stage.pause(self, path, built(Pending, step=step_key(self, path), until=until), lambda: False, until)
 
     def _until(self, stage: StageRun, path: str) -> datetime:
         if self.duration is not None:

@@ -10,7 +10,7 @@ from engine.durations import format_duration
 from engine.errors import suggest
 from engine.fields import EventName, TimeSpan
 from engine.flow import Way
-from engine.state import Event, Pending
+from engine.state import Event, Pending, built
 from engine.steps.base import BranchLabel, Checks, Events, Lint, Step
 from engine.walk import DataPath, step_key
 
@@ -71,7 +71,7 @@ class WaitFor(Step):
         def wanted(event: Event) -> bool:
             return event.name in names
 
-        pending = Pending(step=key, events=sorted(names), until=until)
+        pending = built(Pending, step=key, events=sorted(names), until=until)
         if await stage.pause(self, path, pending, lambda: stage.has(wanted), until):
             stage.event = stage.take(wanted, latest=self.take == "latest")
             assert stage.event is not None
