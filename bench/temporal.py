@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -112,6 +113,10 @@ def _row(name: str, rounds: list[Round]) -> dict:
 
 
 async def run(count: int) -> None:
+    # The sandbox imports each workflow's module again for every run; a deployed worker reads
+    # that from bytecode, but under PYTHONDONTWRITEBYTECODE every import compiles the source
+    # again (5 ms for workflows/lifecycle.py, a tenth of the engine's CPU per lifecycle here).
+    sys.dont_write_bytecode = False
     source = PlaybookSource(LIFECYCLE)
     async with DevServer(headless=True) as server:
         client = await server.connect()

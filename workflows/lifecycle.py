@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.project import StageBundle
     from engine.runtime import StageLoadError
     from engine import tasks
-    from engine.steps.send import POLICY_NOTICES
+    from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
     from engine.steps.split import SPLIT_NOTICES
     from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
     from workflows.contract import (
@@ -66,6 +66,14 @@ later workflow task than on replay, where the activity's result is already known
 then meets the marker before the code asks, a nondeterminism error (tests/test_workflow.py,
 continued-as-new runs replayed). Changes released before this one (contact-policy) stay where
 they were asked, so the histories they recorded replay."""
+BASELINE = "baseline-2026-12"
+"""The changes in BEFORE_BASELINE as one patch. A run started on this code asks it first, and
+takes each of them as in force without asking (no marker and TemporalChangeVersion upsert each:
+a dozen history events fewer per run); a run recorded before it answers False and asks each of
+them exactly where it did before, so its history replays. A change released later is asked on
+its own (workflow.patched), at the top of the run."""
+BEFORE_BASELINE = frozenset({HOLD_ON_FAILURE, STRICT_RULES, MID_STAGE_CONTINUE, CONTACT_POLICY, POLICY_NOTICES,
+                             SPLIT_NOTICES, TASK_ENTITIES, ANALYTICS_RECORDS})
 
 
 class DemoClock:
@@ -129,7 +137,7 @@ class TemporalRuntime:
         try:
             bundle = await self._load(stage)
         except StageLoadError as error:
-            if workflow.patched(HOLD_ON_FAILURE):
+            if self._lifecycle.patched(HOLD_ON_FAILURE):
                 raise  # the engine holds the customer on a `load` incident
             bundle = await self._load_as_before_incidents(stage, str(error))
         self._lifecycle._upsert_search_attributes(stage, bundle.playbook.playbook if bundle.playbook else "")
@@ -191,7 +199,7 @@ class TemporalRuntime:
         return None
 
     def patched(self, change: str) -> bool:
-        return workflow.patched(change)
+        return self._lifecycle.patched(change)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -212,6 +220,7 @@ class CustomerLifecycle:
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
         self.mid_stage = False
         self.task_entities = False  # asked at the top of run(), before any local activity (see run)
+        self.baseline: bool | None = None  # BASELINE's answer, asked with the run's first change
         self.records_shipped = start.records_shipped
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
@@ -221,11 +230,11 @@ class CustomerLifecycle:
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
         runtime = TemporalRuntime(self)
-        self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
-        self.task_entities = workflow.patched(TASK_ENTITIES)
+        self.mid_stage = self.patched(MID_STAGE_CONTINUE)
+        self.task_entities = self.patched(TASK_ENTITIES)
         for change in ASKED_AT_START:
-            workflow.patched(change)  # answered from memory later, wherever the engine asks
-        if workflow.patched(ANALYTICS_RECORDS):
+            self.patched(change)  # answered from memory later, wherever the engine asks
+        if self.patched(ANALYTICS_RECORDS):
             self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
@@ -242,6 +251,16 @@ class CustomerLifecycle:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush_records()
         return LifecycleResult(outcome=outcome, state=self.machine.state)
+
+    def patched(self, change: str) -> bool:
+        """Whether `change` is in force in this run. One of BEFORE_BASELINE: in a run started on
+        BASELINE without asking, in one recorded before asked where it always was; a later
+        change: asked."""
+        if change not in BEFORE_BASELINE:
+            return workflow.patched(change)
+        if self.baseline is None:  # the run's first ask of any change
+            self.baseline = workflow.patched(BASELINE)
+        return self.baseline or workflow.patched(change)
 
     # ------------------------------------------------------------ analytics records
 
@@ -272,10 +291,7 @@ class CustomerLifecycle:
             try:
                 # A local activity: the write runs inside the workflow task that made the records
                 # and leaves one marker in history, not a task round trip of its own.
-                await workflow.execute_local_activity(
-                    STORE_RECORDS, batch, result_type=int, summary=f"records {first}..{batch.last_seq}",
-                    **RECORD_OPTIONS,
-                )
+                await workflow.execute_local_activity(STORE_RECORDS, batch, result_type=int, **RECORD_OPTIONS)
             except ActivityError:
                 pass  # a day without a store: this batch is given up (docs/analytics.md)
             self.records_shipped = first + len(records)
@@ -331,8 +347,8 @@ class CustomerLifecycle:
         """Take an event and answer accepted, duplicate or rejected, with the reason."""
         now = self.clock.now()
         self.updates += 1
-        self.machine.strict_rules = workflow.patched(STRICT_RULES)
-        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
+        self.machine.strict_rules = self.patched(STRICT_RULES)
+        self.machine.task_entities = self.patched(TASK_ENTITIES)
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
@@ -399,8 +415,8 @@ class CustomerLifecycle:
         a refusal fails the update (never the workflow task) with type EventRejected."""
         now = self.clock.now()
         self.updates += 1
-        self.machine.strict_rules = workflow.patched(STRICT_RULES)
-        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
+        self.machine.strict_rules = self.patched(STRICT_RULES)
+        self.machine.task_entities = self.patched(TASK_ENTITIES)
         if order.action == "complete":
             answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
             if isinstance(answer, EventReceipt) and answer.status != "rejected":
