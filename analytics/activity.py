@@ -54,9 +54,14 @@ class RecordSink:
 
     @activity.defn(name=STORE_RECORDS)
     async def store_records(self, batch: RecordBatch) -> int:
+        """Journal the batch (`keep`) and return its number of records. A journal that cannot
+        be written fails the attempt (retried)."""
+        return await self.keep(batch)
+
+    async def keep(self, batch: RecordBatch) -> int:
         """Journal the batch (with whatever other batches are waiting, in one transaction) and
         return its number of records; the store has them within about `IMPORT_EVERY` seconds.
-        A journal that cannot be written fails the attempt (retried)."""
+        Raises ApplicationError when the journal cannot be written."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
         if self._appender is None or self._appender.done():
