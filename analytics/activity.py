@@ -1,7 +1,8 @@
 """The worker's side of the record stream: the `store_records` activity and the importer.
 
-The workflow sends each new run of timeline records once it has them, as a local activity,
-so the activity runs inside the workflow task that made them (and that task, with the event's
+The workflow sends each new run of timeline records once it has them: with the delivery that
+workflow task sends anyway (`Delivery.deliver_with_records` calls `keep`), or else as a local
+activity, which runs inside the workflow task that made them (and that task, with the event's
 update in it, waits for it). The activity therefore only journals the batch (analytics.journal:
 durable, a millisecond) and returns. The importer moves the journal into the DuckDB store at
 most once every `IMPORT_EVERY` seconds, so a burst of a thousand events costs a few writes
