@@ -14,7 +14,7 @@ from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.smtp import send_email
 from activities.webhook import post_action
 from analytics.activity import RecordSink
-from analytics.stream import DELIVER_WITH_RECORDS, DeliveredWithRecords, DeliveryWithRecords
+from analytics.stream import DELIVER_WITH_RECORDS, DeliveredWithRecords, DeliveryWithRecords, RecordBatch
 from engine.state import Action, ActionResult
 
 log = logging.getLogger(__name__)
@@ -67,22 +67,31 @@ class Delivery:
 
     @activity.defn(name=DELIVER_WITH_RECORDS)
     async def deliver_with_records(self, order: DeliveryWithRecords) -> DeliveredWithRecords:
-        """`deliver_all`, after journaling the records of the workflow task that asked for it
-        (as `store_records` does), so that task needs no activity of its own for them.
+        """`deliver_all`, and the records of the workflow task that asked for it journaled (as
+        `store_records` does), so that task needs no activity of its own for them.
 
-        The records go first: a slow or retried delivery does not hold them up. A retry
-        journals them again, and the store keeps one copy of each record id. A journal that
-        cannot be written does not hold the deliveries up either: the answer says so, and the
-        workflow sends those records with `store_records`.
+        The records are journaled while the actions are delivered: neither waits for the
+        other, and a failed attempt has journaled them all the same. A retry journals them
+        again, and the store keeps one copy of each record id. A journal that cannot be
+        written does not fail the deliveries: the answer says so, and the workflow sends those
+        records with `store_records`.
         """
-        kept = False
-        if self.records is not None:
-            try:
-                await self.records.keep(order.records)
-                kept = True
-            except Exception as error:  # noqa: BLE001 - the workflow sends them another way
-                log.warning("analytics journal not written (%s); the workflow sends those records again", error)
-        return DeliveredWithRecords(results=await self.deliver_all(order.actions), records_kept=kept)
+        keeping = asyncio.create_task(self._keep(order.records))
+        try:
+            results = await self.deliver_all(order.actions)
+        finally:
+            kept = await keeping
+        return DeliveredWithRecords(results=results, records_kept=kept)
+
+    async def _keep(self, records: RecordBatch) -> bool:
+        if self.records is None:
+            return False
+        try:
+            await self.records.keep(records)
+            return True
+        except Exception as error:  # noqa: BLE001 - the workflow sends them another way
+            log.warning("analytics journal not written (%s); the workflow sends those records again", error)
+            return False
 
     async def _deliver_in_order(self, actions: list[Action], done: list[ActionResult]) -> list[ActionResult]:
         for action in actions[len(done):]:
