@@ -72,9 +72,10 @@ def worker_activities(settings: LifecycleSettings, lifecycle_file: Path) -> list
     from activities.playbooks import PlaybookSource
     from analytics.activity import RecordSink
 
-    delivery = Delivery(settings)
-    return [delivery.deliver_all, PlaybookSource(lifecycle_file).load_stage,
-            RecordSink(settings.state_dir).store_records]
+    records = RecordSink(settings.state_dir)
+    delivery = Delivery(settings, records)
+    return [delivery.deliver_all, delivery.deliver_with_records, PlaybookSource(lifecycle_file).load_stage,
+            records.store_records]
 
 
 async def connect(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -12,7 +13,11 @@ from activities.outbox import send_to_outbox
 from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.smtp import send_email
 from activities.webhook import post_action
+from analytics.activity import RecordSink
+from analytics.stream import DELIVER_WITH_RECORDS, DeliveredWithRecords, DeliveryWithRecords, RecordBatch
 from engine.state import Action, ActionResult
+
+log = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -22,9 +27,10 @@ class Delivery:
     one action, also an activity so a hand-written workflow can call it.
     """
 
-    def __init__(self, settings: LifecycleSettings) -> None:
-        """Deliver with these settings."""
+    def __init__(self, settings: LifecycleSettings, records: RecordSink | None = None) -> None:
+        """Deliver with these settings; journal the records that ride along in `records`."""
         self.settings = settings
+        self.records = records
 
     @activity.defn(name="deliver")
     async def deliver(self, action: Action) -> ActionResult:
@@ -58,6 +64,34 @@ class Delivery:
             return await self._deliver_in_order(actions, done)
         finally:
             alive.cancel()
+
+    @activity.defn(name=DELIVER_WITH_RECORDS)
+    async def deliver_with_records(self, order: DeliveryWithRecords) -> DeliveredWithRecords:
+        """`deliver_all`, and the records of the workflow task that asked for it journaled (as
+        `store_records` does), so that task needs no activity of its own for them.
+
+        The records are journaled while the actions are delivered: neither waits for the
+        other, and a failed attempt has journaled them all the same. A retry journals them
+        again, and the store keeps one copy of each record id. A journal that cannot be
+        written does not fail the deliveries: the answer says so, and the workflow sends those
+        records with `store_records`.
+        """
+        keeping = asyncio.create_task(self._keep(order.records))
+        try:
+            results = await self.deliver_all(order.actions)
+        finally:
+            kept = await keeping
+        return DeliveredWithRecords(results=results, records_kept=kept)
+
+    async def _keep(self, records: RecordBatch) -> bool:
+        if self.records is None:
+            return False
+        try:
+            await self.records.keep(records)
+            return True
+        except Exception as error:  # noqa: BLE001 - the workflow sends them another way
+            log.warning("analytics journal not written (%s); the workflow sends those records again", error)
+            return False
 
     async def _deliver_in_order(self, actions: list[Action], done: list[ActionResult]) -> list[ActionResult]:
         for action in actions[len(done):]:

@@ -1,7 +1,8 @@
 """The worker's side of the record stream: the `store_records` activity and the importer.
 
-The workflow sends each new run of timeline records once it has them, as a local activity,
-so the activity runs inside the workflow task that made them (and that task, with the event's
+The workflow sends each new run of timeline records once it has them: with the delivery that
+workflow task sends anyway (`Delivery.deliver_with_records` calls `keep`), or else as a local
+activity, which runs inside the workflow task that made them (and that task, with the event's
 update in it, waits for it). The activity therefore only journals the batch (analytics.journal:
 durable, a millisecond) and returns. The importer moves the journal into the DuckDB store at
 most once every `IMPORT_EVERY` seconds, so a burst of a thousand events costs a few writes
@@ -54,9 +55,14 @@ class RecordSink:
 
     @activity.defn(name=STORE_RECORDS)
     async def store_records(self, batch: RecordBatch) -> int:
+        """Journal the batch (`keep`) and return its number of records. A journal that cannot
+        be written fails the attempt (retried)."""
+        return await self.keep(batch)
+
+    async def keep(self, batch: RecordBatch) -> int:
         """Journal the batch (with whatever other batches are waiting, in one transaction) and
         return its number of records; the store has them within about `IMPORT_EVERY` seconds.
-        A journal that cannot be written fails the attempt (retried)."""
+        Raises ApplicationError when the journal cannot be written."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
         if self._appender is None or self._appender.done():

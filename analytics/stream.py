@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.state import Action, ActionResult
+
 
 class StreamRecord(BaseModel):
     """A timeline record (engine.state.Record) as the store takes it: any kind, so a record kind
@@ -103,3 +105,22 @@ def _text(value: Any) -> str | None:
 
 STORE_RECORDS = "store_records"
 """The activity that writes a RecordBatch to the store (analytics.activity)."""
+
+DELIVER_WITH_RECORDS = "deliver_with_records"
+"""The activity that performs a workflow task's effects (as `deliver_all`) and journals the
+records that task made (as `store_records`): one activity where there would be two."""
+
+
+class DeliveryWithRecords(BaseModel):
+    """The input of DELIVER_WITH_RECORDS: the effects of one instant, and the records so far."""
+
+    actions: list[Action]
+    records: RecordBatch
+
+
+class DeliveredWithRecords(BaseModel):
+    """What DELIVER_WITH_RECORDS answers: each action's result, and whether the records were
+    journaled (if not, the workflow sends them with STORE_RECORDS)."""
+
+    results: list[ActionResult]
+    records_kept: bool

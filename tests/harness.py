@@ -47,10 +47,12 @@ class Harness:
         self.source = PlaybookSource(folder / "lifecycle.yaml")
         self.lifecycles = LifecycleClient(client, self.source.project().lifecycle, self.task_queue,
                                           max_history=max_history)
+        records = RecordSink(state_dir)
+        delivery = Delivery(self.settings, records)
         self.worker = Worker(
             client, task_queue=self.task_queue, workflows=CUSTOMER_WORKFLOWS,
-            activities=[Delivery(self.settings).deliver_all, self.source.load_stage,
-                        RecordSink(state_dir).store_records],
+            activities=[delivery.deliver_all, delivery.deliver_with_records, self.source.load_stage,
+                        records.store_records],
             workflow_runner=WORKFLOW_RUNNER, max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
         )
 

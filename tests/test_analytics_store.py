@@ -161,3 +161,40 @@ async def test_a_steady_trickle_of_batches_is_imported_at_most_once_a_second(tmp
     assert sink.imports <= seconds / 1.0 + 2, (sink.imports, seconds)
     with open_store(tmp_path / "analytics.duckdb") as store:
         assert store.count() == 15
+
+
+async def test_records_riding_with_a_delivery_are_journaled_once_however_often_it_is_retried(tmp_path: Path):
+    from activities.config import LifecycleSettings
+    from activities.delivery import Delivery
+    from analytics.stream import DeliveryWithRecords
+    from test_activities import message
+
+    settings = LifecycleSettings.from_mapping({"state_dir": str(tmp_path)})
+    delivery = Delivery(settings, RecordSink(tmp_path))
+    order = DeliveryWithRecords(actions=[message()], records=batch("c1", 0, [record("stage_entered"), record("sent", 1)]))
+    for _ in range(3):  # a first attempt, then two retries of the same activity
+        done = await delivery.deliver_with_records(order)
+        assert done.records_kept and [result.status for result in done.results] == ["done"]
+    await delivery.records.flush()
+    with open_store(tmp_path / "analytics.duckdb") as store:
+        assert store.count() == 2
+    outbox = [json.loads(line) for line in settings.outbox_path.read_text().splitlines()]
+    assert [entry["id"] for entry in outbox] == [message().id]  # the action, once, too
+
+
+async def test_a_journal_that_cannot_be_written_does_not_hold_the_delivery_up(tmp_path: Path):
+    from activities.config import LifecycleSettings
+    from activities.delivery import Delivery
+    from analytics.journal import JOURNAL_FILE
+    from analytics.stream import DeliveryWithRecords
+    from test_activities import message
+
+    broken = tmp_path / "broken"
+    (broken / JOURNAL_FILE).mkdir(parents=True)  # a folder where the journal file should be
+    settings = LifecycleSettings.from_mapping({"state_dir": str(tmp_path)})
+    delivery = Delivery(settings, RecordSink(broken))
+    done = await delivery.deliver_with_records(
+        DeliveryWithRecords(actions=[message()], records=batch("c1", 0, [record("stage_entered")])))
+    assert not done.records_kept  # the workflow sends them with store_records
+    assert [result.status for result in done.results] == ["done"]
+    assert settings.outbox_path.exists()

@@ -9,9 +9,16 @@ import uuid
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.delivery import Delivery
+from analytics.activity import RecordSink
+from analytics.journal import JOURNAL_FILE
 
 from analytics.store import STORE_FILE, StoreBusy, StoreError, open_store
 from harness import FIXTURE, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
+from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
+from workflows.client import LifecycleClient
 from workflows.contract import LifecycleResult
 
 
@@ -47,7 +54,33 @@ async def test_a_finished_lifecycle_has_every_record_in_the_store_once(harness: 
     with open_store(harness.settings.state_dir / STORE_FILE) as store:
         assert store.query("SELECT preferred_channel FROM customers WHERE customer_id = ?", [customer]) == \
             [{"preferred_channel": "email"}]
-    await record_history(client, customer, "analytics-records")
+    await record_history(client, customer, "records-ride-with-deliveries")
+
+
+async def test_records_a_delivery_could_not_journal_are_sent_on_their_own(client: Client, tmp_path: Path):
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state")
+    broken = tmp_path / "broken"
+    (broken / JOURNAL_FILE).mkdir(parents=True)  # the deliveries' journal cannot be written
+    store = RecordSink(harness.settings.state_dir)  # store_records' can
+    queue = f"broken-journal-{uuid.uuid4().hex[:6]}"  # not the harness worker's
+    harness.lifecycles = LifecycleClient(client, harness.source.project().lifecycle, queue)
+    delivery = Delivery(harness.settings, RecordSink(broken))
+    worker = Worker(client, task_queue=queue, workflows=CUSTOMER_WORKFLOWS,
+                    activities=[delivery.deliver_all, delivery.deliver_with_records, harness.source.load_stage,
+                                store.store_records],
+                    workflow_runner=WORKFLOW_RUNNER)
+    async with worker:
+        customer = f"c-{uuid.uuid4().hex[:6]}"
+        await harness.start(customer)
+        await harness.event(customer, "order.delivered", delivered_at="2026-03-12")
+        await eventually(lambda: pending_step(harness, customer, "await_survey"))
+        await harness.event(customer, "survey.answered", score=10)
+        result = await client.get_workflow_handle(f"lifecycle/{customer}", result_type=LifecycleResult).result()
+        await store.flush()
+    assert harness.steps(customer) == ["summary", "apology", "check_in", "survey", "ask_referral"]
+    assert [row["seq"] for row in stored(harness, customer)] == list(range(result.state.recorded))
 
 
 async def test_records_keep_their_ids_across_continue_as_new(client: Client, tmp_path: Path):

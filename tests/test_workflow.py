@@ -6,6 +6,7 @@ here, and long timelines are covered by the simulator, which runs the same inter
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -22,6 +23,7 @@ from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
+from workflows.lifecycle import BASELINE, STRICT_RULES
 
 
 
@@ -41,6 +43,26 @@ async def test_a_lifecycle_runs_through_all_four_stages(harness: Harness, client
     status = await harness.lifecycles.status(customer)
     assert status.promises["delivery_date"]["state"] == "broken"
     await record_history(client, customer, "four-stages")
+
+
+def patch_ids(history: WorkflowHistory) -> list[str]:
+    """The patch ids a history's markers record, in order."""
+    return [json.loads(event.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+            for event in history.events
+            if event.HasField("marker_recorded_event_attributes")
+            and event.marker_recorded_event_attributes.marker_name == "core_patch"]
+
+
+async def test_a_new_lifecycle_asks_one_patch_for_every_change_before_the_baseline(harness: Harness, client: Client):
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    await harness.event(customer, "order.delivered", delivered_at="2026-03-12")
+    await eventually(lambda: pending_step(harness, customer, "await_survey"))
+    history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
+    assert patch_ids(history) == [BASELINE]  # every other test here runs with all of them in force
+    # The histories recorded before the baseline ask each change where they always did.
+    older = WorkflowHistory.from_json("analytics-records", (HISTORIES / "analytics-records.json").read_text())
+    assert BASELINE not in patch_ids(older) and STRICT_RULES in patch_ids(older)
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):

@@ -20,14 +20,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from analytics.stream import STORE_RECORDS, RecordBatch
+    from analytics.stream import (
+        DELIVER_WITH_RECORDS, STORE_RECORDS, DeliveredWithRecords, DeliveryWithRecords, RecordBatch,
+    )
     from engine.interpreter import HOLD_ON_FAILURE
     from engine.lifecycle import LifecycleMachine
     from engine.limits import UPDATES_PER_RUN, bounded, json_size
     from engine.project import StageBundle
     from engine.runtime import StageLoadError
     from engine import tasks
-    from engine.steps.send import POLICY_NOTICES
+    from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
     from engine.steps.split import SPLIT_NOTICES
     from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
     from workflows.contract import (
@@ -66,6 +68,15 @@ later workflow task than on replay, where the activity's result is already known
 then meets the marker before the code asks, a nondeterminism error (tests/test_workflow.py,
 continued-as-new runs replayed). Changes released before this one (contact-policy) stay where
 they were asked, so the histories they recorded replay."""
+BASELINE = "baseline-2026-12"
+"""The changes in BEFORE_BASELINE as one patch. A run started on this code asks it first, and
+takes each of them as in force without asking (no marker and TemporalChangeVersion upsert each:
+a dozen history events fewer per run); a run recorded before it answers False and asks each of
+them exactly where it did before, so its history replays. A change released later is asked on
+its own (workflow.patched), at the top of the run. Records riding with deliveries
+(DELIVER_WITH_RECORDS) came with it: a run without it sends them all with STORE_RECORDS."""
+BEFORE_BASELINE = frozenset({HOLD_ON_FAILURE, STRICT_RULES, MID_STAGE_CONTINUE, CONTACT_POLICY, POLICY_NOTICES,
+                             SPLIT_NOTICES, TASK_ENTITIES, ANALYTICS_RECORDS})
 
 
 class DemoClock:
@@ -94,6 +105,14 @@ class TemporalRuntime:
     def __init__(self, lifecycle: CustomerLifecycle) -> None:
         self._lifecycle = lifecycle
         self._clock = lifecycle.clock
+        self._waiting_for: Callable[[], bool] | None = None  # what the engine's wait waits for
+        self._loading = False
+
+    def goes_on(self) -> bool:
+        """Whether the engine goes on in this workflow task without anything from outside: it
+        loads a stage (a local activity), or what it waits for has just come. The records it
+        makes meanwhile may ride with its next delivery."""
+        return self._loading or (self._waiting_for is not None and self._waiting_for())
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -101,29 +120,40 @@ class TemporalRuntime:
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
         self._lifecycle._upsert_task_attributes()  # tasks made or escalated before this wait
         if until is None:
-            await workflow.wait_condition(ready)
-            return True
-        remaining = self._clock.real_seconds(until - self.now())
-        if remaining <= 0:
-            return ready()
+            remaining = None
+        else:
+            remaining = self._clock.real_seconds(until - self.now())
+            if remaining <= 0:
+                return ready()
+        self._waiting_for = ready
         try:
             await workflow.wait_condition(ready, timeout=remaining)
             return True
         except asyncio.TimeoutError:
             self._lifecycle._observe_history()  # a timer fired
             return ready()
+        finally:
+            self._waiting_for = None
 
     async def act(self, actions: list[Action]) -> list[ActionResult]:
+        summary = ", ".join(f"{action.kind} {action.step}" for action in actions)
+        records = self._lifecycle._records_to_ride()
         try:
-            results = await workflow.execute_activity(
-                "deliver_all", actions, result_type=list[ActionResult],
-                summary=", ".join(f"{action.kind} {action.step}" for action in actions),
-                **DELIVERY_OPTIONS,
-            )
-            self._lifecycle._observe_history()  # an activity's result
-            return results
+            if records is None:
+                results = await workflow.execute_activity(
+                    "deliver_all", actions, result_type=list[ActionResult], summary=summary, **DELIVERY_OPTIONS)
+                self._lifecycle._observe_history()  # an activity's result
+                return results
+            done = await workflow.execute_activity(
+                DELIVER_WITH_RECORDS, DeliveryWithRecords(actions=actions, records=records),
+                result_type=DeliveredWithRecords, summary=summary, **DELIVERY_OPTIONS)
+            self._lifecycle._observe_history()
+            self._lifecycle._records_done(records, kept=done.records_kept)
+            return done.results
         except ActivityError as error:
             self._lifecycle._observe_history()
+            if records is not None:
+                self._lifecycle._records_done(records, kept=False)
             # Out of retries (e.g. a day of SMTP outage): recorded, never lost silently.
             cause = error.cause
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
@@ -133,7 +163,7 @@ class TemporalRuntime:
         try:
             bundle = await self._load(stage)
         except StageLoadError as error:
-            if workflow.patched(HOLD_ON_FAILURE):
+            if self._lifecycle.patched(HOLD_ON_FAILURE):
                 raise  # the engine holds the customer on a `load` incident
             bundle = await self._load_as_before_incidents(stage, str(error))
         self._lifecycle._upsert_search_attributes(stage, bundle.playbook.playbook if bundle.playbook else "")
@@ -158,6 +188,7 @@ class TemporalRuntime:
 
     async def _load(self, stage: str) -> StageBundle:
         # A local activity: a quick read whose result is recorded as one marker in history.
+        self._loading = True
         try:
             return await workflow.execute_local_activity(
                 "load_stage", stage, result_type=StageBundle,
@@ -166,6 +197,8 @@ class TemporalRuntime:
         except (ActivityError, ApplicationError) as error:  # a local activity's failure may come bare
             cause = error.cause if isinstance(error.cause, ApplicationError) else error
             raise StageLoadError(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+        finally:
+            self._loading = False
 
     async def hold(self, stage: str, version: str, released: Callable[[], bool]) -> StageBundle | None:
         lifecycle = self._lifecycle
@@ -196,7 +229,7 @@ class TemporalRuntime:
         return None
 
     def patched(self, change: str) -> bool:
-        return workflow.patched(change)
+        return self._lifecycle.patched(change)
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -217,7 +250,10 @@ class CustomerLifecycle:
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
         self.mid_stage = False
         self.task_entities = False  # asked at the top of run(), before any local activity (see run)
-        self.records_shipped = start.records_shipped
+        self.baseline: bool | None = None  # BASELINE's answer, asked with the run's first change
+        self.records_shipped = start.records_shipped  # the records before it are stored (or given up)
+        self.records_out = start.records_shipped  # the records before it went to an activity
+        self.records_ride = False  # records go with deliveries (BASELINE), not each by STORE_RECORDS
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
         self.closing = False
@@ -228,12 +264,13 @@ class CustomerLifecycle:
     async def run(self, start: LifecycleStart) -> LifecycleResult:
         await workflow.wait_condition(lambda: self.started)
         self._observe_history()
-        runtime = TemporalRuntime(self)
-        self.mid_stage = workflow.patched(MID_STAGE_CONTINUE)
-        self.task_entities = workflow.patched(TASK_ENTITIES)
+        self.runtime = runtime = TemporalRuntime(self)
+        self.mid_stage = self.patched(MID_STAGE_CONTINUE)
+        self.task_entities = self.patched(TASK_ENTITIES)
         for change in ASKED_AT_START:
-            workflow.patched(change)  # answered from memory later, wherever the engine asks
-        if workflow.patched(ANALYTICS_RECORDS):
+            self.patched(change)  # answered from memory later, wherever the engine asks
+        if self.patched(ANALYTICS_RECORDS):
+            self.records_ride = bool(self.baseline)
             self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
@@ -251,42 +288,82 @@ class CustomerLifecycle:
         await self._flush_records()
         return LifecycleResult(outcome=outcome, state=self.machine.state)
 
+    def patched(self, change: str) -> bool:
+        """Whether `change` is in force in this run. One of BEFORE_BASELINE: in a run started on
+        BASELINE without asking, in one recorded before asked where it always was; a later
+        change: asked."""
+        if change not in BEFORE_BASELINE:
+            return workflow.patched(change)
+        if self.baseline is None:  # the run's first ask of any change
+            self.baseline = workflow.patched(BASELINE)
+        return self.baseline or workflow.patched(change)
+
     # ------------------------------------------------------------ analytics records
 
-    def _unshipped(self) -> tuple[int, list]:
+    def _unsent(self) -> tuple[int, list]:
         """The sequence number of the first record not yet sent, and the records from it on that
         the timeline still holds (those trimmed before they were sent are a gap in the store)."""
         state = self.machine.state
         first_held = state.recorded - len(state.timeline)
-        first = max(self.records_shipped, first_held)
+        first = max(self.records_out, first_held)
         return first, state.timeline[first - first_held:]
 
+    def _take_unsent(self) -> RecordBatch | None:
+        """The next batch of unsent records, counted as sent (None if there are none)."""
+        first, records = self._unsent()
+        if not records:
+            return None
+        records = records[:RECORDS_PER_BATCH]
+        if self.records_shipped == self.records_out:  # none in flight: those trimmed unsent are given up
+            self.records_shipped = first
+        self.records_out = first + len(records)
+        state = self.machine.state
+        return RecordBatch(
+            lifecycle=self.machine.lifecycle.lifecycle, customer_id=str(state.customer.get("id", "")),
+            chain=self.records_chain, first_seq=first, records=list(records), customer=dict(state.customer),
+        )
+
+    def _records_to_ride(self) -> RecordBatch | None:
+        """The unsent records, for the delivery the engine is about to ask for (if they ride)."""
+        return self._take_unsent() if self.records_ride and self.shipping is not None else None
+
+    def _records_done(self, batch: RecordBatch, kept: bool) -> None:
+        """A batch is stored (or given up): the count of shipped records moves past it if it
+        follows on (a batch done out of order is sent again by the next run, and the store
+        keeps one copy). One not kept is sent again, by STORE_RECORDS."""
+        end = batch.last_seq + 1
+        if not kept:
+            self.records_out = min(self.records_out, batch.first_seq)
+        elif self.records_shipped >= batch.first_seq:
+            self.records_shipped = max(self.records_shipped, end)
+
     async def _ship_records(self) -> None:
-        """Send new timeline records to the store as they come, one batch at a time, until closing."""
+        """Send new timeline records to the store as they come, one batch at a time, until closing.
+
+        When they ride with deliveries, records the engine makes while it goes on in this
+        workflow task wait for its next delivery (`TemporalRuntime.act`); those it makes before
+        it waits for something from outside (an event, a timer, a delivery) are sent here, in
+        that workflow task: the store never waits for a lifecycle that has gone quiet."""
         state = self.machine.state
         # A state from before ANALYTICS_RECORDS counted nothing: its timeline starts the count.
         state.recorded = max(state.recorded, len(state.timeline))
         self.records_chain = self.records_chain or workflow.info().run_id
+
+        def due() -> bool:
+            return bool(self._unsent()[1]) and not (self.records_ride and self.runtime.goes_on())
+
         while True:
-            await workflow.wait_condition(lambda: bool(self._unshipped()[1]) or self.closing)
-            first, records = self._unshipped()
-            if not records:
+            await workflow.wait_condition(lambda: due() or self.closing)
+            batch = self._take_unsent()
+            if batch is None:
                 return
-            records = records[:RECORDS_PER_BATCH]
-            batch = RecordBatch(
-                lifecycle=self.machine.lifecycle.lifecycle, customer_id=str(state.customer.get("id", "")),
-                chain=self.records_chain, first_seq=first, records=list(records), customer=dict(state.customer),
-            )
             try:
                 # A local activity: the write runs inside the workflow task that made the records
                 # and leaves one marker in history, not a task round trip of its own.
-                await workflow.execute_local_activity(
-                    STORE_RECORDS, batch, result_type=int, summary=f"records {first}..{batch.last_seq}",
-                    **RECORD_OPTIONS,
-                )
+                await workflow.execute_local_activity(STORE_RECORDS, batch, result_type=int, **RECORD_OPTIONS)
             except ActivityError:
                 pass  # a day without a store: this batch is given up (docs/analytics.md)
-            self.records_shipped = first + len(records)
+            self._records_done(batch, kept=True)
 
     async def _flush_records(self) -> None:
         """Wait until every record so far is in the store (before the lifecycle ends)."""
@@ -354,8 +431,8 @@ class CustomerLifecycle:
         now = self.clock.now()
         self.updates += 1
         self._observe_history()
-        self.machine.strict_rules = workflow.patched(STRICT_RULES)
-        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
+        self.machine.strict_rules = self.patched(STRICT_RULES)
+        self.machine.task_entities = self.patched(TASK_ENTITIES)
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
@@ -424,8 +501,8 @@ class CustomerLifecycle:
         now = self.clock.now()
         self.updates += 1
         self._observe_history()
-        self.machine.strict_rules = workflow.patched(STRICT_RULES)
-        self.machine.task_entities = workflow.patched(TASK_ENTITIES)
+        self.machine.strict_rules = self.patched(STRICT_RULES)
+        self.machine.task_entities = self.patched(TASK_ENTITIES)
         if order.action == "complete":
             answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
             if isinstance(answer, EventReceipt) and answer.status != "rejected":
