@@ -256,6 +256,7 @@ class CustomerLifecycle:
         self.records_ride = False  # records go with deliveries (BASELINE), not each by STORE_RECORDS
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
+        self.records_in_flight = False  # a store_records local activity has not answered yet
         self.closing = False
         self.history_length = 0  # as of the last point the history itself fixes: _observe_history
         self.new_run_suggested = False
@@ -274,9 +275,10 @@ class CustomerLifecycle:
             self.shipping = asyncio.create_task(self._ship_records())
         outcome = await self.machine.run(runtime, pause=self._should_continue_as_new, in_stage=self.mid_stage)
         if outcome is None:
-            # No flush: the next run sends what this one had not (a batch in flight is sent again,
-            # and the store keeps one copy), so events pouring in never hold continue-as-new up.
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            # No flush: the next run sends what this one had not, so events pouring in never hold
+            # continue-as-new up. A batch in flight is waited for: its marker, coming with the
+            # continue-as-new, would follow it, and Temporal refuses any command after that one.
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self.records_in_flight)
             workflow.continue_as_new(start.model_copy(update={
                 "lifecycle": self.machine.lifecycle, "state": self.machine.state,
                 "bundle": self.machine.bundle, "clock_origin": self.clock.origin,
@@ -357,12 +359,15 @@ class CustomerLifecycle:
             batch = self._take_unsent()
             if batch is None:
                 return
+            self.records_in_flight = True
             try:
                 # A local activity: the write runs inside the workflow task that made the records
                 # and leaves one marker in history, not a task round trip of its own.
                 await workflow.execute_local_activity(STORE_RECORDS, batch, result_type=int, **RECORD_OPTIONS)
             except ActivityError:
                 pass  # a day without a store: this batch is given up (docs/analytics.md)
+            finally:
+                self.records_in_flight = False
             self._records_done(batch, kept=True)
 
     async def _flush_records(self) -> None:
