@@ -160,9 +160,9 @@ async def _pollers(client: Client, queue: str) -> int:
     return len(response.pollers)
 
 
-async def test_the_worker_command_polls_and_stops_cleanly_on_sigterm(
-    client: Client, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def polling_worker(client: Client, tmp_path: Path) -> AsyncIterator[subprocess.Popen[str]]:
+    """`lifecycle worker` on its own task queue, once it polls; killed if still running at the end."""
     queue = f"test-{uuid.uuid4()}"
     env = {
         **os.environ,
@@ -182,47 +182,32 @@ async def test_the_worker_command_polls_and_stops_cleanly_on_sigterm(
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the worker never polled its task queue"
             await asyncio.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
+async def test_the_worker_command_polls_and_stops_cleanly_on_sigterm(
+    client: Client, tmp_path: Path
+) -> None:
+    async with polling_worker(client, tmp_path) as process:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+
+
 async def test_a_worker_whose_server_died_still_stops_on_sigterm(tmp_path: Path) -> None:
     # An orchestrator stops workers during a Temporal outage too: polls that cannot reach
     # the server must not keep the process alive until it is killed.
     async with DevServer(headless=True) as server:
-        client = await server.connect()
-        queue = f"test-{uuid.uuid4()}"
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": server.address,
-            "LIFECYCLE_TASK_QUEUE": queue,
-            "LIFECYCLE_STATE_DIR": str(tmp_path),
-            "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
-        }
-        process = subprocess.Popen(
-            [LIFECYCLE, "worker"], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while await _pollers(client, queue) == 0:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "the worker never polled its task queue"
-                await asyncio.sleep(0.1)
+        async with polling_worker(await server.connect(), tmp_path) as process:
             assert server.process is not None
             server.process.kill()
             await asyncio.to_thread(server.process.wait)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(process.wait, 30) == 0
             assert "Traceback" not in (process.stderr.read() if process.stderr else "")
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -> None:
