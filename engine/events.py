@@ -13,6 +13,7 @@ from typing import Any
 from engine import calendars
 from engine.durations import parse_duration
 from engine.expressions import parse_time
+from engine.fields import JSON_TYPE_TESTS
 from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 from engine.policy import CONSENT_CHANGED, UNSUBSCRIBED
@@ -65,16 +66,6 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
-_TYPE_TESTS = {
-    "string": lambda value: isinstance(value, str),
-    "int": lambda value: isinstance(value, int) and not isinstance(value, bool),
-    "number": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
-    "bool": lambda value: isinstance(value, bool),
-    "list": lambda value: isinstance(value, list),
-    "map": lambda value: isinstance(value, dict),
-}
-
-
 def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
     kind = spec.type
     if value is None:
@@ -93,7 +84,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
         except ValueError as error:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
-    if not _TYPE_TESTS[kind](value):
+    if not JSON_TYPE_TESTS[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
         raise PayloadError(f"field '{name}' must be {article} {kind}, got {type(value).__name__}", name)
     if kind in ("int", "number") and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:

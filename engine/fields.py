@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, Union
 
 from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, WithJsonSchema, field_validator,
@@ -75,6 +75,18 @@ EventName = Annotated[
     str,
     Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$", examples=["order.delivered"]),
 ]
+
+
+JSON_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda value: isinstance(value, str),
+    "int": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "number": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    "bool": lambda value: isinstance(value, bool),
+    "list": lambda value: isinstance(value, list),
+    "map": lambda value: isinstance(value, dict),
+}
+"""Whether a value (as JSON or YAML gives it) is of a field type that has a JSON form of its own;
+dates, timestamps and durations are strings to parse, checked where they are parsed."""
 
 
 class Strict(BaseModel):

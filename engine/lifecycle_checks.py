@@ -8,6 +8,7 @@ from typing import Any
 from engine.errors import PlaybookError, describe_value, suggest
 from engine.expression_checks import Located, Scope, all_events, check_expression, customer_fields
 from engine.expressions import ROOTS
+from engine.fields import JSON_TYPE_TESTS
 from engine.model import EventSpec, FactSpec, Lifecycle, Transition
 from engine.yamlsource import DataPath
 
@@ -164,12 +165,7 @@ def _initial_problem(spec: FactSpec) -> str | None:
     if value is None:
         return None
     expected = {
-        "string": lambda v: isinstance(v, str),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "list": lambda v: isinstance(v, list),
-        "map": lambda v: isinstance(v, dict),
+        **JSON_TYPE_TESTS,
         "date": lambda v: isinstance(v, (date, str)),
         "timestamp": lambda v: isinstance(v, (date, str)),
         "duration": lambda v: isinstance(v, str),

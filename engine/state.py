@@ -283,15 +283,21 @@ def made(model: type[Model], values: dict[str, Any]) -> Model:
     is always validated."""
     if len(values) != len(model.__pydantic_fields__):
         raise TypeError(f"{model.__name__} has fields {list(model.__pydantic_fields__)}, not {list(values)}")
-    instance = _new(model)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    return _unvalidated(model, values, set(values))
 
 
 _new, _set = object.__new__, object.__setattr__
+
+
+def _unvalidated(model: type[Model], data: dict[str, Any], given: set[str]) -> Model:
+    """An instance holding `data` as its fields, `given` as the fields set: what pydantic's
+    `model_construct` makes, without its per-field work."""
+    instance = _new(model)
+    _set(instance, "__dict__", data)
+    _set(instance, "__pydantic_fields_set__", given)
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 def built(model: type[Model], **values: Any) -> Model:
@@ -307,12 +313,7 @@ def built(model: type[Model], **values: Any) -> Model:
     if len(data) != len(static) or not required <= values.keys():
         raise TypeError(f"{model.__name__} has fields {list(static)} ({sorted(required)} required), "
                         f"not {list(values)}")
-    instance = _new(model)
-    _set(instance, "__dict__", data)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    return _unvalidated(model, data, set(values))
 
 
 _BLUEPRINTS: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]] = {}

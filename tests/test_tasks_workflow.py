@@ -11,6 +11,7 @@ import pytest
 
 from engine.state import EventReceipt, TaskCommand, TaskEntity
 from harness import Harness, eventually, record_history
+from test_reminders_workflow import PLAYBOOK as REMINDED_PLAYBOOK
 from workflows.client import TaskFilter
 
 PLAYBOOK = """\
@@ -273,22 +274,8 @@ async def _accepted(answer) -> TaskEntity | None:
 
 # ---------------------------------------------------------------- business hours
 
-BUSINESS_HOURS = """\
-playbook: set_expectations
-steps:
-  - {kind: promise, id: promise_delivery, promise: delivery_date, about: delivery_date,
-     expected: event.data.promised_delivery, made_by: account_manager}
-  - kind: task
-    id: call
-    role: account_manager
-    title: Call about the order
-    guideline: Listen first.
-    due: 2 business hours
-    remind: 1h
-    on_done: [{kind: send, id: thanks, template: summary}]
-    on_overdue: [{kind: send, id: late, template: summary}]
-  - {kind: wait_for, id: idle, events: [survey.answered]}
-"""
+# The reminders test's playbook (a promise, a reminded task, a wait), due in business hours.
+BUSINESS_HOURS = REMINDED_PLAYBOOK % {"due": "2 business hours", "remind": "1h"}
 
 
 def evening_zone(now: datetime) -> str:
