@@ -9,8 +9,15 @@ CUSTOMER_WORKFLOWS = [CustomerLifecycle]
 # The engine's libraries are deterministic and import submodules lazily (Jinja compiles a
 # template on first use, `holidays` a country's rules the first time its calendar is used);
 # passing them through keeps one copy, loaded outside the sandbox.
+# The shell itself (`workflows`, with `analytics.stream`'s message types) is passed through
+# too: it keeps no state between runs (the workflow's state lives on its instance), so the
+# sandbox's fresh import of it for every run bought nothing but time. That import, and the
+# sandbox's guarded `datetime` in the shell's hot path, were a sixth of the worker's CPU per
+# lifecycle (bench/temporal.py). Determinism of the shell, as of the engine, is held by
+# replaying recorded histories (tests/test_replay.py), not by the sandbox.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "engine", "jinja2", "markupsafe", "cel_expr_python", "pydantic", "pydantic_core", "holidays",
+        "workflows", "analytics", "engine", "jinja2", "markupsafe", "cel_expr_python", "pydantic", "pydantic_core",
+        "holidays",
     )
 )

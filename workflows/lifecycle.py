@@ -136,17 +136,18 @@ class TemporalRuntime:
             self._waiting_for = None
 
     async def act(self, actions: list[Action]) -> list[ActionResult]:
-        summary = ", ".join(f"{action.kind} {action.step}" for action in actions)
+        # No activity summary: each is a payload the SDK converts and visits three times, and
+        # the activity's input already names every action.
         records = self._lifecycle._records_to_ride()
         try:
             if records is None:
                 results = await workflow.execute_activity(
-                    "deliver_all", actions, result_type=list[ActionResult], summary=summary, **DELIVERY_OPTIONS)
+                    "deliver_all", actions, result_type=list[ActionResult], **DELIVERY_OPTIONS)
                 self._lifecycle._observe_history()  # an activity's result
                 return results
             done = await workflow.execute_activity(
                 DELIVER_WITH_RECORDS, DeliveryWithRecords(actions=actions, records=records),
-                result_type=DeliveredWithRecords, summary=summary, **DELIVERY_OPTIONS)
+                result_type=DeliveredWithRecords, **DELIVERY_OPTIONS)
             self._lifecycle._observe_history()
             self._lifecycle._records_done(records, kept=done.records_kept)
             return done.results
