@@ -273,15 +273,15 @@ class StageRun:
                     until: datetime | None) -> bool:
         """Wait on the runtime until `ready()` or `until`; whether it ended ready. A transition
         interrupts any wait, a suspension leaves the run (to resume here in a new one)."""
-        self.state.resume = made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event})
-        self.state.pending = pending
+        self.state.assign(resume=made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event}),
+                          pending=pending)
         done = await self.runtime.wait(lambda: self._interrupted() or ready() or self.suspend(), until)
         if self._interrupted():
             raise Interrupted()
         if not ready() and self.suspend():
             raise Suspended()
-        self.state.pending = None
-        self.state.resume = self.resume = None
+        self.state.assign(pending=None, resume=None)
+        self.resume = None
         return done and ready()
 
     def paused_at(self, path: str) -> bool:
