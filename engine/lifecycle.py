@@ -102,9 +102,10 @@ class LifecycleMachine:
         """Append to the timeline (trimmed to the limit, if any)."""
         if kind not in RECORD_KINDS:  # `made` does not validate: a kind Record does not know is a bug
             raise ValueError(f"no record kind '{kind}'")
-        for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
-            if type(value) not in PLAIN_TYPES:
-                detail[key] = to_plain(value)
+        if not PLAIN_TYPES.issuperset(map(type, detail.values())):
+            for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
+                if type(value) not in PLAIN_TYPES:
+                    detail[key] = to_plain(value)
         state = self.state
         timeline = state.timeline
         timeline.append(made(Record, {"at": at or self._clock(), "stage": state.stage, "kind": kind, "step": step,
