@@ -35,6 +35,7 @@ from engine.model import Lifecycle
 from engine.project import StageBundle
 from engine.runtime import Runtime
 from engine.state import Action, ActionResult, Event, Incident, LifecycleState, Pending, Resume, made
+from engine.steps.base import Step
 from engine.templates import TemplateRenderError, names_read
 from engine.templates import render as render_template
 from engine.walk import children, step_key
@@ -57,6 +58,21 @@ class _LegacySkip(Exception):
 def _var_kinds(playbook: Any) -> dict[str, str]:
     """`playbook.var_kinds()`, once per loaded playbook (a stage run reads it; none changes it)."""
     return playbook.var_kinds()
+
+
+_PLANS: dict[tuple[int, str], tuple[list[Any], list[tuple[Any, str, bool]]]] = {}
+
+
+def _plan(steps: list[Any], prefix: str) -> list[tuple[Any, str, bool]]:
+    """Each step of a list with its path and whether it may batch (it has a `Step.prepare`),
+    worked out once per list: a loaded playbook never changes, and every customer runs it."""
+    known = _PLANS.get((id(steps), prefix))
+    if known is None or known[0] is not steps:
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        known = _PLANS[(id(steps), prefix)] = (steps, [
+            (step, f"{prefix}{index}", type(step).prepare is not Step.prepare) for index, step in enumerate(steps)])
+    return known[1]
 
 
 class StageRun:
@@ -90,8 +106,10 @@ class StageRun:
         instead of one per step.
         """
         batch: list[Effect] = []
-        for index in range(self._first_index(prefix), len(steps)):
-            step, path = steps[index], f"{prefix}{index}"
+        plan = _plan(steps, prefix)
+        if self.resume is not None:
+            plan = plan[self._first_index(prefix):]
+        for step, path, batched in plan:
             mode = None
             if self.resume is not None:  # only a resumed run looks for its position
                 if self._resuming_inside(path):
@@ -106,7 +124,7 @@ class StageRun:
                     await step.run(self, path)
                 elif mode == "held":
                     await self._hold_again(step, path)
-                elif (effects := step.prepare(self, path)) is not None:
+                elif batched and (effects := step.prepare(self, path)) is not None:
                     batch += effects
                 else:
                     if batch:
@@ -273,15 +291,15 @@ class StageRun:
                     until: datetime | None) -> bool:
         """Wait on the runtime until `ready()` or `until`; whether it ended ready. A transition
         interrupts any wait, a suspension leaves the run (to resume here in a new one)."""
-        self.state.resume = made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event})
-        self.state.pending = pending
+        self.state.assign(resume=made(Resume, {"path": path, "mode": "pause", "until": until, "event": self.event}),
+                          pending=pending)
         done = await self.runtime.wait(lambda: self._interrupted() or ready() or self.suspend(), until)
         if self._interrupted():
             raise Interrupted()
         if not ready() and self.suspend():
             raise Suspended()
-        self.state.pending = None
-        self.state.resume = self.resume = None
+        self.state.assign(pending=None, resume=None)
+        self.resume = None
         return done and ready()
 
     def paused_at(self, path: str) -> bool:

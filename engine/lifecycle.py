@@ -102,9 +102,10 @@ class LifecycleMachine:
         """Append to the timeline (trimmed to the limit, if any)."""
         if kind not in RECORD_KINDS:  # `made` does not validate: a kind Record does not know is a bug
             raise ValueError(f"no record kind '{kind}'")
-        for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
-            if type(value) not in PLAIN_TYPES:
-                detail[key] = to_plain(value)
+        if not PLAIN_TYPES.issuperset(map(type, detail.values())):
+            for key, value in detail.items():  # `to_plain(detail)`, in the dict made for this call
+                if type(value) not in PLAIN_TYPES:
+                    detail[key] = to_plain(value)
         state = self.state
         timeline = state.timeline
         timeline.append(made(Record, {"at": at or self._clock(), "stage": state.stage, "kind": kind, "step": step,
@@ -185,7 +186,8 @@ class LifecycleMachine:
                 updated = self._updated_facts(normalized, now)
             except ExpressionError as error:
                 return f"a fact update of '{event.name}' failed: {error}"
-            state.facts = {**facts, **updated}
+            if updated:
+                state.facts = {**facts, **updated}
             guards = {}
             for transition in self._candidate_transitions(normalized):
                 try:
@@ -194,7 +196,8 @@ class LifecycleMachine:
                     return f"the guard of the transition to '{transition.to}' failed: {error}"
                 guards[id(transition)] = value is True
         finally:
-            state.customer, state.facts = customer, facts
+            if state.customer is not customer or state.facts is not facts:
+                state.assign(customer=customer, facts=facts)
         self._checked = (event, now, normalized, updated, guards)
         return None
 
@@ -298,8 +301,7 @@ class LifecycleMachine:
             self._complete_task(admitted, now)
         target = self._transition_for(admitted, now)
         if target is not None:
-            self.state.next_stage = target
-            self.state.next_event = admitted
+            self.state.assign(next_stage=target, next_event=admitted)
             self.state.inbox.clear()  # events before the transition belong to the old stage
             return built(EventReceipt, status="accepted", stage=self.state.stage, transition=target)
         if admitted.name == "task.completed" and admitted.data.get("task") in self.state.open_tasks:
@@ -413,19 +415,9 @@ class LifecycleMachine:
     def enter(self, stage: str, event: Event | None, now: datetime) -> None:
         """Move to `stage` now; the next `run` iteration runs its playbook."""
         state = self.state
-        state.stage = stage
-        state.stage_since = now
-        state.stage_entry += 1
-        state.stage_event = event
-        state.stage_done = False
-        state.stage_version = ""
-        state.next_stage = None
-        state.next_event = None
-        state.vars = {}
-        state.resume = None
-        state.incident = None
-        state.pending = None
-        state.open_tasks = []
+        state.assign(stage=stage, stage_since=now, stage_entry=state.stage_entry + 1, stage_event=event,
+                     stage_done=False, stage_version="", next_stage=None, next_event=None, vars={},
+                     resume=None, incident=None, pending=None, open_tasks=[])
         self.bundle = None
         self.playbook = None
         self.waited_for = frozenset()
@@ -481,7 +473,7 @@ class LifecycleMachine:
         except GotoStage as goto:
             # The next stage sees the event this one was working with, as after a transition;
             # events still unread here belonged to this stage.
-            state.next_stage, state.next_event = goto.stage, run.event
+            state.assign(next_stage=goto.stage, next_event=run.event)
             state.inbox.clear()
         except EndLifecycle as end:
             self._finish(end.outcome)
@@ -491,9 +483,7 @@ class LifecycleMachine:
         return False
 
     def _stage_finished(self) -> None:
-        self.state.stage_done = True
-        self.state.resume = None
-        self.state.pending = None
+        self.state.assign(stage_done=True, resume=None, pending=None)
 
     # ------------------------------------------------------------ schedules
 
@@ -598,11 +588,11 @@ class LifecycleMachine:
         """Pin the playbook version this stage entry runs with (vars start anew only on entry)."""
         fresh = self.state.resume is None and self.state.stage_version == ""
         self.restore(bundle)
-        self.state.stage_version = bundle.version
         if bundle.playbook is not None and fresh:
-            self.state.vars = dict(bundle.playbook.vars)
+            self.state.assign(stage_version=bundle.version, vars=dict(bundle.playbook.vars))
+        else:
+            self.state.stage_version = bundle.version
 
     def _finish(self, outcome: str) -> None:
-        self.state.ended = outcome
-        self.state.pending = None
+        self.state.assign(ended=outcome, pending=None)
         self.record("ended", None, outcome=outcome)

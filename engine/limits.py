@@ -63,7 +63,8 @@ def size_bound(value: Any) -> int | None:
     if kind is dict:
         total = 2
         for key, item in value.items():
-            inner = size_bound(item)
+            # A text item (the most common) inline, the rest by recursion: the same bound.
+            inner = 6 * len(item) + 2 if type(item) is str else size_bound(item)
             if inner is None or type(key) is not str:
                 return None
             total += 6 * len(key) + 4 + inner
@@ -71,7 +72,7 @@ def size_bound(value: Any) -> int | None:
     if kind is list:
         total = 2
         for item in value:
-            inner = size_bound(item)
+            inner = 6 * len(item) + 2 if type(item) is str else size_bound(item)
             if inner is None:
                 return None
             total += inner + 1

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.context import expression_names
 from engine.durations import parse_duration
@@ -164,14 +164,12 @@ class ScheduledRuntime:
         self.runtime = runtime
         self._due = due
         self._fire = fire
-        # Bound once: the interpreter asks for `now` and `patched` many times per step, and a
-        # lookup through `__getattr__` on every call was a visible share of the simulator's time.
+        # The rest of the Runtime protocol, bound once: the interpreter asks for `now` and
+        # `patched` many times per step. (No `__getattr__` passing on other names: a class with
+        # one makes every attribute read of its instances slower.)
         for name in ("now", "act", "stage_bundle", "hold", "patched"):
             if hasattr(runtime, name):
                 setattr(self, name, getattr(runtime, name))
-
-    def __getattr__(self, name: str) -> Any:  # anything else the runtime has
-        return getattr(self.runtime, name)
 
     async def wait(self, ready: Callable[[], bool], until: datetime | None) -> bool:
         while True:

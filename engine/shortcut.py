@@ -66,6 +66,8 @@ def shortcut(source: str) -> Shortcut | None:
         node = _compile(syntax_tree(source), 0)
     except (RuntimeError, _Unsupported, RecursionError):
         return None
+    if _gives_plain(node):
+        return node
 
     def answer(names: Names) -> Any:
         return plain(node(names))
@@ -83,6 +85,8 @@ def reader(source: str) -> Shortcut | None:
         node = _compile(syntax_tree(source), 0, fused=True)
     except (RuntimeError, _Unsupported, RecursionError):
         return None
+    if _gives_plain(node):
+        return node
 
     def answer(scope: Any) -> Any:
         return plain(node(scope))
@@ -124,6 +128,17 @@ def _returned(value: Any) -> Any:
     return plain(value)
 
 
+def _plain_node(node: Shortcut) -> Shortcut:
+    """Mark a node whose every value is already what `plain` gives back (a literal, a bool,
+    UNSURE): the nodes over it skip that call."""
+    node.gives_plain = True  # type: ignore[attr-defined]
+    return node
+
+
+def _gives_plain(node: Shortcut) -> bool:
+    return getattr(node, "gives_plain", False)
+
+
 Bound = dict[str, list[Any]]  # a comprehension's variable → the cell holding its current value
 
 
@@ -154,7 +169,7 @@ def _compile(node: Any, depth: int, fused: bool = False, bound: Bound | None = N
                 and operand.ident_expr.name not in bound:
             root, field = operand.ident_expr.name, select.field
             if select.test_only:
-                return lambda scope: scope.has(root, field)
+                return _plain_node(lambda scope: scope.has(root, field))
             return methodcaller(f"field_{root}", field)  # scope.field_facts(field), ...
         return _select(select, depth, fused, bound)
     if kind == "call_expr" and not node.call_expr.HasField("target"):
@@ -196,7 +211,7 @@ def _all_or_exists(loop: Any, depth: int, fused: bool, bound: Bound) -> Shortcut
             if type(value) is not bool:
                 answer = UNSURE  # unless a later element decides it
         return answer
-    return comprehension
+    return _plain_node(comprehension)
 
 
 def _constant(constant: Any) -> Shortcut:
@@ -209,7 +224,7 @@ def _constant(constant: Any) -> Shortcut:
         value = constant.string_value
     else:
         raise _Unsupported()
-    return lambda names: value
+    return _plain_node(lambda names: value)
 
 
 def _select(select: Any, depth: int, fused: bool = False, bound: Bound | None = None) -> Shortcut:
@@ -218,7 +233,7 @@ def _select(select: Any, depth: int, fused: bool = False, bound: Bound | None = 
         def has(names: Names) -> Any:
             owner = operand(names)
             return field in owner if type(owner) is dict else UNSURE
-        return has
+        return _plain_node(has)
 
     def read(names: Names) -> Any:
         owner = operand(names)
@@ -235,7 +250,7 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
         def negation(names: Names) -> Any:
             value = operand(names)
             return (not value) if type(value) is bool else UNSURE
-        return negation
+        return _plain_node(negation)
     if function in ("_&&_", "_||_") and len(args) == 2:
         left, right = args
         decisive = function == "_||_"  # true decides `||`, false decides `&&`
@@ -248,7 +263,7 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
                 return value
             value = right(names)
             return value if type(value) is bool else UNSURE
-        return logic
+        return _plain_node(logic)
     if function == "_?_:_" and len(args) == 3:
         condition, then, otherwise = args
 
@@ -261,9 +276,11 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
     if function in ("_==_", "_!=_") and len(args) == 2:
         left, right = args
         negate = function == "_!=_"
+        left_plain, right_plain = _gives_plain(left), _gives_plain(right)
 
         def equality(names: Names) -> Any:
-            a, b = plain(left(names)), plain(right(names))
+            a = left(names) if left_plain else plain(left(names))
+            b = right(names) if right_plain else plain(right(names))
             if a is UNSURE or b is UNSURE:
                 return UNSURE
             if a is None or b is None:
@@ -271,18 +288,20 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
             if type(a) is not type(b) and not _numbers(a, b):
                 return UNSURE  # different types: the runtime's rules
             return (a == b) != negate
-        return equality
+        return _plain_node(equality)
     if function in _ORDER and len(args) == 2:
         left, right = args
         compare = _ORDER[function]
+        left_plain, right_plain = _gives_plain(left), _gives_plain(right)
 
         def order(names: Names) -> Any:
-            a, b = plain(left(names)), plain(right(names))
+            a = left(names) if left_plain else plain(left(names))
+            b = right(names) if right_plain else plain(right(names))
             if a is UNSURE or b is UNSURE or type(a) not in _ORDERED or \
                     type(a) is not type(b) and not _numbers(a, b):
                 return UNSURE
             return compare(a, b)
-        return order
+        return _plain_node(order)
     if function == "_[_]" and len(args) == 2:
         owner_of, key_of = args
 
@@ -297,9 +316,11 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
     if function in ("_+_", "_-_") and len(args) == 2:
         left, right = args
         add = function == "_+_"
+        left_plain, right_plain = _gives_plain(left), _gives_plain(right)
 
         def arithmetic(names: Names) -> Any:
-            a, b = plain(left(names)), plain(right(names))
+            a = left(names) if left_plain else plain(left(names))
+            b = right(names) if right_plain else plain(right(names))
             ka, kb = type(a), type(b)
             if ka is kb is int:
                 value = a + b if add else a - b
@@ -319,7 +340,7 @@ def _call(function: str, args: list[Shortcut]) -> Shortcut:
             if type(value) is float:
                 return value
             return float(value) if type(value) is int and -_EXACT <= value <= _EXACT else UNSURE
-        return to_double
+        return _plain_node(to_double)
     return _engine_function(function, args)
 
 
@@ -342,8 +363,10 @@ def _engine_function(function: str, args: list[Shortcut]) -> Shortcut:
     if not overloads:
         raise _Unsupported()
 
+    given_plain = [_gives_plain(arg) for arg in args]
+
     def call(names: Names) -> Any:
-        values = [plain(arg(names)) for arg in args]
+        values = [arg(names) if is_plain else plain(arg(names)) for arg, is_plain in zip(args, given_plain)]
         kinds = tuple(type(value) for value in values)
         for types, impl in overloads:
             if kinds == types:
@@ -352,4 +375,4 @@ def _engine_function(function: str, args: list[Shortcut]) -> Shortcut:
                 except Exception:  # noqa: BLE001 - the runtime reports it, with its message
                     return UNSURE
         return UNSURE
-    return call
+    return _plain_node(call)  # `_returned` gives what `plain` does

@@ -232,6 +232,14 @@ class LifecycleState(BaseModel):
         else:
             super().__setattr__(name, value)
 
+    def assign(self, **values: Any) -> None:
+        """Set several fields at once, as setting each in turn does (the engine moves a stage,
+        pauses and resumes by writing a handful of fields together)."""
+        if not values.keys() <= _STATE_FIELDS:
+            raise AttributeError(f"LifecycleState has no field {sorted(values.keys() - _STATE_FIELDS)}")
+        self.__dict__.update(values)
+        self.__pydantic_fields_set__.update(values)
+
     lifecycle_id: str
     customer: dict[str, Any]
     stage: str
@@ -283,37 +291,37 @@ def made(model: type[Model], values: dict[str, Any]) -> Model:
     is always validated."""
     if len(values) != len(model.__pydantic_fields__):
         raise TypeError(f"{model.__name__} has fields {list(model.__pydantic_fields__)}, not {list(values)}")
-    return _unvalidated(model, values, set(values))
-
-
-_new, _set = object.__new__, object.__setattr__
-
-
-def _unvalidated(model: type[Model], data: dict[str, Any], given: set[str]) -> Model:
-    """An instance holding `data` as its fields, `given` as the fields set: what pydantic's
-    `model_construct` makes, without its per-field work."""
+    # What pydantic's `model_construct` makes, without its per-field work (as in `built`).
     instance = _new(model)
-    _set(instance, "__dict__", data)
-    _set(instance, "__pydantic_fields_set__", given)
+    _set(instance, "__dict__", values)
+    _set(instance, "__pydantic_fields_set__", set(values))
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)
     return instance
+
+
+_new, _set = object.__new__, object.__setattr__
 
 
 def built(model: type[Model], **values: Any) -> Model:
     """`model(**values)` without validating, the fields not given at their defaults: as `made`,
     for a model the engine makes per step (an action, a task, what a stage waits for) of values
     it made itself, each of its field's type and not shared (a list or a dict is not copied)."""
-    static, factories, required = _blueprint(model)
-    data = static.copy()
-    for name, factory in factories:
+    blueprint = _BLUEPRINTS.get(model) or _blueprint(model)
+    data = blueprint[0].copy()
+    for name, factory in blueprint[1]:
         if name not in values:
             data[name] = factory()
     data.update(values)
-    if len(data) != len(static) or not required <= values.keys():
-        raise TypeError(f"{model.__name__} has fields {list(static)} ({sorted(required)} required), "
+    if len(data) != len(blueprint[0]) or not blueprint[2] <= values.keys():
+        raise TypeError(f"{model.__name__} has fields {list(blueprint[0])} ({sorted(blueprint[2])} required), "
                         f"not {list(values)}")
-    return _unvalidated(model, data, set(values))
+    instance = _new(model)
+    _set(instance, "__dict__", data)
+    _set(instance, "__pydantic_fields_set__", set(values))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 _BLUEPRINTS: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]] = {}

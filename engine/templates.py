@@ -314,6 +314,7 @@ class _Tracking(TrackingCodeGenerator):
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))  # what `getattr(some_dict, name)` can find
+_ABSENT = object()
 
 
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
@@ -332,10 +333,8 @@ class _MessageEnvironment(ImmutableSandboxedEnvironment):
         # the key after an AttributeError; a dict has no attributes but its methods, so the key
         # is what it would find, without raising and catching an exception for every read.
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
+            value = obj.get(attribute, _ABSENT)
+            return self.undefined(obj=obj, name=attribute) if value is _ABSENT else value
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:

@@ -55,7 +55,8 @@ class If(Step):
         for index, branch in enumerate(self.elif_):
             if stage.condition(branch.when, self, path):
                 return await stage.steps(branch.then, f"{path}.elif.{index}.then.")
-        await stage.steps(self.else_, f"{path}.else.")
+        if self.else_:  # most have none: nothing to run, nor to resume in
+            await stage.steps(self.else_, f"{path}.else.")
 
     def branches(self) -> list[tuple[BranchLabel, list[Any]]]:
         return [(("then",), self.then),

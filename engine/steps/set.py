@@ -47,11 +47,12 @@ class Set(Step):
 
     async def run(self, stage: StageRun, path: str) -> None:
         value = to_plain(stage.value(self.value, self, path))
-        name = self.var or self.fact
+        var = self.var
+        name = var or self.fact
         stage.checked_size(f"the value for '{name}'", value, VALUE_BYTES)
-        target = stage.state.vars if self.var else stage.state.facts
+        target = stage.state.vars if var else stage.state.facts
         target[name] = value
-        stage.record("set", step_key(self, path), **{("var" if self.var else "fact"): name, "value": value})
+        stage.record("set", step_key(self, path), **{("var" if var else "fact"): name, "value": value})
 
     def vars_set(self) -> list[tuple[str, str]]:
         return [(self.var, self.value)] if self.var else []
