@@ -25,7 +25,7 @@ from devserver import DevServer
 from engine.state import Action, ActionResult, Event
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from workflows.client import LifecycleClient
-from bench.handwritten import HandwrittenOnboarding
+from bench.handwritten import HandwrittenOnboarding, HandwrittenUnsandboxed
 from worker import WORKFLOW_TASK_SLOTS
 
 LIFECYCLE = Path(__file__).parent / "playbook" / "lifecycle.yaml"
@@ -120,26 +120,31 @@ def _row(name: str, rounds: list[Round]) -> dict:
 
 
 async def run(count: int) -> None:
-    # The sandbox imports each workflow's module again for every run; a deployed worker reads
-    # that from bytecode, but under PYTHONDONTWRITEBYTECODE every import compiles the source
-    # again (5 ms for workflows/lifecycle.py, a tenth of the engine's CPU per lifecycle here).
+    # The sandbox imports each workflow's module again for every run (bench/handwritten.py here);
+    # a deployed worker reads that from bytecode, but under PYTHONDONTWRITEBYTECODE every import
+    # compiles the source again.
     sys.dont_write_bytecode = False
     source = PlaybookSource(LIFECYCLE)
     async with DevServer(headless=True) as server:
         client = await server.connect()
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         lifecycles = LifecycleClient(client, source.project().lifecycle, queue)
-        worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding],
+        worker = Worker(client, task_queue=queue, workflows=[*CUSTOMER_WORKFLOWS, HandwrittenOnboarding, HandwrittenUnsandboxed],
                         activities=[deliver, deliver_all, deliver_with_records, store_records, source.load_stage], workflow_runner=WORKFLOW_RUNNER,
                         max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS)
         async with worker:
-            async def hand_start(workflow_id: str) -> None:
-                await client.start_workflow(HandwrittenOnboarding.run, workflow_id.split("/", 1)[1],
-                                            id=workflow_id, task_queue=queue)
+            def by_hand(workflow: type):
+                async def start(workflow_id: str) -> None:
+                    await client.start_workflow(workflow.run, workflow_id.split("/", 1)[1],
+                                                id=workflow_id, task_queue=queue)
 
-            async def hand_event(workflow_id: str) -> None:
-                await client.get_workflow_handle(workflow_id).execute_update(
-                    HandwrittenOnboarding.delivered_event, "2026-03-10")
+                async def event(workflow_id: str) -> None:
+                    await client.get_workflow_handle(workflow_id).execute_update(
+                        workflow.delivered_event, "2026-03-10")
+                return start, event
+
+            hand_start, hand_event = by_hand(HandwrittenOnboarding)
+            bare_start, bare_event = by_hand(HandwrittenUnsandboxed)
 
             async def engine_start(workflow_id: str) -> None:
                 customer = workflow_id.split("/", 1)[1]
@@ -153,21 +158,25 @@ async def run(count: int) -> None:
 
             await _round(client, "warmup", min(20, count), engine_start, engine_event)
             await _round(client, "warmup", min(20, count), hand_start, hand_event)
-            # Two halves each, in the order H E E H, so drift in the shared server (history
-            # piling up in memory, a busy neighbour) weighs on both variants alike.
+            await _round(client, "warmup", min(20, count), bare_start, bare_event)
+            # Two halves each, in the order H B E E B H, so drift in the shared server (history
+            # piling up in memory, a busy neighbour) weighs on every variant alike.
             half = max(1, count // 2)
-            hand, engine = [], []
+            hand, bare, engine = [], [], []
             hand.append(await _round(client, "handwritten", half, hand_start, hand_event))
+            bare.append(await _round(client, "unsandboxed", half, bare_start, bare_event))
             engine.append(await _round(client, "engine", half, engine_start, engine_event))
             engine.append(await _round(client, "engine", count - half, engine_start, engine_event))
+            bare.append(await _round(client, "unsandboxed", count - half, bare_start, bare_event))
             hand.append(await _round(client, "handwritten", count - half, hand_start, hand_event))
-            rows = [_row("handwritten", hand), _row("engine", engine)]
+            rows = [_row("handwritten", hand), _row("hand, no sandbox", bare), _row("engine", engine)]
     print()
     print("temporal: one message, wait for an event, three messages (embedded dev server)")
-    print(f"{'variant':<12} {'lifecycles':>10} {'seconds':>8} {'lifecycles/s':>13} {'actions/s':>10} "
+    print(f"{'variant':<17} {'lifecycles':>10} {'seconds':>8} {'lifecycles/s':>13} {'actions/s':>10} "
           f"{'history/lc':>11} {'event→action p50 ms':>20} {'p99 ms':>8}")
     for row in rows:
-        print(f"{row['variant']:<12} {row['lifecycles']:>10} {row['seconds']:>8.2f} {row['lifecycles_per_s']:>13.1f} "
+        print(f"{row['variant']:<17} {row['lifecycles']:>10} {row['seconds']:>8.2f} {row['lifecycles_per_s']:>13.1f} "
               f"{row['actions_per_s']:>10.1f} {row['history']:>11.1f} {row['p50']:>20.1f} {row['p99']:>8.1f}")
-    ratio = rows[1]["lifecycles_per_s"] / rows[0]["lifecycles_per_s"]
-    print(f"ratio engine/handwritten lifecycles_per_s: {ratio:.2f}")
+    hand, bare, engine = (row["lifecycles_per_s"] for row in rows)
+    print(f"ratio engine/handwritten lifecycles_per_s: {engine / hand:.2f}")
+    print(f"ratio engine/handwritten without the sandbox (as the engine runs): {engine / bare:.2f}")

@@ -1,6 +1,6 @@
-"""The workflow shell is passed through the sandbox (workflows/__init__.py), as the engine is, so the
-sandbox no longer refuses a clock, randomness or I/O in it: this test does, and replaying recorded
-histories (tests/test_workflow.py) checks the rest."""
+"""The customer lifecycle runs outside the Temporal sandbox (`CustomerLifecycle`'s docstring), so the
+sandbox no longer refuses a clock, randomness or I/O in its shell: this test does, and replaying
+recorded histories (tests/test_workflow.py) checks the rest."""
 
 from __future__ import annotations
 
