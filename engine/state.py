@@ -291,16 +291,20 @@ def made(model: type[Model], values: dict[str, Any]) -> Model:
     is always validated."""
     if len(values) != len(model.__pydantic_fields__):
         raise TypeError(f"{model.__name__} has fields {list(model.__pydantic_fields__)}, not {list(values)}")
-    # What pydantic's `model_construct` makes, without its per-field work (as in `built`).
-    instance = _new(model)
-    _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    return _unvalidated(model, values, set(values))
 
 
 _new, _set = object.__new__, object.__setattr__
+
+
+def _unvalidated(model: type[Model], data: dict[str, Any], fields_set: set[str]) -> Model:
+    """What pydantic's `model_construct` makes, without its per-field work."""
+    instance = _new(model)
+    _set(instance, "__dict__", data)
+    _set(instance, "__pydantic_fields_set__", fields_set)
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 def built(model: type[Model], **values: Any) -> Model:
@@ -316,12 +320,7 @@ def built(model: type[Model], **values: Any) -> Model:
     if len(data) != len(blueprint[0]) or not blueprint[2] <= values.keys():
         raise TypeError(f"{model.__name__} has fields {list(blueprint[0])} ({sorted(blueprint[2])} required), "
                         f"not {list(values)}")
-    instance = _new(model)
-    _set(instance, "__dict__", data)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
-    return instance
+    return _unvalidated(model, data, set(values))
 
 
 _BLUEPRINTS: dict[type, tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]] = {}
