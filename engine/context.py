@@ -186,17 +186,18 @@ class Scope:
         return _event_view(self.lifecycle, self.event, None, None, field_kinds(self.state, self.event)) \
             .get(name, UNSURE)
 
-    # Each `field_<root>` is UNSURE when the names hold `root` whole (or not at all): then only
-    # they say what it holds. Asked inline: these run for every field an expression reads.
+    def _read_whole(self, root: str) -> bool:
+        """Whether the names hold `root` whole (or not at all): then only they say what it holds."""
+        return self.wanted is None or self.wanted.get(root) is None
 
     def field_facts(self, name: str) -> Any:
-        if self.wanted is None or self.wanted.get("facts") is None:
+        if self._read_whole("facts"):
             return UNSURE
         value = self.state.facts.get(name)
         return None if value is None else read_typed(value, _fact_kinds(self.lifecycle).get(name))
 
     def field_customer(self, name: str) -> Any:
-        if self.wanted is None or self.wanted.get("customer") is None:
+        if self._read_whole("customer"):
             return UNSURE
         customer = self.state.customer
         if name in _DEFAULTED:
@@ -205,13 +206,13 @@ class Scope:
         return None if value is None else read_typed(value, _customer_kinds(self.lifecycle).get(name))
 
     def field_vars(self, name: str) -> Any:
-        if not self.with_vars or self.wanted is None or self.wanted.get("vars") is None:
+        if not self.with_vars or self._read_whole("vars"):
             return UNSURE
         value = self.state.vars.get(name)
         return None if value is None else read_typed(value, (self.var_kinds or {}).get(name))
 
     def field_promises(self, name: str) -> Any:
-        if self.wanted is None or self.wanted.get("promises") is None:
+        if self._read_whole("promises"):
             return UNSURE
         entry = self.state.promises.get(name)
         return UNSURE if entry is None else _promise_view(entry)

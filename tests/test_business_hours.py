@@ -13,10 +13,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from engine.model import Lifecycle, Playbook
-from engine.project import Project
 from engine.simulator import ScheduledEvent, simulate
 from engine.state import Event, TaskCommand
+from workspace import in_memory
 
 # Friday 2026-01-09 16:00 in Berlin (CET, +1).
 FRIDAY_4PM = datetime(2026, 1, 9, 15, tzinfo=timezone.utc)
@@ -70,9 +69,7 @@ TASK = "lifecycle/c1/install/1/install_check"
 
 def run(*events: ScheduledEvent, remind: str = "[]", start: datetime = FRIDAY_4PM, customer=None,
         days: float = 10):
-    project = Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(LIFECYCLE)),
-                      playbooks={"install": Playbook.model_validate(yaml.safe_load(INSTALL % remind))},
-                      templates={}, versions={"install": "v1"})
+    project = in_memory(LIFECYCLE, {"install": INSTALL % remind})
     begin = ScheduledEvent(start, Event(customer_id="c1", name="order.placed"))
     return simulate(project, customer or CUSTOMER, [begin, *events], until=start + timedelta(days=days))
 
@@ -279,8 +276,7 @@ def test_the_example_of_the_docs_is_due_when_the_docs_say():
     lifecycle = yaml.safe_load(LIFECYCLE)
     lifecycle["contact"] = yaml.safe_load(contact)["contact"]
     playbook = {"playbook": "install", "steps": [*yaml.safe_load(step), {"kind": "wait", "duration": "60d"}]}
-    project = Project(path=None, lifecycle=Lifecycle.model_validate(lifecycle),
-                      playbooks={"install": Playbook.model_validate(playbook)}, templates={}, versions={"install": "v1"})
+    project = in_memory(lifecycle, {"install": playbook})
     timeline = simulate(project, CUSTOMER, [ScheduledEvent(FRIDAY_4PM, Event(customer_id="c1", name="order.placed"))],
                         until=FRIDAY_4PM + timedelta(days=5))
     assert "created Friday 16:00 Berlin: due Monday 11:00" in block and "remind: 1h                        # Monday 10:00" in block

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import yaml
-
-from engine.model import Lifecycle, Playbook
 from engine.project import Project
 from engine.simulator import ScheduledEvent, simulate
 from engine.state import Event
+from workspace import in_memory
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -104,11 +102,7 @@ TEMPLATES = {"summary": "Subject: Hello {{ customer.name }}\n\nDelivery by {{ pr
 
 def project(sale: str = SALE, delivery: str = DELIVERY, lifecycle: str = LIFECYCLE,
             templates: dict[str, str] | None = None) -> Project:
-    playbooks = {"sale": Playbook.model_validate(yaml.safe_load(sale)),
-                 "delivery": Playbook.model_validate(yaml.safe_load(delivery))}
-    return Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(lifecycle)),
-                   playbooks=playbooks, templates={**TEMPLATES, **(templates or {})},
-                   versions={"sale": "v1", "delivery": "v1"})
+    return in_memory(lifecycle, {"sale": sale, "delivery": delivery}, {**TEMPLATES, **(templates or {})})
 
 
 CUSTOMER = {"id": "c1", "name": "Ada", "email": "ada@example.com", "phone": "+15550100",

@@ -9,10 +9,10 @@ import yaml
 
 from cli.simulate import format_timeline
 from engine import tasks
-from engine.model import Lifecycle, Playbook
-from engine.project import Project
+from engine.model import Playbook
 from engine.simulator import ScheduledEvent, simulate
 from engine.state import Event, TaskCommand
+from workspace import in_memory
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
@@ -55,9 +55,7 @@ CUSTOMER = {"id": "c1", "email": "c1@example.com", "consent": {"email": True}}
 
 
 def run(*events: ScheduledEvent, remind: str = "[4h]", hours: float = 24 * 10, continue_as_new: bool = False):
-    project = Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(LIFECYCLE)),
-                      playbooks={"install": Playbook.model_validate(yaml.safe_load(INSTALL % remind))},
-                      templates={}, versions={"install": "v1"})
+    project = in_memory(LIFECYCLE, {"install": INSTALL % remind})
     start = ScheduledEvent(T0, Event(customer_id="c1", name="order.placed"))
     return simulate(project, CUSTOMER, [start, *events], until=T0 + timedelta(hours=hours),
                     continue_as_new=continue_as_new)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import yaml
-
 from engine import tasks
-from engine.model import Lifecycle, Playbook
 from engine.project import Project
 from engine.simulator import ScheduledEvent, simulate
 from engine.state import Event, TaskCommand
+from workspace import in_memory
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -69,10 +67,7 @@ steps:
 
 
 def project() -> Project:
-    playbooks = {"sale": Playbook.model_validate(yaml.safe_load(SALE)),
-                 "delivery": Playbook.model_validate(yaml.safe_load(DELIVERY))}
-    return Project(path=None, lifecycle=Lifecycle.model_validate(yaml.safe_load(LIFECYCLE)),
-                   playbooks=playbooks, templates={}, versions={"sale": "v1", "delivery": "v1"})
+    return in_memory(LIFECYCLE, {"sale": SALE, "delivery": DELIVERY})
 
 
 CUSTOMER = {"id": "c1", "email": "c1@example.com", "consent": {"email": True}}

@@ -1,4 +1,5 @@
-"""A copy of the valid fixture lifecycle in a temporary folder, edited one file at a time.
+"""A copy of the valid fixture lifecycle in a temporary folder, edited one file at a time; and
+`in_memory`, a project without files for engine tests.
 
 Loader and type tests write a mistake into it and expect it back as `file:line:column`; the
 `ws` fixture (tests/conftest.py) runs from the folder above it, so paths come out relative.
@@ -11,11 +12,26 @@ from pathlib import Path
 from textwrap import dedent, indent
 
 import pytest
+import yaml
 
 from engine.errors import PlaybookLoadError
 from engine.loader import load_project
+from engine.model import Lifecycle, Playbook
+from engine.project import Project
 
 VALID = Path(__file__).parent / "fixtures" / "valid"
+
+
+def in_memory(lifecycle: str | dict, playbooks: dict[str, str | dict],
+              templates: dict[str, str] | None = None) -> Project:
+    """A project held in memory: the lifecycle and its playbooks as YAML text (or the data it
+    parses to), every playbook at version v1."""
+    def data(source: str | dict) -> dict:
+        return yaml.safe_load(source) if isinstance(source, str) else source
+
+    return Project(path=None, lifecycle=Lifecycle.model_validate(data(lifecycle)),
+                   playbooks={name: Playbook.model_validate(data(source)) for name, source in playbooks.items()},
+                   templates=templates or {}, versions={name: "v1" for name in playbooks})
 
 
 class Workspace:

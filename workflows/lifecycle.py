@@ -19,25 +19,24 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    from analytics.stream import (
-        DELIVER_WITH_RECORDS, STORE_RECORDS, DeliveredWithRecords, DeliveryWithRecords, RecordBatch,
-    )
-    from engine.interpreter import HOLD_ON_FAILURE
-    from engine.lifecycle import LifecycleMachine
-    from engine.limits import UPDATES_PER_RUN, bounded, json_size
-    from engine.project import StageBundle
-    from engine.runtime import StageLoadError
-    from engine import tasks
-    from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
-    from engine.steps.split import SPLIT_NOTICES
-    from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
-    from workflows.contract import (
-        CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
-        REJECTED, STAGE, STATUS_QUERY, TASK_ASSIGNEES, TASK_ROLES, TASK_UPDATE, WORKFLOW_NAME, IncidentCommand,
-        LifecycleResult, LifecycleStart, LifecycleStatus, NextSchedule,
-    )
-    from workflows.policy import DELIVERY_OPTIONS, RECORD_OPTIONS
+from analytics.stream import (
+    DELIVER_WITH_RECORDS, STORE_RECORDS, DeliveredWithRecords, DeliveryWithRecords, RecordBatch,
+)
+from engine.interpreter import HOLD_ON_FAILURE
+from engine.lifecycle import LifecycleMachine
+from engine.limits import UPDATES_PER_RUN, bounded, json_size
+from engine.project import StageBundle
+from engine.runtime import StageLoadError
+from engine import tasks
+from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
+from engine.steps.split import SPLIT_NOTICES
+from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
+from workflows.contract import (
+    CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
+    REJECTED, STAGE, STATUS_QUERY, TASK_ASSIGNEES, TASK_ROLES, TASK_UPDATE, WORKFLOW_NAME, IncidentCommand,
+    LifecycleResult, LifecycleStart, LifecycleStatus, NextSchedule,
+)
+from workflows.policy import DELIVERY_OPTIONS, RECORD_OPTIONS
 
 
 TIMELINE_KEPT = 200  # records kept in the workflow state; the full history stays in Temporal
@@ -239,8 +238,9 @@ class CustomerLifecycle:
 
     Not in the sandbox. The engine, Jinja, CEL and pydantic were passed through it already,
     so it guarded only this short shell, while it cost a fresh import of this module for
-    every run and an `exec` for every payload the SDK converts: without it a replayed lifecycle of bench/temporal.py takes half the
-    instructions (87M, 42M; the hand-written workflow in the sandbox: 63M).
+    every run and an `exec` for every payload the SDK converts: without it a replayed
+    lifecycle of bench/temporal.py takes half the instructions (87M, 42M; the hand-written
+    workflow in the sandbox: 63M).
     Determinism is held instead by tests/test_workflow_determinism.py (no clock, randomness
     or I/O in this shell) and by replaying recorded histories (tests/test_workflow.py)."""
 
