@@ -1,9 +1,11 @@
 """Tasks as entities: what a lifecycle keeps of the work it gives people, and what people do to it.
 
-A `task` step (or a send's `otherwise`) creates a TaskEntity in `state.tasks`; people complete,
-reassign, snooze or cancel it by id, whether or not the playbook waits for it. Pure functions
-over a LifecycleState: the workflow's `task` update and event update, the simulator and the
-tests all go through them.
+A `task` step (or a send's `otherwise`) creates a TaskEntity in `state.tasks` as it hands the
+task off (outbox or webhook: the delivery activity), so a help desk can act on it the moment it
+has it, before the delivery's result reaches the workflow; people complete, reassign, snooze or
+cancel it by id, whether or not the playbook waits for it. Pure functions over a
+LifecycleState: the workflow's `task` update and event update, the simulator and the tests all
+go through them.
 
 What is kept is bounded: every open task (at most OPEN_KEPT) and the CLOSED_KEPT most recent
 closed ones; the timeline and the outbox/webhook have the rest.
@@ -95,6 +97,37 @@ def create(state: LifecycleState, task_id: str, step: str, path: str, spec: Task
     state.tasks.append(entity)
     _trim(state, now)
     return entity
+
+
+def handed_off(state: LifecycleState, task_id: str, path: str) -> TaskEntity | None:
+    """A task made at its hand-off (`create` before the delivery), now that the hand-off is
+    done: linked as the escalation it may be. People may have completed, reassigned, snoozed or
+    cancelled it while the delivery was in flight; None if it was closed and has left the state."""
+    entity = _by_id(state, task_id)
+    if entity is not None:
+        link_escalation(state, path, task_id)
+    return entity
+
+
+def hand_off_failed(state: LifecycleState, task_id: str, path: str, due_at: datetime | None) -> TaskEntity | None:
+    """A task made at its hand-off whose delivery failed. Nobody acted on it: it is dropped, as
+    a failed hand-off made no task before (the `failed` record says why; a playbook waiting for
+    it still escalates when it is due). Someone completed, reassigned, snoozed or cancelled it
+    while the delivery was in flight: it reached them, so it is kept as they left it (returned)."""
+    entity = _by_id(state, task_id)
+    if entity is None:
+        return None  # closed by someone, then trimmed
+    untouched = entity.status == "open" and entity.assignee is None and entity.due_at == due_at \
+        and not entity.by
+    if untouched:
+        state.tasks.remove(entity)
+        return None
+    link_escalation(state, path, task_id)
+    return entity
+
+
+def _by_id(state: LifecycleState, task_id: str) -> TaskEntity | None:
+    return next((entity for entity in state.tasks if entity.id == task_id), None)
 
 
 def find(state: LifecycleState, ref: str) -> TaskEntity | None:

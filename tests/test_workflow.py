@@ -19,6 +19,7 @@ from temporalio.worker import Replayer
 
 from engine.loader import load_project
 from engine.state import Event
+from engine.steps.task import TASK_AT_HAND_OFF
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
@@ -59,10 +60,17 @@ async def test_a_new_lifecycle_asks_one_patch_for_every_change_before_the_baseli
     await harness.event(customer, "order.delivered", delivered_at="2026-03-12")
     await eventually(lambda: pending_step(harness, customer, "await_survey"))
     history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
-    assert patch_ids(history) == [BASELINE]  # every other test here runs with all of them in force
+    # Every other test here runs with all of them in force; a change released after the
+    # baseline is asked on its own, at the top of the run.
+    assert patch_ids(history) == [BASELINE, TASK_AT_HAND_OFF]
     # The histories recorded before the baseline ask each change where they always did.
     older = WorkflowHistory.from_json("analytics-records", (HISTORIES / "analytics-records.json").read_text())
     assert BASELINE not in patch_ids(older) and STRICT_RULES in patch_ids(older)
+    # The replay corpus has a run from before TASK_AT_HAND_OFF that completes a task, and one with it.
+    for name, asked in (("task-completed-with-an-outcome-plan-cancelled", False),
+                        ("task-completed-while-its-hand-off-was-in-flight", True)):
+        recorded = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
+        assert (TASK_AT_HAND_OFF in patch_ids(recorded)) is asked, name
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):

@@ -51,9 +51,22 @@ class TaskSpec(Strict):
         return outcomes
 
 
+TASK_AT_HAND_OFF = "task-made-at-hand-off"
+"""The change that makes a task's entity as its hand-off is sent, not when the delivery's result
+comes back: a help desk that completes the task the moment the webhook (or outbox) has it was
+refused `unknown_task` before. A history recorded before it makes the entity on the result."""
+
+
 def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: str = "") -> Effect:
-    """The task action of `spec` for `step` (a task, or a send's `otherwise`), and its record:
-    the task entity (engine/tasks.py) is made once the hand-off is done."""
+    """The task action of `spec` for `step` (a task, or a send's `otherwise`), and its record.
+
+    The task entity (engine/tasks.py) is made here, before the delivery activity runs: the help
+    desk has the task id as soon as the webhook calls it, and may complete (reassign, snooze,
+    cancel) it at once, before the delivery's result reaches the workflow. Making it first, not
+    holding such a command until that result comes, keeps every command answered at once (a
+    help desk that completes the task inside its webhook handler would otherwise wait on
+    itself) and keeps what a command does the same whenever it comes. A hand-off that fails
+    drops the task unless someone acted on it meanwhile (`tasks.hand_off_failed`)."""
     key = step_key(step, path)
     # The due time: `due` from now, or N business days on the role's calendar (engine.policy).
     due_at = stage.deadline(spec.due, spec.role) if spec.due else None
@@ -72,15 +85,26 @@ def task_effect(stage: StageRun, spec: TaskSpec, step: Any, path: str, reason: s
     if due_at:
         detail["due_at"] = due_at.isoformat()
     waited = isinstance(step, Task) and step.waits()
+    at_hand_off = stage.runtime.patched(TASK_AT_HAND_OFF)
+    if at_hand_off:
+        tasks.create(stage.state, task_id, key, path, spec, now, due_at, waited)
 
     def on_result(result: ActionResult) -> None:
         if result.status == "done":
             stage.record("task", key, **detail)
-            if key not in stage.state.open_tasks:
+            if not at_hand_off:  # a history from before TASK_AT_HAND_OFF: the entity is made now
+                if key not in stage.state.open_tasks:
+                    stage.state.open_tasks.append(key)
+                tasks.create(stage.state, task_id, key, path, spec, now, due_at, waited)
+                tasks.link_escalation(stage.state, path, task_id)
+                return
+            entity = tasks.handed_off(stage.state, task_id, path)
+            # Not listed open when it was completed or cancelled while its delivery was in flight.
+            if key not in stage.state.open_tasks and entity is not None and entity.is_open:
                 stage.state.open_tasks.append(key)
-            tasks.create(stage.state, task_id, key, path, spec, now, due_at, waited)
-            tasks.link_escalation(stage.state, path, task_id)
         else:
+            if at_hand_off:
+                tasks.hand_off_failed(stage.state, task_id, path, due_at)
             stage.record("failed", key, error=result.detail, **detail)
 
     return action, on_result
