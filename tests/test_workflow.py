@@ -24,7 +24,7 @@ from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
-from workflows.lifecycle import BASELINE, STRICT_RULES
+from workflows.lifecycle import BASELINE, BASELINE_2, STRICT_RULES
 
 
 
@@ -60,17 +60,18 @@ async def test_a_new_lifecycle_asks_one_patch_for_every_change_before_the_baseli
     await harness.event(customer, "order.delivered", delivered_at="2026-03-12")
     await eventually(lambda: pending_step(harness, customer, "await_survey"))
     history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
-    # Every other test here runs with all of them in force; a change released after the
-    # baseline is asked on its own, at the top of the run.
-    assert patch_ids(history) == [BASELINE, TASK_AT_HAND_OFF]
+    # Every other test here runs with all of them in force, the changes after the first
+    # baseline (TASK_AT_HAND_OFF) too: one patch, one marker.
+    assert patch_ids(history) == [BASELINE_2]
     # The histories recorded before the baseline ask each change where they always did.
     older = WorkflowHistory.from_json("analytics-records", (HISTORIES / "analytics-records.json").read_text())
     assert BASELINE not in patch_ids(older) and STRICT_RULES in patch_ids(older)
-    # The replay corpus has a run from before TASK_AT_HAND_OFF that completes a task, and one with it.
-    for name, asked in (("task-completed-with-an-outcome-plan-cancelled", False),
-                        ("task-completed-while-its-hand-off-was-in-flight", True)):
+    # One recorded on the first baseline (which replays asking TASK_AT_HAND_OFF at the top of
+    # the run: False), and one on the second.
+    for name, patches in (("records-ride-with-deliveries", [BASELINE]),
+                          ("task-completed-while-its-hand-off-was-in-flight", [BASELINE_2])):
         recorded = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
-        assert (TASK_AT_HAND_OFF in patch_ids(recorded)) is asked, name
+        assert patch_ids(recorded) == patches, name
 
 
 async def test_stage_is_visible_to_a_visibility_query(harness: Harness):

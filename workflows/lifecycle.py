@@ -77,6 +77,13 @@ its own (workflow.patched), at the top of the run. Records riding with deliverie
 (DELIVER_WITH_RECORDS) came with it: a run without it sends them all with STORE_RECORDS."""
 BEFORE_BASELINE = frozenset({HOLD_ON_FAILURE, STRICT_RULES, MID_STAGE_CONTINUE, CONTACT_POLICY, POLICY_NOTICES,
                              SPLIT_NOTICES, TASK_ENTITIES, ANALYTICS_RECORDS})
+BASELINE_2 = "baseline-2026-12b"
+"""BASELINE and the changes released after it (TASK_AT_HAND_OFF) as one patch, in the same way:
+a run started on this code asks it first and asks nothing else; a run recorded on BASELINE
+answers False, then True to BASELINE, and asks each later change at the top of its run, as it
+did; a run recorded before either asks everything where it always did."""
+BASELINES = ((BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF}), (BASELINE, BEFORE_BASELINE))
+"""Newest first: each baseline patch and the changes it stands for."""
 
 
 class DemoClock:
@@ -261,10 +268,10 @@ class CustomerLifecycle:
         self.updates = 0  # accepted in this run: Temporal refuses more than 2,000 per run
         self.mid_stage = False
         self.task_entities = False  # asked at the top of run(), before any local activity (see run)
-        self.baseline: bool | None = None  # BASELINE's answer, asked with the run's first change
+        self.baseline: frozenset[str] | None = None  # what the run's baseline patch stands for (BASELINES)
         self.records_shipped = start.records_shipped  # the records before it are stored (or given up)
         self.records_out = start.records_shipped  # the records before it went to an activity
-        self.records_ride = False  # records go with deliveries (BASELINE), not each by STORE_RECORDS
+        self.records_ride = False  # records go with deliveries (any baseline), not each by STORE_RECORDS
         self.records_chain = start.records_chain
         self.shipping: asyncio.Task[None] | None = None
         self.records_in_flight = False  # a store_records local activity has not answered yet
@@ -302,14 +309,11 @@ class CustomerLifecycle:
         return LifecycleResult(outcome=outcome, state=self.machine.state)
 
     def patched(self, change: str) -> bool:
-        """Whether `change` is in force in this run. One of BEFORE_BASELINE: in a run started on
-        BASELINE without asking, in one recorded before asked where it always was; a later
-        change: asked."""
-        if change not in BEFORE_BASELINE:
-            return workflow.patched(change)
-        if self.baseline is None:  # the run's first ask of any change
-            self.baseline = workflow.patched(BASELINE)
-        return self.baseline or workflow.patched(change)
+        """Whether `change` is in force in this run: without asking when the run's baseline
+        stands for it (BASELINES), else asked where it always was (workflow.patched)."""
+        if self.baseline is None:  # the run's first ask of any change: the newest baseline it has
+            self.baseline = next((covered for patch, covered in BASELINES if workflow.patched(patch)), frozenset())
+        return change in self.baseline or workflow.patched(change)
 
     # ------------------------------------------------------------ analytics records
 
