@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError
 
 from api.auth import require_caller
-from api.errors import ApiError
+from api.errors import ApiError, validation_error
 from api.events import EventDesk, busy, refused, rejection
 from api.limits import ID_CHARACTERS, ID_PATTERN, KEY_PATTERN, parse_json
 from api.models import (
@@ -142,7 +142,9 @@ async def _ask_lifecycle(call: Awaitable[T], timeout: float) -> T:
 
 
 class IncidentRelease(BaseModel):
-    """Who asks; the caller's name when left out."""
+    """Who asks; the caller's name when left out. Unknown fields are refused, as in every body."""
+
+    model_config = ConfigDict(extra="forbid")
 
     by: str = Field("", max_length=200, description="Recorded on the customer's timeline.")
 
@@ -152,7 +154,7 @@ async def _release(action: str, customer_id: str, request: Request, api: ApiStat
         raw = await _json_body(request) if await request.body() else {}
         by = IncidentRelease.model_validate(raw).by or request.state.caller
     except ValidationError as error:
-        raise ApiError(422, "invalid_request", error.errors()[0]["msg"], field="by") from None
+        raise validation_error(error) from None
     answer = await _ask_lifecycle(api.lifecycles.release_incident(customer_id, action, by),
                                   api.settings.event_timeout)
     if isinstance(answer, EventReceipt):

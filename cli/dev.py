@@ -9,16 +9,20 @@ one-line refusal, not an instance quietly attached to someone else's server.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import shlex
 import shutil
 import signal
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
 from cli.output import fail, lifecycle_path, load
+from engine.model import Lifecycle
 
 DEFAULT_PORT = 7233  # where `lifecycle` and `temporal` connect when TEMPORAL_ADDRESS is unset
 DEFAULT_PLAYBOOKS = Path("playbooks")
@@ -39,7 +43,7 @@ def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_p
     from devserver import StateDirLock, StateDirLocked
 
     lifecycle_file = lifecycle_path(playbooks)
-    load(lifecycle_file)  # refuse to start on playbooks that do not load
+    project = load(lifecycle_file)  # refuse to start on playbooks that do not load
     lock = StateDirLock(state_dir)
     try:
         lock.acquire()  # held until this process exits, however it exits
@@ -53,12 +57,13 @@ def dev_command(state_dir: Path, playbooks: Path, port: int, ui_port: int, api_p
 
         api = DevApi(state_dir, lifecycle_file, api_port)  # a taken port fails before Temporal starts
     try:
-        asyncio.run(_serve(state_dir, lifecycle_file, port, ui_port, api))
+        asyncio.run(_serve(state_dir, lifecycle_file, port, ui_port, api, start_example(project.lifecycle)))
     except KeyboardInterrupt:
         pass
 
 
-async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int, api=None) -> None:
+async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int, api=None,
+                 example: tuple[str, dict] = ("order.placed", {})) -> None:
     from activities.config import LifecycleSettings
     from devserver import DevServer, DevServerError, PortTaken
     from worker import WorkerError, customer_workflows, run_worker, worker_activities
@@ -84,7 +89,7 @@ async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int,
         click.echo(f"Outbox     {settings.outbox_path}")
         click.echo(f"Analytics  {settings.state_dir / 'analytics.duckdb'} (lifecycle report, lifecycle rank)")
         click.echo(f"Worker     task queue {settings.task_queue}; Ctrl-C stops everything")
-        click.echo("Try        " + try_command(server.address, port, lifecycle_file))
+        click.echo("Try        " + try_command(server.address, port, lifecycle_file, example))
         if api is not None:
             serving_api = asyncio.create_task(api.serve(client, stop))
         await run_worker(client, settings.task_queue, customer_workflows(),
@@ -99,14 +104,36 @@ async def _serve(state_dir: Path, lifecycle_file: Path, port: int, ui_port: int,
         click.echo("stopped")
 
 
-def try_command(address: str, port: int, lifecycle_file: Path) -> str:
-    """A first `lifecycle event` that works when pasted into another terminal, from the same folder."""
+def try_command(address: str, port: int, lifecycle_file: Path, example: tuple[str, dict]) -> str:
+    """A first `lifecycle event` that works when pasted into another terminal, from the same folder:
+    `example` is the lifecycle's start event and its data (`start_example`)."""
     prefix = f"TEMPORAL_ADDRESS={address} " if port != DEFAULT_PORT else ""
-    words = [lifecycle_program(), "event", "cust-1", "order.placed", "--data",
-             '{"order_id": "A-1", "promised_delivery": "2026-12-01", "price": 1200}']
+    event, data = example
+    words = [lifecycle_program(), "event", "cust-1", event, "--data", json.dumps(data)]
     if lifecycle_file.resolve() != lifecycle_path(DEFAULT_PLAYBOOKS).resolve():
         words += ["--playbooks", str(lifecycle_file)]
     return prefix + shlex.join(words)
+
+
+def start_example(lifecycle: Lifecycle) -> tuple[str, dict]:
+    """The lifecycle's first start event, with a value for each required field that its checks
+    accept (an enum's first value, a number within its limits): the banner's first event."""
+    event, spec = next((name, spec) for name, spec in lifecycle.events.items() if spec.starts_lifecycle)
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=30)
+    plain = {"string": "A-1", "bool": True, "date": soon.date().isoformat(), "duration": "1d",
+             "timestamp": soon.isoformat().replace("+00:00", "Z"), "list": [], "map": {}}
+    data: dict = {}
+    for name, field in spec.payload.items():
+        if not field.required:
+            continue
+        if field.type in ("int", "number"):
+            low = field.min if field.min is not None else min(100, field.max if field.max is not None else 100)
+            data[name] = int(math.ceil(low)) if field.type == "int" else low
+        elif field.type == "string" and field.enum:
+            data[name] = field.enum[0]
+        else:
+            data[name] = plain[field.type]
+    return event, data
 
 
 def lifecycle_program() -> str:

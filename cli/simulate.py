@@ -55,6 +55,9 @@ def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: P
         until = parse_until(until_text, first) if until_text else first + DEFAULT_HORIZON
     except ValueError as error:
         fail(f"--until: {error}")
+    if until < first:  # the first event would still run, after the clock had stopped
+        fail(f"--until: {until:%Y-%m-%d %H:%M} is before the first event ({first:%Y-%m-%d %H:%M}); "
+             f"nothing would be simulated")
     try:
         timeline = simulate(project, customer, events, until=until)
     except ValueError as error:  # the customer profile or an event does not fit the lifecycle

@@ -142,6 +142,10 @@ def load_case(path: Path) -> Case:
                 until = _start(data, error) + parse_duration(str(data["until"]))
             except (ValueError, OverflowError) as problem:
                 raise error(("until",), f"'until' must be a duration after start or a date: {problem}") from None
+        first = min((item.at for item in events), default=None)
+        if first is not None and until < first:
+            raise error(("until",), f"'until' ({until:%Y-%m-%d %H:%M}) is before the first event "
+                                    f"({first:%Y-%m-%d %H:%M})")
     return Case(path=path, name=data["name"].strip(), lifecycle=(path.parent / lifecycle),
                 customer=customer, events=events, expect=_expect(data["expect"], error), until=until)
 

@@ -159,6 +159,11 @@ def checked_completion(state: LifecycleState, data: dict[str, Any]) -> tuple[Tas
         raise TaskProblem("invalid_payload", f"field 'outcome' must be one of {', '.join(entity.outcomes)}, "
                                              f"got {got}", "outcome")
     fields = data.get("fields") or {}
+    unknown = sorted(set(fields) - set(entity.field_specs)) if isinstance(fields, dict) else []
+    if unknown:
+        declared = ", ".join(entity.field_specs) or "none"
+        raise TaskProblem("invalid_payload", f"task '{entity.step}' has no field 'fields.{unknown[0]}' "
+                                             f"(its fields: {declared})", f"fields.{unknown[0]}")
     from engine.events import PayloadError, validate_payload
 
     try:

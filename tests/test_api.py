@@ -872,6 +872,16 @@ async def test_a_held_customer_is_listed_and_released_over_http(api: ApiProcess,
         template.write_text(good)
 
 
+async def test_a_release_body_with_an_unknown_field_is_refused_naming_it(api: ApiProcess):
+    # A misspelt `by` was ignored: the timeline then named the caller, not the operator.
+    async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=30) as http:
+        answer = await http.post("/v1/customers/anyone/retry", json={"bye": "ops@example.com"})
+        listed = await http.post("/v1/customers/anyone/skip", json=[])
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == {"code": "invalid_request", "message": "bye: unknown field", "field": "bye"}
+    assert (listed.status_code, listed.json()["error"]["code"]) == (422, "invalid_request")
+
+
 def test_sigterm_stops_the_api_cleanly(api: ApiProcess):
     api.stop()
     assert api.process.returncode == 0, api.output()

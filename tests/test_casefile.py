@@ -129,6 +129,15 @@ def test_until_stops_the_clock(cases):
     assert run(write(cases, "  stages: [sale]\n  ended: null\n", head=head)).ok
 
 
+def test_until_before_the_first_event_is_a_located_error(cases):
+    # The first event would still run, after the clock had stopped: a case that checks nothing.
+    path = write(cases, "  ended: null\n", head="start: 2026-03-02T09:00:00Z\nuntil: 2026-02-01\n" + HAPPY)
+    with pytest.raises(CaseError) as error:
+        load_case(path)
+    assert str(error.value) == (f"{path}:2:8: 'until' (2026-02-01 00:00) is before the first event "
+                                f"(2026-03-02 09:00)")
+
+
 def test_dates_compare_however_they_are_written():
     assert same_value("2026-01-14", "2026-01-14T00:00:00+00:00")
     from datetime import date

@@ -296,3 +296,32 @@ def test_a_state_dir_lock_dies_with_its_holder_even_by_kill_9(tmp_path: Path) ->
     with StateDirLock(tmp_path):  # no stale lock left behind
         assert (tmp_path / "lock").read_text() == f"{os.getpid()}\n"
     StateDirLock(tmp_path).acquire().release()  # and released on leaving the block
+
+
+def test_the_banner_hint_sends_the_lifecycles_own_start_event_with_data_it_accepts() -> None:
+    # It named the bundled `order.placed` whatever lifecycle `--playbooks` ran: pasted, a
+    # dental clinic's lifecycle answered "unknown event 'order.placed'".
+    from cli.dev import start_example, try_command
+    from engine.events import check_event
+    from engine.model import Lifecycle
+
+    lifecycle = Lifecycle.model_validate({
+        "lifecycle": "dental", "channels": {"sms": {"contact": "phone"}}, "roles": {"front_desk": "Books."},
+        "events": {
+            "visit.completed": {"payload": {"finished_at": "timestamp!"}},
+            "appointment.booked": {"starts_lifecycle": True, "payload": {
+                "appointment_id": "string!", "starts_at": "timestamp!", "day": "date!", "length": "duration!",
+                "treatment": {"type": "string", "required": True, "enum": ["checkup", "filling"]},
+                "chair": {"type": "int", "required": True, "min": 3, "max": 9},
+                "price": {"type": "number", "required": True, "max": 50}, "note": "string"}},
+        },
+        "initial_stage": "booked", "stages": {"booked": {}},
+    })
+    event, data = start_example(lifecycle)
+    assert event == "appointment.booked"
+    assert set(data) == {"appointment_id", "starts_at", "day", "length", "treatment", "chair", "price"}
+    assert (data["treatment"], data["chair"], data["price"]) == ("checkup", 3, 50)
+    check_event(lifecycle, event, data)  # raises PayloadError on a value the lifecycle would refuse
+    hint = try_command("127.0.0.1:7234", 7234, Path("dental/lifecycle.yaml"), (event, data))
+    assert " event cust-1 appointment.booked --data '{\"appointment_id\": \"A-1\", " in hint
+    assert hint.endswith(" --playbooks dental/lifecycle.yaml")

@@ -91,6 +91,16 @@ def test_until_takes_a_date_or_a_duration_after_the_first_event(loop: Path, tmp_
     assert result.stderr == ""
 
 
+def test_until_before_the_first_event_is_refused(loop: Path, tmp_path: Path) -> None:
+    # The first event would still run and the timeline end "now ... at" a date before it.
+    events = write(tmp_path, "events.yaml", "start: 2026-03-02T09:00:00Z\nevents:\n  - {at: 0d, event: order.placed}\n")
+    result = run(loop, "--events", events, "--until", "2026-02-01")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == ("error: --until: 2026-02-01 00:00 is before the first event (2026-03-02 09:00); "
+                             "nothing would be simulated\n")
+
+
 def test_until_that_is_neither_a_date_nor_a_duration(loop: Path, tmp_path: Path) -> None:
     result = run(loop, "--events", started(tmp_path), "--until", "2y")
     assert result.exit_code == 1

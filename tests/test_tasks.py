@@ -145,6 +145,8 @@ def test_an_outcome_or_field_the_task_does_not_declare_is_refused_naming_the_fie
     assert codes == [("invalid_payload", "outcome"), ("invalid_payload", "fields.battery_interest"),
                      ("invalid_payload", "fields.colour")]
     assert "reached, no_answer, wrong_number" in timeline.receipts[2][1].reason
+    assert timeline.receipts[4][1].reason == ("task 'call' has no field 'fields.colour' "
+                                              "(its fields: battery_interest, callback_on)")
     assert tasks.find(timeline.state, "call").status == "open"
 
 
