@@ -66,7 +66,7 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
-def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
+def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False) -> Any:
     kind = spec.type
     if value is None:
         if spec.required:
@@ -77,6 +77,10 @@ def _check_value(name: str, value: Any, spec: FieldSpec) -> Any:
             value = value.isoformat()
         if not isinstance(value, str) or parse_time(value) is None:
             raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
+        if kind == "timestamp" and not naive_times and _without_offset(value):
+            raise PayloadError(f"field '{name}' must be a timestamp with its UTC offset (Z or +01:00), "
+                               f"got {value!r}: without one it would be read as UTC, whatever zone the "
+                               f"sender meant", name)
         return value
     if kind == "duration":
         try:
@@ -108,31 +112,44 @@ def _check_limits(name: str, value: Any, spec: FieldSpec) -> None:
                            f"got {len(value)}", name)
 
 
-def validate_payload(event: str, spec: EventSpec, data: dict[str, Any]) -> dict[str, Any]:
-    """The payload checked against `spec`: unknown fields, missing required ones, wrong types."""
+TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
+"""The change that refuses a timestamp without its UTC offset in an event's data, a profile or a
+task's fields (before it, one was taken as UTC: a system sending local times was hours off)."""
+
+
+def _without_offset(value: str) -> bool:
+    """Whether an ISO 8601 text that parses as a time has a time of day but no UTC offset."""
+    return len(value) > 10 and datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is None
+
+
+def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
+    """The payload checked against `spec`: unknown fields, missing required ones, wrong types.
+
+    A timestamp needs its UTC offset; `naive_times` takes one without as UTC, as releases before
+    TIMES_NEED_AN_OFFSET did (only to replay what they recorded)."""
     if not isinstance(data, dict):
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))
     if unknown:
         raise PayloadError(f"'{event}' has no field '{unknown[0]}'", unknown[0])
-    return {name: _check_value(name, data.get(name), field) for name, field in spec.payload.items()
+    return {name: _check_value(name, data.get(name), field, naive_times) for name, field in spec.payload.items()
             if name in data or field.required}
 
 
-def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any]) -> dict[str, Any]:
+def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
     """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
     events = declared_events(lifecycle)
     if event not in events:
         raise PayloadError(f"unknown event '{event}'", "event")
-    checked = validate_payload(event, events[event], data)
+    checked = validate_payload(event, events[event], data, naive_times)
     if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
         raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
                            f"(one of: {', '.join(lifecycle.channels)})", "channel")
     return checked
 
 
-def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None
-                   ) -> dict[str, Any] | None:
+def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None,
+                   naive_times: bool = False) -> dict[str, Any] | None:
     """Validate the profile fields an event sets: built-in and declared fields, all optional.
 
     A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
@@ -146,7 +163,7 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", _profile_spec(lifecycle), rest)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):

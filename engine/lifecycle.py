@@ -79,6 +79,9 @@ class LifecycleMachine:
         # Tasks are entities (engine.tasks): any open task can be completed by id, in any stage
         # entry; the workflow turns it off to replay histories recorded before (`task-entities`).
         self.task_entities = True
+        # A timestamp without its UTC offset is refused (engine.events); the workflow turns this
+        # on to replay histories recorded before that (`timestamps-need-an-offset`).
+        self.naive_times = False
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         # (event, now, normalized event, updated facts, each guard's outcome by transition)
         self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
@@ -147,8 +150,8 @@ class LifecycleMachine:
                 return rejected("too_large",
                                 f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
-            checked = (check_event(self.lifecycle, event.name, event.data),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times))
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
         if self.strict_rules and event.name == "task.completed":
@@ -216,7 +219,7 @@ class LifecycleMachine:
         ref = str(event.data.get("task"))
         if self.task_entities and tasks.find(self.state, ref) is not None:
             try:
-                tasks.checked_completion(self.state, event.data)
+                tasks.checked_completion(self.state, event.data, self.naive_times)
             except tasks.TaskProblem as problem:
                 return EventReceipt(status="rejected", code=problem.code, reason=problem.message,
                                     field=problem.field, stage=self.state.stage)
@@ -231,7 +234,7 @@ class LifecycleMachine:
         if entity is None or not entity.is_open:
             return
         try:
-            _, fields = tasks.checked_completion(self.state, event.data)
+            _, fields = tasks.checked_completion(self.state, event.data, self.naive_times)
         except tasks.TaskProblem:  # only replaying a history from before task entities
             fields = event.data.get("fields") or {}
         tasks.complete(self.state, entity, event.data.get("outcome"), fields, now, str(event.data.get("by") or ""))
@@ -353,8 +356,8 @@ class LifecycleMachine:
         """The event as the lifecycle keeps it: payload and profile checked (unless `checked`
         gives them so), a time of its own. Raises PayloadError."""
         if checked is None:
-            checked = (check_event(self.lifecycle, event.name, event.data),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times))
         return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
                             "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
                             "customer": checked[1]})

@@ -144,9 +144,11 @@ def find(state: LifecycleState, ref: str) -> TaskEntity | None:
     return (current or open_ones or by_step)[-1]
 
 
-def checked_completion(state: LifecycleState, data: dict[str, Any]) -> tuple[TaskEntity, dict[str, Any]]:
+def checked_completion(state: LifecycleState, data: dict[str, Any],
+                       naive_times: bool = False) -> tuple[TaskEntity, dict[str, Any]]:
     """The task a `task.completed` payload completes, and its outcome and fields checked and
-    normalized; raises TaskProblem (unknown or closed task, an outcome or field that does not fit)."""
+    normalized; raises TaskProblem (unknown or closed task, an outcome or field that does not fit).
+    `naive_times`: as engine.events.validate_payload."""
     ref = str(data.get("task"))
     entity = find(state, ref)
     if entity is None:
@@ -167,7 +169,7 @@ def checked_completion(state: LifecycleState, data: dict[str, Any]) -> tuple[Tas
     from engine.events import PayloadError, validate_payload
 
     try:
-        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields)
+        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields, naive_times)
     except PayloadError as error:
         message = str(error).replace("field '", "field 'fields.", 1)
         raise TaskProblem("invalid_payload", message, f"fields.{error.field}" if error.field else "fields") from None

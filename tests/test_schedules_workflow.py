@@ -9,7 +9,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHistory
+import pytest
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -17,7 +18,7 @@ from engine.steps.split import choose
 from engine.state import Event
 from harness import Harness, eventually, pending_step, record_history
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
-from workflows.contract import LifecycleResult, LifecycleStart
+from workflows.contract import EVENT_UPDATE, LifecycleResult, LifecycleStart
 
 FIXTURE = Path(__file__).parent / "fixtures" / "scheduled"
 BRANCHES = ["short", "long"]
@@ -120,3 +121,18 @@ async def test_a_split_tells_operators_its_branch_once_in_the_outbox(client: Cli
     replayer = Replayer(workflows=CUSTOMER_WORKFLOWS, data_converter=pydantic_data_converter,
                         workflow_runner=WORKFLOW_RUNNER)
     await replayer.replay_workflow(WorkflowHistory.from_json(customer, history.to_json()))
+
+
+async def test_the_workflow_itself_refuses_a_timestamp_without_its_offset(client: Client, tmp_path: Path):
+    """The client checks payloads before it sends (workflows/client.py); a caller of the workflow's
+    update that skips it meets the same check inside, on the payload, before anything else."""
+    harness = Harness(client, copy(tmp_path), tmp_path / "state")
+    customer = customer_in("short")
+    async with harness.worker:
+        assert (await sign(harness, customer, datetime.now(timezone.utc) + timedelta(hours=1))).status == "accepted"
+        handle = client.get_workflow_handle(f"lifecycle/{customer}")
+        naive = Event(customer_id=customer, name="contract.signed", data={"remind_at": "2030-01-01T09:00:00"})
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await handle.execute_update(EVENT_UPDATE, naive)
+        assert "must be a timestamp with its UTC offset" in str(info.value.cause)
+        assert info.value.cause.type == "EventRejected" and info.value.cause.details[0] == "invalid_payload"

@@ -31,6 +31,7 @@ from engine import tasks
 from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
 from engine.steps.split import SPLIT_NOTICES
 from engine.steps.task import TASK_AT_HAND_OFF
+from engine.events import TIMES_NEED_AN_OFFSET
 from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -60,7 +61,7 @@ ANALYTICS_RECORDS = "analytics-records"
 """The change that sends every timeline record to the analytics store (activity `store_records`):
 runs recorded before it replay without those activities."""
 RECORDS_PER_BATCH = 200  # records per store_records call
-ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF)
+ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET)
 """Changes the engine asks about in the middle of a stage, asked once at the top of each run.
 The SDK remembers a run's answer, so the engine's later asks add no command. Asked first
 after a local activity (the stage's load_stage, the records), a patch's marker can land in a
@@ -78,11 +79,12 @@ its own (workflow.patched), at the top of the run. Records riding with deliverie
 BEFORE_BASELINE = frozenset({HOLD_ON_FAILURE, STRICT_RULES, MID_STAGE_CONTINUE, CONTACT_POLICY, POLICY_NOTICES,
                              SPLIT_NOTICES, TASK_ENTITIES, ANALYTICS_RECORDS})
 BASELINE_2 = "baseline-2026-12b"
-"""BASELINE and the changes released after it (TASK_AT_HAND_OFF) as one patch, in the same way:
-a run started on this code asks it first and asks nothing else; a run recorded on BASELINE
-answers False, then True to BASELINE, and asks each later change at the top of its run, as it
-did; a run recorded before either asks everything where it always did."""
-BASELINES = ((BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF}), (BASELINE, BEFORE_BASELINE))
+"""BASELINE and the changes released after it (TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET) as one
+patch, in the same way: a run started on this code asks it first and asks nothing else; a run
+recorded on BASELINE answers False, then True to BASELINE, and asks each later change at the top
+of its run (False: it started before them); a run recorded before either asks everything where
+it always did."""
+BASELINES = ((BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}), (BASELINE, BEFORE_BASELINE))
 """Newest first: each baseline patch and the changes it stands for."""
 
 
@@ -453,6 +455,7 @@ class CustomerLifecycle:
         self._observe_history()
         self.machine.strict_rules = self.patched(STRICT_RULES)
         self.machine.task_entities = self.patched(TASK_ENTITIES)
+        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
@@ -523,6 +526,7 @@ class CustomerLifecycle:
         self._observe_history()
         self.machine.strict_rules = self.patched(STRICT_RULES)
         self.machine.task_entities = self.patched(TASK_ENTITIES)
+        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
         if order.action == "complete":
             answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
             if isinstance(answer, EventReceipt) and answer.status != "rejected":
