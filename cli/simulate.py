@@ -17,6 +17,7 @@ from engine.scenario import (
     parse_until,
     read_scenario_file,
 )
+from engine.promises import PROMISE_KINDS
 from engine.simulator import Timeline, simulate
 from engine.state import Record
 
@@ -107,6 +108,16 @@ def _minute(moment: object) -> str:
     return str(moment)[:16].replace("T", " ")
 
 
+_KEPT_BY = {"on_or_before": "<=", "at_most": "<=", "at_least": ">=", "equal": "="}
+
+
+def _kept_by(timeline: Timeline, promise: str | None) -> str:
+    """How a kept promise's actual value compared with the expected one, by what it is about."""
+    entry = timeline.state.promises.get(promise or "")
+    kind = PROMISE_KINDS.get(entry.about if entry else "", PROMISE_KINDS["other"])
+    return _KEPT_BY.get(kind.rule, "~")
+
+
 def format_timeline(timeline: Timeline) -> str:
     """One line per record: time, stage, what happened, and its details."""
     lines = []
@@ -122,7 +133,8 @@ def format_timeline(timeline: Timeline) -> str:
             "event": lambda: detail.get("event", ""),
             "stage_entered": lambda: f"via {entered_via(records, index)}",
             "promise": lambda: f"{detail.get('promise')} = {detail.get('expected')} (by {detail.get('made_by')})",
-            "promise_kept": lambda: f"{detail.get('promise')}: {detail.get('actual')} <= {detail.get('expected')}",
+            "promise_kept": lambda: f"{detail.get('promise')}: {detail.get('actual')} "
+                                    f"{_kept_by(timeline, detail.get('promise'))} {detail.get('expected')}",
             "promise_broken": lambda: f"{detail.get('promise')}: {detail.get('actual')} vs {detail.get('expected')}",
             "incident": lambda: f"held: {detail.get('failure')} failure: {str(detail.get('error', '')).splitlines()[0]}",
             "resolved": lambda: f"{detail.get('action')} by {detail.get('by')}",

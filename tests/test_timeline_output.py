@@ -69,3 +69,39 @@ def test_the_demo_calls_an_overdue_task_overdue_and_an_unanswered_wait_no_answer
     overdue, unanswered = capsys.readouterr().out.splitlines()
     assert "overdue" in overdue and "no answer" not in overdue and "close_the_loop" in overdue
     assert "no answer" in unanswered and "wait_for_score" in unanswered
+
+
+def test_a_kept_promise_shows_the_comparison_its_kind_makes():
+    from engine.simulator import ScheduledEvent
+    from engine.state import Event
+    from workspace import in_memory
+
+    lifecycle = """
+lifecycle: solar
+channels: {email: {contact: email}}
+roles: {installer: Installs.}
+events:
+  install.booked: {starts_lifecycle: true}
+  install.done: {payload: {kwh: number!, price: number!, panels: string!}}
+initial_stage: install
+stages: {install: {playbook: install}}
+transitions: []
+"""
+    install = """
+playbook: install
+steps:
+  - {id: p_energy, kind: promise, promise: energy, about: quantity, expected: "5000.0", made_by: sales}
+  - {id: p_price, kind: promise, promise: price, about: price, expected: "9000.0", made_by: sales}
+  - {id: p_scope, kind: promise, promise: panels, about: scope, expected: "'12 panels'", made_by: sales}
+  - {id: done, kind: wait_for, events: [install.done]}
+  - {id: c_energy, kind: check_promise, promise: energy, actual: event.data.kwh}
+  - {id: c_price, kind: check_promise, promise: price, actual: event.data.price}
+  - {id: c_scope, kind: check_promise, promise: panels, actual: event.data.panels}
+"""
+    events = [ScheduledEvent(AT, Event(customer_id="s1", name="install.booked")),
+              ScheduledEvent(AT + timedelta(days=30), Event(customer_id="s1", name="install.done",
+                                                            data={"kwh": 5200.0, "price": 8900.0, "panels": "12 panels"}))]
+    timeline = simulate(in_memory(lifecycle, {"install": install}), {"id": "s1"}, events)
+    kept = [line.split("promise_kept", 1)[1].split("[")[0].strip() for line in format_timeline(timeline).splitlines()
+            if "promise_kept" in line]
+    assert kept == ["energy: 5200.0 >= 5000.0", "price: 8900.0 <= 9000.0", "panels: 12 panels = 12 panels"]
