@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from cli.output import fail, lifecycle_path, load
-from engine.events import PayloadError
+from engine.events import PayloadError, declared_events
 from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
 from engine.state import Event, EventReceipt
 
@@ -148,7 +148,10 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
         check_sizes(message)  # as the API does: name the field and the limit
     except TooLarge as error:
         fail(f"rejected: {error} (payload_too_large, limit {error.limit} bytes)")
-    _, make = _client(playbooks, task_queue, address, namespace)
+    lifecycle, make = _client(playbooks, task_queue, address, namespace)
+    if event not in declared_events(lifecycle):  # checked against a file: say which, and how to pick another
+        fail(f"rejected: unknown event '{event}' in {lifecycle_path(playbooks)} (its events: "
+             f"{', '.join(declared_events(lifecycle))}); another lifecycle: --playbooks or LIFECYCLE_PLAYBOOKS")
 
     async def send():
         return await (await make()).send(message, wait=timeout)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cli.operate import _client, _customer_id, _data, _run, temporal_options
-from cli.output import fail
+from cli.output import fail, lifecycle_path
 from engine.calendars import business_days, business_hours
 from engine.durations import parse_duration
 from engine.limits import ID_RULE, KEY_RULE, is_id, is_key
@@ -38,7 +38,8 @@ def tasks_command(role: str | None, assignee: str | None, overdue: bool, escalat
 
     lifecycle, make = _client(playbooks, task_queue, address, namespace)
     if role is not None and role not in lifecycle.roles:
-        fail(f"--role: unknown role '{role}' (roles: {', '.join(lifecycle.roles)})")
+        fail(f"--role: unknown role '{role}' in {lifecycle_path(playbooks)} (its roles: {', '.join(lifecycle.roles)}); "
+             f"another lifecycle: --playbooks or LIFECYCLE_PLAYBOOKS")
     if assignee is not None and not is_id(assignee):
         fail(f"--assignee '{assignee}' is not {ID_RULE}")
     if overdue and escalated:

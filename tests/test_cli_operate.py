@@ -95,6 +95,13 @@ async def test_ids_the_api_refuses_are_refused_before_anything_is_sent(running):
         assert "A-Z a-z 0-9 . _ : @ -" in line or "printable ASCII" in line, line
     line = one_line_error(await run(env, "list", "--stage", "nowhere"))
     assert "unknown stage 'nowhere'" in line and "set_expectations" in line
+    # An event or a role of another lifecycle: the file it was checked against, and how to pick one.
+    folder = env["LIFECYCLE_PLAYBOOKS"]
+    line = one_line_error(await run(env, "event", "c-1", "review.left"))
+    assert line.startswith(f"error: rejected: unknown event 'review.left' in {folder}/lifecycle.yaml (its events: ")
+    assert "order.placed" in line and line.endswith("another lifecycle: --playbooks or LIFECYCLE_PLAYBOOKS")
+    line = one_line_error(await run(env, "tasks", "--role", "front_desk"))
+    assert f"unknown role 'front_desk' in {folder}/lifecycle.yaml (its roles: " in line and "--playbooks" in line
     # Nothing was created for the refused ids.
     listing = await run(env, "list", "--json")
     assert not [item for item in json.loads(listing.stdout) if item["customer_id"] in ("a/b", "cust 1")]
