@@ -204,7 +204,7 @@ class Report(BaseModel):
 def _errors() -> dict[int | str, dict[str, Any]]:
     from api.routes import errors
 
-    return errors(404, 422, 503)
+    return errors(401, 404, 408, 413, 422, 429, 500, 503)
 
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(require_caller)],

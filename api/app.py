@@ -65,7 +65,7 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, tags=["health"], dependencies=[Depends(require_caller)],
-             summary="Temporal answers and a worker polls the task queue", responses=errors(401, 503))
+             summary="Temporal answers and a worker polls the task queue", responses=errors(401, 500, 502, 503))
     async def readyz() -> Health:
         pollers = await check_ready(client, settings.task_queue)
         return Health(status="ready", task_queue=settings.task_queue, pollers=pollers)

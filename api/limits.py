@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -102,7 +103,32 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     if _depth(value) > MAX_DEPTH:
         raise ApiError(400, "invalid_json", f"the body nests deeper than {MAX_DEPTH} levels")
+    if _has_lone_surrogate(value):
+        # JSON's \ud800 escapes parse, but no UTF-8 can carry half a pair: the engine, Temporal
+        # and the outbox would fail on it later, and the API did with a 500.
+        raise ApiError(400, "invalid_json", "the body has a string with an unpaired UTF-16 surrogate "
+                                            "(a \\uD800-\\uDFFF escape without its other half)")
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string or object key holds a surrogate code point (json.loads leaves a lone
+    `\\udXXX` escape as one; a well-formed pair becomes one character)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth(value: Any) -> int:

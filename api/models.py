@@ -8,11 +8,28 @@ payload check shared with the CLI and the workflow's update validator.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.limits import ID_PATTERN, KEY_PATTERN
+
+
+def _iso_text(value: Any) -> Any:
+    # pydantic reads a number, or text that is one, as Unix seconds (or milliseconds): an
+    # `occurred_at` of 12345 was an event of 1970, answered 202. The contract is ISO 8601 text.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+    raise ValueError("must be ISO 8601 text with a time zone, such as 2026-03-12T15:04:00+01:00, not a number")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+"""An instant as ISO 8601 text with its UTC offset; a number (Unix time) is refused."""
 
 CustomerId = Field(pattern=ID_PATTERN, max_length=200, description="The customer's id in your systems.",
                    examples=["cust-1042"])
@@ -29,7 +46,7 @@ class EventIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="The payload, as the event declares it.")
     idempotency_key: str | None = Field(None, pattern=KEY_PATTERN, max_length=200,
                                         description="The same key is acted on once per customer.")
-    occurred_at: AwareDatetime | None = Field(None, description="When it happened (default: when received).")
+    occurred_at: Timestamp | None = Field(None, description="When it happened (default: when received).")
     customer: dict[str, Any] | None = Field(None, description="Profile fields to set on the customer first.")
 
 

@@ -43,6 +43,8 @@ _DESCRIPTIONS = {
     409: "Conflict.", 410: "The lifecycle has ended.", 413: "The body is too large.",
     422: "A field is invalid; `error.field` names it.", 503: "Temporal is unreachable.",
     504: "The engine did not answer in time; send again with the same idempotency key.",
+    500: "A bug: `internal` (the server log has the details), or `engine_error` (the engine failed taking "
+         "the event; the customer's timeline records it).",
 }
 
 
@@ -70,7 +72,7 @@ def state(request: Request) -> ApiState:
 OPTIONAL_ID = rf"^[{ID_CHARACTERS}]{{0,200}}$"  # an id, or empty for "no filter"
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_caller)],
-                   responses=errors(401, 408, 413, 429, 502, 503))
+                   responses=errors(401, 408, 413, 429, 500, 502, 503))
 
 
 async def _json_body(request: Request) -> Any:
@@ -116,7 +118,7 @@ async def post_events_batch(request: Request, api: ApiState = Depends(state)) ->
 
 
 @router.get("/customers/{customer_id}", response_model=LifecycleStatus, tags=["customers"],
-            summary="One customer's lifecycle", responses=errors(404, 422, 504))
+            summary="One customer's lifecycle", responses=errors(404, 409, 422, 504))
 async def get_customer(
     customer_id: str = Path(pattern=ID_PATTERN, max_length=200), api: ApiState = Depends(state),
 ) -> LifecycleStatus:
@@ -163,7 +165,7 @@ async def _release(action: str, customer_id: str, request: Request, api: ApiStat
 
 
 @router.post("/customers/{customer_id}/retry", response_model=Incident, tags=["incidents"],
-             summary="Run the held step again", responses=errors(404, 409, 410, 422, 504))
+             summary="Run the held step again", responses=errors(400, 404, 409, 410, 422, 504))
 async def retry_incident(request: Request, customer_id: str = Path(pattern=ID_PATTERN, max_length=200),
                          api: ApiState = Depends(state)) -> Incident:
     """The customer is held on an incident: run the held step again (after the data or the playbook
@@ -172,7 +174,7 @@ async def retry_incident(request: Request, customer_id: str = Path(pattern=ID_PA
 
 
 @router.post("/customers/{customer_id}/skip", response_model=Incident, tags=["incidents"],
-             summary="Go on after the held step", responses=errors(404, 409, 410, 422, 504))
+             summary="Go on after the held step", responses=errors(400, 404, 409, 410, 422, 504))
 async def skip_incident(request: Request, customer_id: str = Path(pattern=ID_PATTERN, max_length=200),
                         api: ApiState = Depends(state)) -> Incident:
     """The customer is held on an incident: go on after the held step without running it.
@@ -181,7 +183,7 @@ async def skip_incident(request: Request, customer_id: str = Path(pattern=ID_PAT
 
 
 @router.get("/customers", response_model=CustomerPage, tags=["customers"],
-            summary="Who is in which stage", responses=errors(422))
+            summary="Who is in which stage", responses=errors(409, 422, 504))
 async def list_customers(
     api: ApiState = Depends(state),
     stage: str | None = Query(None, pattern=OPTIONAL_ID, max_length=200, description="Only this stage."),

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -32,6 +32,7 @@ from api.errors import ApiError, validation_error
 from api.events import busy, refused
 from api.idempotency import fingerprint
 from api.limits import ID_PATTERN, KEY_PATTERN, parse_json
+from api.models import Timestamp
 from api.routes import ApiState, _ask_lifecycle, errors, state
 from engine import tasks
 from engine.events import PayloadError
@@ -39,7 +40,7 @@ from engine.state import EventReceipt, TaskCommand, TaskEntity
 from workflows.client import LifecycleNotFound, TaskFilter, TemporalBusy, TemporalRefused, customer_of_task, refusal
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_caller)], tags=["tasks"],
-                   responses=errors(401, 408, 413, 429, 502, 503))
+                   responses=errors(401, 408, 413, 429, 500, 502, 503))
 
 COMMANDS = {"complete": "complete", "reassign": "reassign", "snooze": "snooze", "cancel": "cancel"}
 
@@ -76,7 +77,7 @@ class Reassign(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     assignee: str = Field(pattern=ID_PATTERN, max_length=200, examples=["sam"])
-    until: AwareDatetime | None = Field(None, description="A new due time (the old one stays without it).")
+    until: Timestamp | None = Field(None, description="A new due time (the old one stays without it).")
     by: str = Field("", max_length=200)
 
 
@@ -84,7 +85,7 @@ class Snooze(BaseModel):
     """Move the task's due time; a playbook waiting for it escalates at the new time."""
 
     model_config = ConfigDict(extra="forbid")
-    until: AwareDatetime = Field(description="The new due time, in the future.")
+    until: Timestamp = Field(description="The new due time, in the future.")
     by: str = Field("", max_length=200)
 
 
@@ -104,7 +105,7 @@ _REJECTIONS = {"unknown_task": (404, "task_not_found"), "task_closed": (409, "ta
 
 
 @router.get("/tasks", response_model=TaskPage, summary="Open tasks across customers (the inbox)",
-            responses=errors(422, 504))
+            responses=errors(409, 422, 504))
 async def list_tasks(
     api: ApiState = Depends(state),
     role: str | None = Query(None, pattern=rf"^[a-z][a-z0-9_]*$", max_length=200, description="Only this role."),
@@ -112,7 +113,7 @@ async def list_tasks(
     status: Literal["open", "overdue", "escalated"] = Query(
         "open", description="`open`: every task not done nor cancelled; `overdue`: past its due time; "
                             "`escalated`: its playbook escalated it."),
-    due_before: AwareDatetime | None = Query(None, description="Only tasks due before this time."),
+    due_before: Timestamp | None = Query(None, description="Only tasks due before this time."),
     page_size: int = Query(100, ge=1, le=1000, description="Lifecycles per page (each may have several tasks)."),
     page_token: str | None = Query(None, max_length=4096),
 ) -> TaskPage:
@@ -140,7 +141,7 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id:path}", response_model=TaskEntity, summary="One task",
-            responses=errors(404, 504))
+            responses=errors(404, 409, 504))
 async def get_task(task_id: str = Path(max_length=1000, description="The task id."),
                    api: ApiState = Depends(state)) -> TaskEntity:
     """A task, open or among the customer's recent closed ones; 404 `task_not_found`."""
@@ -161,7 +162,7 @@ async def get_task(task_id: str = Path(max_length=1000, description="The task id
     "/tasks/{task_command:path}", response_model=TaskAnswer,
     summary="Complete, reassign, snooze or cancel a task: POST /v1/tasks/{id}:complete (or :reassign, "
             ":snooze, :cancel)",
-    responses=errors(404, 409, 410, 422, 504),
+    responses=errors(400, 404, 409, 410, 422, 504),
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"oneOf": [
         model.model_json_schema() for model in BODIES.values()]}}}}},
 )

@@ -538,6 +538,71 @@ async def test_routing_and_parsing_errors_are_json_too(http: httpx.AsyncClient):
     assert_error(await http.get("/v1/customers", params={"page_size": 0}), 422, "invalid_request", "page_size")
 
 
+@pytest.mark.parametrize("body", [
+    b'{"customer_id": "c-1", "event": "ticket.opened", "data": {"ticket_id": "T-\\ud800"}}',
+    b'{"customer_id": "c-1", "event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"name": "\\udc00"}}',
+    b'{"customer_id": "c-1", "event": "ticket.opened", "data": {"\\ud83d": "T"}}',
+])
+async def test_a_string_with_an_unpaired_surrogate_is_400_invalid_json_not_a_500(http: httpx.AsyncClient,
+                                                                                  body: bytes):
+    # JSON lets a string escape half a UTF-16 pair; no UTF-8 can carry it (this was a 500).
+    assert_error(await http.post("/v1/events", content=body), 400, "invalid_json")
+    batch = b'{"events": [' + body + b']}'
+    assert_error(await http.post("/v1/events:batch", content=batch), 400, "invalid_json")
+    command = b'{"outcome": "\\ud800"}'
+    assert_error(await http.post("/v1/tasks/lifecycle/c-1/s/1/t:complete", content=command), 400, "invalid_json")
+
+
+async def test_a_whole_surrogate_pair_is_one_character_and_is_taken(http: httpx.AsyncClient):
+    customer = await started(http)
+    body = ('{"customer_id": "%s", "event": "ticket.opened", "data": {"ticket_id": "T-\\ud83d\\ude00"}}'
+            % customer).encode()
+    assert (await http.post("/v1/events", content=body)).status_code == 202
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 1
+
+
+@pytest.mark.parametrize("when", [1765000000, "1765000000", 1765000000000.0])
+async def test_a_number_for_a_time_is_refused_not_read_as_unix_time(http: httpx.AsyncClient, when: Any):
+    customer = await started(http)
+    late = {**event(customer, "ticket.opened", ticket_id="T"), "occurred_at": when}
+    assert_error(await http.post("/v1/events", json=late), 422, "invalid_request", "occurred_at")
+    assert (await http.get(f"/v1/customers/{customer}")).json()["facts"]["open_tickets"] == 0
+    task = f"lifecycle/{customer}/set_expectations/1/brief"
+    assert_error(await http.post(f"/v1/tasks/{task}:snooze", json={"until": when}), 422, "invalid_request", "until")
+    assert_error(await http.post(f"/v1/tasks/{task}:reassign", json={"assignee": "sam", "until": when}),
+                 422, "invalid_request", "until")
+    assert_error(await http.get("/v1/tasks", params={"due_before": str(when)}), 422, "invalid_request", "due_before")
+
+
+async def test_every_status_the_api_answers_is_in_its_openapi_document(http: httpx.AsyncClient, api: ApiProcess):
+    paths = (await http.get("/openapi.json")).json()["paths"]
+
+    def documented(method: str, path: str, status: int) -> bool:
+        return str(status) in paths[path][method]["responses"]
+
+    customer = await started(http)
+    seen = [
+        ("post", "/v1/tasks/{task_command}", await http.post(f"/v1/tasks/lifecycle/{customer}/x/1/y:cancel",
+                                                              content=b"{not json")),
+        ("post", "/v1/customers/{customer_id}/retry", await http.post(f"/v1/customers/{customer}/retry",
+                                                                      content=b"{not json")),
+        ("post", "/v1/customers/{customer_id}/skip", await http.post(f"/v1/customers/{customer}/skip",
+                                                                     content=b"{not json")),
+        ("get", "/v1/analytics/report", await httpx.AsyncClient(base_url=api.url).get("/v1/analytics/report")),
+    ]
+    assert [(path, response.status_code) for method, path, response in seen
+            if not documented(method, path, response.status_code)] == []
+    assert [response.status_code for _, _, response in seen] == [400, 400, 400, 401]
+    # Answers that need a broken deployment to provoke, from the code paths that give them:
+    # a failing workflow (409 workflow_task_failed, query_failed) on reads, a slow visibility
+    # store (504), a wrong namespace (502) on /readyz, and a bug (500) anywhere.
+    for method, path, status in [("get", "/v1/customers/{customer_id}", 409), ("get", "/v1/tasks/{task_id}", 409),
+                                 ("get", "/v1/tasks", 409), ("get", "/v1/customers", 504),
+                                 ("get", "/readyz", 502), ("post", "/v1/events", 500),
+                                 ("get", "/v1/analytics/funnel", 429)]:
+        assert documented(method, path, status), (method, path, status)
+
+
 async def test_an_unexpected_exception_is_a_json_500_without_a_stack_trace():
     app = FastAPI()
     install_error_handlers(app)
