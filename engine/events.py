@@ -77,8 +77,9 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
             value = value.isoformat()
         if not isinstance(value, str) or parse_time(value) is None:
             raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
-        if kind == "timestamp" and not naive_times and _without_offset(value):
-            raise PayloadError(f"field '{name}' must be a timestamp with its UTC offset (Z or +01:00), "
+        if not naive_times and _without_offset(value):
+            wanted = "a date (2026-03-10), or a timestamp" if kind == "date" else "a timestamp"
+            raise PayloadError(f"field '{name}' must be {wanted} with its UTC offset (Z or +01:00), "
                                f"got {value!r}: without one it would be read as UTC, whatever zone the "
                                f"sender meant", name)
         return value
@@ -113,8 +114,9 @@ def _check_limits(name: str, value: Any, spec: FieldSpec) -> None:
 
 
 TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
-"""The change that refuses a timestamp without its UTC offset in an event's data, a profile or a
-task's fields (before it, one was taken as UTC: a system sending local times was hours off)."""
+"""The change that refuses a time of day without its UTC offset (in a timestamp or a date field)
+in an event's data, a profile or a task's fields (before it, one was taken as UTC: a system
+sending local times was hours off)."""
 
 
 def _without_offset(value: str) -> bool:
@@ -125,8 +127,8 @@ def _without_offset(value: str) -> bool:
 def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
     """The payload checked against `spec`: unknown fields, missing required ones, wrong types.
 
-    A timestamp needs its UTC offset; `naive_times` takes one without as UTC, as releases before
-    TIMES_NEED_AN_OFFSET did (only to replay what they recorded)."""
+    A time of day needs its UTC offset; `naive_times` takes one without as UTC, as releases
+    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded)."""
     if not isinstance(data, dict):
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))

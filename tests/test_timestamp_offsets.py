@@ -67,8 +67,13 @@ def test_a_timestamp_without_its_offset_is_refused_with_the_fix(value):
     assert str(info.value).startswith("field 'starts_at' must be a timestamp with its UTC offset (Z or +01:00), got '2026-12-24")
 
 
-def test_a_date_field_still_takes_a_date_and_histories_from_before_take_a_naive_timestamp_as_utc():
+def test_a_date_field_takes_a_date_or_a_time_with_its_offset_and_histories_from_before_take_a_naive_one_as_utc():
     assert validate_payload("e", SPEC, {"day": "2026-12-24"}) == {"day": "2026-12-24"}
+    assert validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00Z"}) == {"day": "2026-12-24T10:00:00Z"}
+    with pytest.raises(PayloadError) as info:
+        validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00"})
+    assert str(info.value).startswith("field 'day' must be a date (2026-03-10), or a timestamp with its UTC offset")
+    assert validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00"}, naive_times=True) == {"day": "2026-12-24T10:00:00"}
     assert validate_payload("e", SPEC, {"starts_at": "2026-12-24T10:00:00"}, naive_times=True) == \
         {"starts_at": "2026-12-24T10:00:00"}
 
