@@ -6,10 +6,12 @@ import asyncio
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,51 @@ async def long_lifecycle(client: Client, tmp_path: Path) -> AsyncIterator[tuple[
         await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
         await eventually(lambda: pending_step(harness, customer, "await_survey"))
         yield harness, customer
+
+
+HOLD_AT_MOST = 20.0  # seconds a held hand-off waits for the test (a failing test must not hang)
+
+
+class HelpDesk:
+    """A help desk on loopback that takes the task webhook's calls (`received`: their bodies),
+    and holds its answer to the ones a test names (`hold`) until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.held: dict[tuple[str, str], tuple[threading.Event, threading.Event]] = {}
+        desk = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                desk.received.append(body)
+                gate = desk.held.get((body["customer_id"], body["step"]))
+                if gate is not None:
+                    arrived, release = gate
+                    arrived.set()
+                    release.wait(HOLD_AT_MOST)
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tasks"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def hold(self, customer: str, step: str) -> tuple[threading.Event, threading.Event]:
+        """Hold the answer to the hand-off of `step` for `customer`: (arrived, release)."""
+        gate = self.held[(customer, step)] = (threading.Event(), threading.Event())
+        return gate
+
+    def release_all(self) -> None:
+        for _, release in self.held.values():
+            release.set()
+
+    def close(self) -> None:
+        self.release_all()
+        self.server.shutdown()
+        self.server.server_close()

@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from harness import FIXTURE, Harness
+from harness import FIXTURE, Harness, HelpDesk
 from test_api import AUTH, ApiProcess, assert_error, eventually, placed, start_api
 from test_tasks_workflow import PLAYBOOK
 
@@ -166,32 +166,6 @@ async def test_the_contract_401_404_422(http, api):
 
 # ---------------------------------------------------------------- hand-off to a help desk, end to end
 
-class _HelpDesk:
-    """A help desk on loopback: records the tasks the lifecycle's task webhook POSTs to it."""
-
-    def __init__(self) -> None:
-        import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                received.append((self.headers["Idempotency-Key"], body))
-                self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tasks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness, temporal_env, tmp_path):
     """The task webhook gives the help desk what it needs; the help desk's `task.solved`, through
     the example receiver (docs/examples/helpdesk_webhook.py), completes it and on_done runs."""
@@ -202,7 +176,7 @@ async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness
     from devserver import free_port
     from test_api import EXAMPLES, TOKEN
 
-    desk = _HelpDesk()
+    desk = HelpDesk()
     webhook = Harness(client, harness.folder, tmp_path / "state", tasks="webhook", webhook={"url": desk.url})
     api = start_api(temporal_env, harness.folder, webhook.task_queue, tmp_path / "api.log")
     port = free_port()
@@ -216,7 +190,7 @@ async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness
             assert (await http.post("/v1/events", json=placed(customer))).status_code == 202
 
             async def handed() -> dict | None:
-                return next((body for key, body in desk.received if body["step"] == "call"
+                return next((body for body in desk.received if body["step"] == "call"
                              and body["customer_id"] == customer), None)
 
             task = await eventually(handed)
@@ -239,7 +213,7 @@ async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness
                 assert retried.status_code == 200 and retried.json()["status"] == "duplicate"
 
             async def offered() -> bool:
-                return any(body["step"] == "offer" for _, body in desk.received if body["customer_id"] == customer) \
+                return any(body["step"] == "offer" for body in desk.received if body["customer_id"] == customer) \
                     or any(e["customer_id"] == customer and e["step"] == "offer" for e in webhook.outbox())
 
             await eventually(offered)
@@ -247,4 +221,4 @@ async def test_a_task_handed_to_a_help_desk_is_completed_from_it(client, harness
         receiver.terminate()
         receiver.wait(timeout=10)
         api.stop()
-        desk.server.shutdown()
+        desk.close()

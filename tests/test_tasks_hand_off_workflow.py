@@ -8,77 +8,30 @@ The completion is taken at once and applied once, and on_done runs when the hand
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from engine.state import Event, TaskCommand, TaskEntity
-from harness import FIXTURE, Harness, eventually, record_history
+from harness import FIXTURE, HOLD_AT_MOST, Harness, HelpDesk, eventually, record_history
 from test_tasks_workflow import PLAYBOOK
 
-HOLD_AT_MOST = 20.0  # seconds a held hand-off waits for the test (a failing test must not hang)
-
-
-class HoldingDesk:
-    """A help desk on loopback that takes the task webhook's calls, and holds its answer to the
-    ones the test names until the test lets it go."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.held: dict[tuple[str, str], tuple[threading.Event, threading.Event]] = {}
-        desk = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                desk.received.append(body)
-                gate = desk.held.get((body["customer_id"], body["step"]))
-                if gate is not None:
-                    arrived, release = gate
-                    arrived.set()
-                    release.wait(HOLD_AT_MOST)
-                self.send_response(201)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tasks"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def hold(self, customer: str, step: str) -> tuple[threading.Event, threading.Event]:
-        """Hold the answer to the hand-off of `step` for `customer`: (arrived, release)."""
-        gate = self.held[(customer, step)] = (threading.Event(), threading.Event())
-        return gate
-
-    def release_all(self) -> None:
-        for _, release in self.held.values():
-            release.set()
-
-
 @pytest.fixture
-def desk() -> Iterator[HoldingDesk]:
-    desk = HoldingDesk()
+def desk() -> Iterator[HelpDesk]:
+    desk = HelpDesk()
     try:
         yield desk
     finally:
-        desk.release_all()
-        desk.server.shutdown()
-        desk.server.server_close()
+        desk.close()
 
 
 @pytest.fixture
-def webhook_harness(client: Client, tmp_path: Path, desk: HoldingDesk) -> Harness:
+def webhook_harness(client: Client, tmp_path: Path, desk: HelpDesk) -> Harness:
     folder = tmp_path / "playbooks"
     shutil.copytree(FIXTURE, folder)
     (folder / "set-expectations.yaml").write_text(PLAYBOOK)
@@ -99,7 +52,7 @@ def steps_sent(harness: Harness, customer: str) -> list[str]:
 
 
 async def test_a_task_completed_while_its_webhook_call_is_held_is_taken_and_on_done_runs_once(
-        webhook_harness: Harness, desk: HoldingDesk, client: Client):
+        webhook_harness: Harness, desk: HelpDesk, client: Client):
     harness = webhook_harness
     customer = f"ho{uuid.uuid4().hex[:6]}"
     came, release = desk.hold(customer, "call")
@@ -133,7 +86,7 @@ async def test_a_task_completed_while_its_webhook_call_is_held_is_taken_and_on_d
 
 
 async def test_a_task_completed_by_event_and_one_reassigned_while_their_webhook_calls_are_held(
-        webhook_harness: Harness, desk: HoldingDesk):
+        webhook_harness: Harness, desk: HelpDesk):
     """The `event` update road (POST /v1/events with task.completed, by step id) and a command
     on a task nothing waits for, both while their hand-off is held."""
     harness = webhook_harness
