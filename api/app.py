@@ -60,12 +60,15 @@ def create_app(settings: ApiSettings, client: Client, view: LifecycleView | None
     app.state.analytics_store = settings.analytics_store
     app.include_router(analytics_router)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="The process is up (no token needed)")
+    # HEAD too: load balancers and uptime checkers often probe with it.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health, tags=["health"],
+                   summary="The process is up (no token needed)")
     async def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Health, tags=["health"], dependencies=[Depends(require_caller)],
-             summary="Temporal answers and a worker polls the task queue", responses=errors(401, 500, 502, 503))
+    @app.api_route("/readyz", methods=["GET", "HEAD"], response_model=Health, tags=["health"],
+                   dependencies=[Depends(require_caller)], summary="Temporal answers and a worker polls the task queue",
+                   responses=errors(401, 500, 502, 503))
     async def readyz() -> Health:
         pollers = await check_ready(client, settings.task_queue)
         return Health(status="ready", task_queue=settings.task_queue, pollers=pollers)

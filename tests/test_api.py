@@ -209,6 +209,8 @@ def assert_error(response: httpx.Response, status: int, code: str, field: str | 
 async def test_healthz_is_open_and_everything_else_needs_a_valid_token(api: ApiProcess):
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as anonymous:
         assert (await anonymous.get("/healthz")).json() == {"status": "ok", "task_queue": None, "pollers": None}
+        probe = await anonymous.head("/healthz")  # as load balancers probe
+        assert (probe.status_code, probe.content) == (200, b"")
         for method, path in [("GET", "/readyz"), ("GET", "/v1/playbooks"), ("POST", "/v1/events"),
                              ("POST", "/v1/events:batch"), ("GET", "/v1/customers"),
                              ("GET", "/v1/customers/c-1"), ("GET", "/openapi.json"), ("GET", "/docs")]:
