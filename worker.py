@@ -182,6 +182,28 @@ async def _check_search_attributes(client: Client) -> None:
         )
 
 
+def _check_playbooks(lifecycle_file: Path) -> None:
+    """Raise PlaybookLoadError, listing every mistake, when the lifecycle file does not load.
+
+    A broken stage playbook or template holds only the customers entering its stage (each on a
+    `load` incident, released when the file is fixed), so a worker restarted while one is
+    broken must run every other stage: refusing to start would stop every customer."""
+    from engine.errors import PlaybookLoadError
+    from engine.loader import load_project
+    from engine.project import held_stages
+
+    try:
+        load_project(lifecycle_file)
+    except PlaybookLoadError as error:
+        held = held_stages(error)
+        if held is None:
+            raise
+        for problem in error.errors:
+            log.warning("%s", problem)
+        log.warning("customers entering %s are held until their files load; the other stages run",
+                    ", ".join(held) or "no stage")
+
+
 async def serve(
     task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
 ) -> None:
@@ -191,12 +213,11 @@ async def serve(
     at start-up rather than by the first lifecycle that needs it.
     """
     from activities.config import LifecycleSettings
-    from engine.loader import load_project
 
     settings = LifecycleSettings.from_env()
     if playbooks is not None:
         settings = settings.model_copy(update={"playbooks": playbooks})
-    load_project(settings.lifecycle_file)  # raises PlaybookLoadError listing every mistake
+    _check_playbooks(settings.lifecycle_file)
     queue = task_queue or settings.task_queue
     client = await connect(profile)
     await _check_search_attributes(client)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.output import fail, lifecycle_path, load
+from cli.output import fail, lifecycle_path, load_lifecycle
 from engine.events import PayloadError, declared_events
 from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
 from engine.state import Event, EventReceipt
@@ -49,16 +49,16 @@ def _client(playbooks: Path, task_queue: str, address: str | None, namespace: st
     from workflows.client import LifecycleClient
     from worker import WorkerError, connect
 
-    project = load(lifecycle_path(playbooks))
+    lifecycle = load_lifecycle(lifecycle_path(playbooks))
     overrides = {key: value for key, value in (("target_host", address), ("namespace", namespace)) if value}
 
     async def make() -> LifecycleClient:
         try:
-            return LifecycleClient(await connect(**overrides), project.lifecycle, task_queue)
+            return LifecycleClient(await connect(**overrides), lifecycle, task_queue)
         except WorkerError as error:
             fail(f"{_readable(str(error))}; {HINT}")
 
-    return project.lifecycle, make
+    return lifecycle, make
 
 
 def _readable(message: str) -> str:

@@ -203,3 +203,38 @@ async def test_an_operator_sees_a_held_customer_and_retries_or_skips_from_the_cl
     unknown = await run(env, "retry", "nobody-" + customer)
     assert unknown.returncode == 1 and "has no lifecycle" in unknown.stderr
     assert "Traceback" not in again.stderr + unknown.stderr
+
+
+async def test_a_broken_stage_playbook_leaves_every_operating_command_working(running):
+    # The moment an operator needs `list --incidents`, `status` and `retry` is when a stage's
+    # playbook is broken on disk; they judge by the lifecycle file, which is sound, so they
+    # warn in one line and work (they refused, printing the playbook's error, before).
+    harness, env = running
+    playbook = harness.folder / "delivery-check-in.yaml"
+    good = playbook.read_text()
+    playbook.write_text(good.replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    started = await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
+    assert (started.returncode, started.stdout.strip()) == (0, "accepted (stage set_expectations)")
+    assert started.stderr.startswith("warning: customers entering delivery_check_in are held until their files load: ")
+    assert "delivery-check-in.yaml:" in started.stderr and started.stderr.count("\n") == 1
+    delivered = await run(env, "event", customer, "order.delivered", "--data", '{"delivered_at": "2026-03-09"}')
+    assert delivered.returncode == 0, delivered.stderr
+
+    async def listed() -> bool:
+        found = await run(env, "list", "--incidents")
+        return found.returncode == 0 and f"{customer}" in found.stdout and "held: load" in found.stdout
+
+    await eventually(listed)
+    status = await run(env, "status", customer)
+    assert status.returncode == 0 and "HELD      load failure at stage delivery_check_in" in status.stdout
+    retried = await run(env, "retry", customer)
+    assert retried.returncode == 0, retried.stderr
+    assert "Traceback" not in started.stderr + status.stderr + retried.stderr
+
+    # A broken lifecycle file is another matter: nothing can be judged by it.
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    refused = await run(env, "list")
+    assert refused.returncode == 1 and "lifecycle.yaml:" in refused.stderr and "YAML syntax error" in refused.stderr
+    playbook.write_text(good)

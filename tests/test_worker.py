@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,7 +162,9 @@ async def _pollers(client: Client, queue: str) -> int:
 
 
 @asynccontextmanager
-async def polling_worker(client: Client, tmp_path: Path) -> AsyncIterator[subprocess.Popen[str]]:
+async def polling_worker(
+    client: Client, tmp_path: Path, playbooks: Path = REPO / "tests" / "fixtures" / "fast"
+) -> AsyncIterator[subprocess.Popen[str]]:
     """`lifecycle worker` on its own task queue, once it polls; killed if still running at the end."""
     queue = f"test-{uuid.uuid4()}"
     env = {
@@ -170,7 +173,7 @@ async def polling_worker(client: Client, tmp_path: Path) -> AsyncIterator[subpro
         "TEMPORAL_NAMESPACE": client.namespace,
         "LIFECYCLE_TASK_QUEUE": queue,
         "LIFECYCLE_STATE_DIR": str(tmp_path),
-        "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
+        "LIFECYCLE_PLAYBOOKS": str(playbooks),
     }
     process = subprocess.Popen(
         [LIFECYCLE, "worker"], cwd=REPO, env=env,
@@ -208,6 +211,33 @@ async def test_a_worker_whose_server_died_still_stops_on_sigterm(tmp_path: Path)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(process.wait, 30) == 0
             assert "Traceback" not in (process.stderr.read() if process.stderr else "")
+
+
+async def test_a_worker_starts_with_a_broken_stage_playbook_and_refuses_a_broken_lifecycle_file(
+    client: Client, tmp_path: Path
+) -> None:
+    # A broken stage playbook holds only the customers entering its stage; a worker restarted
+    # (killed, redeployed) while it is broken must still run every other stage. It refused to
+    # start, and every customer in every stage stopped until the file was fixed.
+    folder = tmp_path / "playbooks"
+    shutil.copytree(REPO / "tests" / "fixtures" / "fast", folder)
+    playbook = folder / "delivery-check-in.yaml"
+    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    async with polling_worker(client, tmp_path, folder) as process:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        log = process.stderr.read() if process.stderr else ""
+    assert "WARNING lifecycle.worker: " in log and "delivery-check-in.yaml:" in log
+    assert "customers entering delivery_check_in are held until their files load" in log
+
+    lifecycle = folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "LIFECYCLE_STATE_DIR": str(tmp_path), "LIFECYCLE_PLAYBOOKS": str(folder)}
+    done = await asyncio.to_thread(subprocess.run, [LIFECYCLE, "worker"], cwd=REPO, env=env,
+                                   capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "lifecycle.yaml:" in done.stderr and "YAML syntax error" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -> None:
