@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkflowRunner
 
 from shutdown import until_stopped
@@ -169,6 +169,10 @@ async def _check_search_attributes(client: Client) -> None:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace))
     except RPCError as error:  # e.g. a cloud namespace that does not let a worker list them
+        if error.status == RPCStatusCode.NOT_FOUND:  # the namespace itself: polling would fail too
+            raise WorkerError(f"namespace {client.namespace} does not exist on "
+                              f"{client.service_client.config.target_host}: create it, or set "
+                              f"TEMPORAL_NAMESPACE to the lifecycle's namespace") from error
         log.warning("could not check the search attributes (%s); see docs/operations.md", _first_line(error))
         return
     known = set(listed.custom_attributes) | set(listed.system_attributes)

@@ -273,6 +273,19 @@ def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
+async def test_the_worker_refuses_a_namespace_that_does_not_exist_in_one_line(client: Client, tmp_path: Path) -> None:
+    # It warned that it "could not check the search attributes", started, and then stopped on
+    # the SDK's validation error with its gRPC details.
+    env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "TEMPORAL_NAMESPACE": "no-such-namespace", "LIFECYCLE_STATE_DIR": str(tmp_path),
+           "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast")}
+    done = await asyncio.to_thread(subprocess.run, [LIFECYCLE, "worker"], cwd=REPO, env=env,
+                                   capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: namespace no-such-namespace does not exist on {client.service_client.config.target_host}: "
+                           "create it, or set TEMPORAL_NAMESPACE to the lifecycle's namespace\n")
+
+
 def test_the_dev_server_registers_every_attribute_a_lifecycle_sets() -> None:
     from devserver import SEARCH_ATTRIBUTES
     from workflows.contract import SEARCH_ATTRIBUTES as KEYS
