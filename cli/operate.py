@@ -182,9 +182,11 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
     _, make = _client(playbooks, task_queue, address, namespace)
 
     async def query():
-        return await (await make()).status(customer, timeout=timeout)
+        lifecycles = await make()
+        status = await lifecycles.status(customer, timeout=timeout)
+        return status, ([] if as_json else await _retrying(lifecycles, customer))
 
-    status = _run(query)
+    status, retrying = _run(query)
     if as_json:
         click.echo(status.model_dump_json(indent=2))
         return
@@ -203,6 +205,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
             (f"deferred ({status.pending.deferred})" if status.pending.deferred else "time")
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
+    for line in retrying:
+        click.echo(f"RETRYING  {line}")
     if status.next_schedule:
         click.echo(f"schedule  {status.next_schedule.event} at {status.next_schedule.at:%Y-%m-%d %H:%M:%S}")
     click.echo("facts     " + ", ".join(f"{k}={v}" for k, v in status.facts.items()))
@@ -220,6 +224,34 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         if record.kind in ("deferred", "suppressed") and record.detail.get("reason"):  # the policy's why
             detail += f": {record.detail.get('local') or ''} {record.detail['reason']}".replace(":  ", ": ")
         click.echo(f"  {record.at:%Y-%m-%d %H:%M:%S} {record.kind:<14} {record.step or ''} {detail}")
+
+
+async def _retrying(lifecycles: Any, customer: str) -> list[str]:
+    """The activities Temporal keeps retrying for the customer (a relay that is down, a full
+    disk under the outbox): the lifecycle waits for them without knowing, so its status query
+    cannot say; the workflow's description can. One line each, with the last error."""
+    from datetime import timedelta
+
+    from temporalio.service import RPCError
+
+    from engine.lifecycle import lifecycle_id
+
+    try:
+        description = await lifecycles.client.get_workflow_handle(lifecycle_id(customer)).describe(
+            rpc_timeout=timedelta(seconds=5))
+    except RPCError:
+        return []
+    lines = []
+    for pending in description.raw_description.pending_activities:
+        if pending.attempt < 2:
+            continue
+        failure = pending.last_failure
+        while failure.HasField("cause") and failure.message.startswith("Failure exceeds size limit"):
+            failure = failure.cause  # Temporal cut the stack traces, the cause says what failed
+        kind = failure.application_failure_info.type if failure.HasField("application_failure_info") else ""
+        lines.append(f"{pending.activity_type.name}: attempt {pending.attempt}, "
+                     f"last error {kind + ': ' if kind else ''}{failure.message or '(none)'}")
+    return lines
 
 
 @click.command("list")

@@ -238,3 +238,28 @@ async def test_a_broken_stage_playbook_leaves_every_operating_command_working(ru
     refused = await run(env, "list")
     assert refused.returncode == 1 and "lifecycle.yaml:" in refused.stderr and "YAML syntax error" in refused.stderr
     playbook.write_text(good)
+
+
+async def test_status_shows_a_delivery_temporal_keeps_retrying_with_its_last_error(running):
+    # A full disk under the outbox or a relay that is down: the lifecycle waits for a delivery
+    # Temporal retries, and `status` showed nothing but a customer who did not move.
+    harness, env = running
+    harness.settings.outbox_path.mkdir(parents=True)  # the outbox cannot be written
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
+
+    async def retrying() -> str:
+        status = await run(env, "status", customer)
+        return status.stdout if "RETRYING  " in status.stdout else ""
+
+    shown = await eventually(retrying)
+    [line] = [line for line in shown.splitlines() if line.startswith("RETRYING  ")]
+    assert line.startswith("RETRYING  deliver_with_records: attempt ")
+    assert "last error " in line and "Is a directory" in line
+    harness.settings.outbox_path.rmdir()  # room again: the retry delivers, the line goes
+
+    async def delivered() -> bool:
+        status = await run(env, "status", customer)
+        return "RETRYING" not in status.stdout and "summary" in harness.steps(customer)
+
+    await eventually(delivered, timeout=60)
