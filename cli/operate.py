@@ -75,7 +75,7 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work`, turning every failure into one line on stderr and exit 1."""
     from temporalio.client import RPCTimeoutOrCancelledError
     from temporalio.exceptions import TemporalError
-    from temporalio.service import RPCError
+    from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.client import LifecycleNotFound, TemporalBusy, TemporalRefused
 
@@ -90,8 +90,11 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     except TemporalBusy as error:
         fail(f"busy: {error}; try again in a second")
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError) as error:
-        fail(f"{str(error) or 'no answer in time'}; is a worker running on this task queue? (`lifecycle worker`)")
+        message = str(error) or "no answer in time"
+        fail(message if "worker" in message else f"{message}; is a worker running on this task queue? (`lifecycle worker`)")
     except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # the namespace: the server answered
+            fail(f"Temporal: {error.message}; name the lifecycle's namespace with --namespace or TEMPORAL_NAMESPACE")
         fail(f"Temporal: {error.message}; {HINT}")
     except TemporalError as error:
         fail(f"Temporal: {error}")

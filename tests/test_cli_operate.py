@@ -119,6 +119,8 @@ async def test_address_and_namespace_options_replace_the_environment(running, cl
     assert json.loads(status.stdout)["stage"] == "set_expectations"
     wrong = one_line_error(await run(bare, "status", customer, "--address", address, "--namespace", "nowhere"))
     assert "nowhere" in wrong
+    listed = one_line_error(await run(bare, "list", "--address", address, "--namespace", "nowhere"))
+    assert "nowhere" in listed and "--namespace or TEMPORAL_NAMESPACE" in listed and "server running" not in listed
     for command in ("event", "status", "list"):
         help_text = (await run(bare, command, "--help")).stdout
         assert "--address" in help_text and "TEMPORAL_ADDRESS" in help_text and "--namespace" in help_text
@@ -173,6 +175,8 @@ async def test_without_a_worker_a_keyed_event_is_queued_and_an_unkeyed_one_says_
     unkeyed = one_line_error(await run(idle, "event", f"{customer}-2", "order.placed", "--data", PLACED,
                                        "--timeout", "1"))
     assert "no worker took the event within 1s" in unkeyed and "idempotency key" in unkeyed, unkeyed
+    silent = one_line_error(await run(idle, "status", customer, "--timeout", "1"))
+    assert silent.endswith(f"does a worker poll task queue '{idle['LIFECYCLE_TASK_QUEUE']}'?"), silent  # the hint once
 
 
 async def test_an_operator_sees_a_held_customer_and_retries_or_skips_from_the_cli(running):
