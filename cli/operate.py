@@ -173,8 +173,9 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
 @click.command("status")
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for the lifecycle (a worker) to answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+              help="Seconds to wait for the lifecycle (a worker) to answer; a worker that died holds "
+                   "the lifecycles it had in memory for 10 s before another answers for them.")
 @temporal_options
 def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path, task_queue: str,
                    address: str | None, namespace: str | None) -> None:
@@ -202,7 +203,9 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         click.echo(f"HELD      {incident.kind} failure at {incident.step or 'stage ' + incident.stage} "
                    f"since {incident.since:%Y-%m-%d %H:%M:%S}: {incident.error.splitlines()[0]}")
         click.echo(f"          fix the playbook, or: lifecycle retry {status.customer_id} | "
-                   f"lifecycle skip {status.customer_id}")
+                   f"lifecycle skip {status.customer_id}"
+                   + (f" (runs none of the stage's playbook: the customer stays in {incident.stage} until an "
+                      f"event moves them)" if incident.kind == "load" else ""))
     if status.pending:
         waiting = ", ".join(status.pending.events) or status.pending.task or \
             (f"deferred ({status.pending.deferred})" if status.pending.deferred else "time")

@@ -232,6 +232,8 @@ async def test_a_broken_stage_playbook_leaves_every_operating_command_working(ru
     await eventually(listed)
     status = await run(env, "status", customer)
     assert status.returncode == 0 and "HELD      load failure at stage delivery_check_in" in status.stdout
+    # A skip runs none of the stage's playbook: say so where it is offered.
+    assert "runs none of the stage's playbook: the customer stays in delivery_check_in" in status.stdout
     retried = await run(env, "retry", customer)
     assert retried.returncode == 0, retried.stderr
     assert "Traceback" not in started.stderr + status.stderr + retried.stderr
