@@ -269,3 +269,39 @@ async def test_status_shows_a_delivery_temporal_keeps_retrying_with_its_last_err
         return "RETRYING" not in status.stdout and "summary" in harness.steps(customer)
 
     await eventually(delivered, timeout=60)
+
+
+async def test_the_api_starts_with_a_broken_stage_playbook_and_refuses_a_broken_lifecycle_file(running):
+    # Like the worker: a stage file broken on disk when the API (re)starts held every event
+    # from every other system; the API needs only the lifecycle file to judge them.
+    import httpx
+
+    from devserver import free_port
+
+    harness, env = running
+    playbook = harness.folder / "delivery-check-in.yaml"
+    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    port = free_port()
+    api_env = {**env, "LIFECYCLE_API_TOKENS": "ops:" + "t" * 32}
+    process = subprocess.Popen([LIFECYCLE, "api", "--port", str(port)], env=api_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async def healthy() -> bool:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(healthy)
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+    assert "warning: customers entering delivery_check_in are held until their files load: " in errors
+    assert "Traceback" not in errors
+
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    refused = await run(api_env, "api", "--port", str(free_port()))
+    assert refused.returncode == 1 and "lifecycle.yaml:" in refused.stderr and "YAML syntax error" in refused.stderr
