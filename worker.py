@@ -98,8 +98,20 @@ async def connect(
     except RuntimeError as error:
         namespace = config.get("namespace", "default")
         raise WorkerError(
-            f"cannot connect to Temporal at {target} (namespace {namespace}): {_first_line(error)}"
+            f"cannot connect to Temporal at {target} (namespace {namespace}): {_plain_connect_error(error)}"
         ) from error
+
+
+def _plain_connect_error(error: BaseException) -> str:
+    """A connect error without the transport's nested debug text, when we know what it says."""
+    detail = _first_line(error)
+    for needle, plain in (("Connection refused", "connection refused"), ("dns error", "unknown host"),
+                          ("timed out", "timed out"),
+                          ("get_system_info", "it answers, but not as Temporal's gRPC frontend (the web UI's "
+                                              "port? the frontend's is 7233 unless set otherwise)")):
+        if needle.lower() in detail.lower():
+            return plain
+    return detail
 
 
 async def run_worker(

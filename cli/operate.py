@@ -56,19 +56,9 @@ def _client(playbooks: Path, task_queue: str, address: str | None, namespace: st
         try:
             return LifecycleClient(await connect(**overrides), lifecycle, task_queue)
         except WorkerError as error:
-            fail(f"{_readable(str(error))}; {HINT}")
+            fail(f"{error}; {HINT}")
 
     return lifecycle, make
-
-
-def _readable(message: str) -> str:
-    """A connect error without the transport's nested debug text, when we know what it says."""
-    head, _, detail = message.partition("): ")
-    for needle, plain in (("Connection refused", "connection refused"), ("dns error", "unknown host"),
-                          ("timed out", "timed out")):
-        if needle.lower() in detail.lower():
-            return f"{head}): {plain}"
-    return message
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:

@@ -253,7 +253,20 @@ def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot connect to Temporal at 127.0.0.1:")
+    assert done.stderr.endswith(": connection refused\n") and "tonic" not in done.stderr  # as the CLI says it
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_worker_pointed_at_the_web_ui_port_says_so_in_one_line(tmp_path: Path) -> None:
+    # 8233 for 7233: the transport's nested debug text ("h2 protocol error", tonic, hyper).
+    with DevServer(headless=False) as server:
+        env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{server.ui_port}", "LIFECYCLE_STATE_DIR": str(tmp_path),
+               "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast")}
+        done = subprocess.run([LIFECYCLE, "worker"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.endswith("it answers, but not as Temporal's gRPC frontend (the web UI's port? the "
+                                "frontend's is 7233 unless set otherwise)\n"), done.stderr
+    assert "tonic" not in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(tmp_path: Path) -> None:
