@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkflowRunner
 
 from shutdown import until_stopped
@@ -98,8 +98,20 @@ async def connect(
     except RuntimeError as error:
         namespace = config.get("namespace", "default")
         raise WorkerError(
-            f"cannot connect to Temporal at {target} (namespace {namespace}): {_first_line(error)}"
+            f"cannot connect to Temporal at {target} (namespace {namespace}): {_plain_connect_error(error)}"
         ) from error
+
+
+def _plain_connect_error(error: BaseException) -> str:
+    """A connect error without the transport's nested debug text, when we know what it says."""
+    detail = _first_line(error)
+    for needle, plain in (("Connection refused", "connection refused"), ("dns error", "unknown host"),
+                          ("timed out", "timed out"),
+                          ("get_system_info", "it answers, but not as Temporal's gRPC frontend (the web UI's "
+                                              "port? the frontend's is 7233 unless set otherwise)")):
+        if needle.lower() in detail.lower():
+            return plain
+    return detail
 
 
 async def run_worker(
@@ -169,6 +181,10 @@ async def _check_search_attributes(client: Client) -> None:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace))
     except RPCError as error:  # e.g. a cloud namespace that does not let a worker list them
+        if error.status == RPCStatusCode.NOT_FOUND:  # the namespace itself: polling would fail too
+            raise WorkerError(f"namespace {client.namespace} does not exist on "
+                              f"{client.service_client.config.target_host}: create it, or set "
+                              f"TEMPORAL_NAMESPACE to the lifecycle's namespace") from error
         log.warning("could not check the search attributes (%s); see docs/operations.md", _first_line(error))
         return
     known = set(listed.custom_attributes) | set(listed.system_attributes)
@@ -182,6 +198,28 @@ async def _check_search_attributes(client: Client) -> None:
         )
 
 
+def _check_playbooks(lifecycle_file: Path) -> None:
+    """Raise PlaybookLoadError, listing every mistake, when the lifecycle file does not load.
+
+    A broken stage playbook or template holds only the customers entering its stage (each on a
+    `load` incident, released when the file is fixed), so a worker restarted while one is
+    broken must run every other stage: refusing to start would stop every customer."""
+    from engine.errors import PlaybookLoadError
+    from engine.loader import load_project
+    from engine.project import held_stages
+
+    try:
+        load_project(lifecycle_file)
+    except PlaybookLoadError as error:
+        held = held_stages(error)
+        if held is None:
+            raise
+        for problem in error.errors:
+            log.warning("%s", problem)
+        log.warning("customers entering %s are held until their files load; the other stages run",
+                    ", ".join(held) or "no stage")
+
+
 async def serve(
     task_queue: str | None = None, profile: str | None = None, playbooks: Path | None = None
 ) -> None:
@@ -191,12 +229,11 @@ async def serve(
     at start-up rather than by the first lifecycle that needs it.
     """
     from activities.config import LifecycleSettings
-    from engine.loader import load_project
 
     settings = LifecycleSettings.from_env()
     if playbooks is not None:
         settings = settings.model_copy(update={"playbooks": playbooks})
-    load_project(settings.lifecycle_file)  # raises PlaybookLoadError listing every mistake
+    _check_playbooks(settings.lifecycle_file)
     queue = task_queue or settings.task_queue
     client = await connect(profile)
     await _check_search_attributes(client)

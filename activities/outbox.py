@@ -51,8 +51,14 @@ class Outbox:
                     line = b"\n" + line
                 if record_id in self._ids:
                     return False
-                _write_all(fd, line)
-                os.fsync(fd)
+                try:
+                    _write_all(fd, line)
+                    os.fsync(fd)
+                except OSError:
+                    # A full disk (or a file size limit) can take part of the line: cut it off
+                    # again, so that the retry appends a whole line and readers never see half.
+                    os.ftruncate(fd, size)
+                    raise
                 self._ids.add(record_id)
                 self._scanned = size + len(line)
                 return True

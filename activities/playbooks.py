@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from engine.errors import PlaybookLoadError
 from engine.loader import load_project
@@ -69,4 +69,8 @@ class PlaybookSource:
             return self.bundle(stage)
         except PlaybookLoadError as error:
             # Not retried here: the workflow holds the customer and retries on its own clock.
-            raise ApplicationError(str(error), type=LOAD_FAILED, non_retryable=True) from None
+            # An expected outcome, not a crash: one line per attempt in the worker's log, where
+            # the SDK printed a traceback for every held customer at every look at the files.
+            activity.logger.warning("stage %s does not load, the customer is held: %s", stage, error.errors[0])
+            raise ApplicationError(str(error), type=LOAD_FAILED, non_retryable=True,
+                                   category=ApplicationErrorCategory.BENIGN) from None

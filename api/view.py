@@ -13,7 +13,7 @@ from pathlib import Path
 
 from activities.playbooks import PlaybookSource
 from engine.errors import PlaybookLoadError
-from engine.project import Project
+from engine.project import Project, held_stages
 
 log = logging.getLogger("lifecycle.api")
 
@@ -24,7 +24,15 @@ class LifecycleView:
     def __init__(self, lifecycle_file: Path, recheck: float = 2.0) -> None:
         self.source = PlaybookSource(lifecycle_file)
         self.recheck = recheck
-        self._project = self.source.project()  # raises PlaybookLoadError: refuse to start
+        try:
+            self._project = self.source.project()
+        except PlaybookLoadError as error:
+            # A broken stage playbook holds only the customers entering its stage; events are
+            # judged by the lifecycle file. A broken lifecycle file raises: refuse to start.
+            if held_stages(error) is None:
+                raise
+            log.warning("playbooks do not load, judging events by the lifecycle file: %s", error.errors[0])
+            self._project = error.partial
         self._checked = time.monotonic()
 
     def project(self) -> Project:

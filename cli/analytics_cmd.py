@@ -67,11 +67,9 @@ def report_command(store_path: Path | None, since: str | None, until: str | None
                    as_json: bool, html_file: Path | None, compare: tuple[Path, Path] | None) -> None:
     """Funnel, time in stage, promises, recovery, NPS, referrals, task SLA, messages, revenue and
     CLV, rankings: every question of docs/analytics.md over the analytics store."""
-    from rich.console import Console
-
     from analytics.report import comparison, print_report, table
 
-    console = Console()
+    console = _console()
     if compare:
         left, right = (build_report(path, since, until, segment) for path in compare)
         rows = comparison(left, right)
@@ -96,6 +94,22 @@ def report_command(store_path: Path | None, since: str | None, until: str | None
         print_report(report, console)
 
 
+PIPE_WIDTH = 200
+"""Columns of the tables written to a pipe or a file: wider than the widest table."""
+
+
+def _console():
+    """Rich's console. Into a pipe or a file (`lifecycle rank > calls.txt`, a cron mail) Rich
+    assumes 80 columns and cut customer ids and amounts to "bt-000…" and "55,170…"; there it
+    is as wide as the tables, unless COLUMNS says otherwise."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(width=PIPE_WIDTH)
+    return console
+
+
 @click.command("rank")
 @store_option
 @click.option("--by", type=click.Choice(["value", "risk"]), default="value", show_default=True)
@@ -107,8 +121,6 @@ def rank_command(store_path: Path | None, by: str, top: int, until: str | None, 
                  as_json: bool) -> None:
     """Customers by value (revenue) or by risk (open tickets, broken promises, detractor score,
     days since the last contact): whom to call first."""
-    from rich.console import Console
-
     from analytics.metrics import Analyst, Filters
     from analytics.report import table
     from analytics.store import StoreError, open_store
@@ -121,7 +133,7 @@ def rank_command(store_path: Path | None, by: str, top: int, until: str | None, 
     if as_json:
         click.echo(_json(rows))
     else:
-        Console().print(table(f"Customers by {by}", rows))
+        _console().print(table(f"Customers by {by}", rows))
 
 
 @click.command("export")

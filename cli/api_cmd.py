@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.output import fail, lifecycle_path, load
+from cli.output import fail, lifecycle_path, load_lifecycle
 
 
 @click.command("api")
@@ -37,7 +37,7 @@ def api_command(host: str, port: int, playbooks: Path, task_queue: str, profile:
         fail(str(error))
     if not settings.tokens:
         fail(f"{TOKENS_VAR} is not set: no caller could authenticate (example: crm:<a long random token>)")
-    load(settings.lifecycle_file)  # located errors and exit 1, before anything listens
+    load_lifecycle(settings.lifecycle_file)  # a broken lifecycle file: located errors and exit 1, before anything listens
     try:
         sock = listen(host, port)
     except ApiServerError as error:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cli.output import fail, lifecycle_path, load
+from cli.output import fail, lifecycle_path, load_lifecycle
 from engine.events import PayloadError, declared_events
 from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
 from engine.state import Event, EventReceipt
@@ -49,33 +49,23 @@ def _client(playbooks: Path, task_queue: str, address: str | None, namespace: st
     from workflows.client import LifecycleClient
     from worker import WorkerError, connect
 
-    project = load(lifecycle_path(playbooks))
+    lifecycle = load_lifecycle(lifecycle_path(playbooks))
     overrides = {key: value for key, value in (("target_host", address), ("namespace", namespace)) if value}
 
     async def make() -> LifecycleClient:
         try:
-            return LifecycleClient(await connect(**overrides), project.lifecycle, task_queue)
+            return LifecycleClient(await connect(**overrides), lifecycle, task_queue)
         except WorkerError as error:
-            fail(f"{_readable(str(error))}; {HINT}")
+            fail(f"{error}; {HINT}")
 
-    return project.lifecycle, make
-
-
-def _readable(message: str) -> str:
-    """A connect error without the transport's nested debug text, when we know what it says."""
-    head, _, detail = message.partition("): ")
-    for needle, plain in (("Connection refused", "connection refused"), ("dns error", "unknown host"),
-                          ("timed out", "timed out")):
-        if needle.lower() in detail.lower():
-            return f"{head}): {plain}"
-    return message
+    return lifecycle, make
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work`, turning every failure into one line on stderr and exit 1."""
     from temporalio.client import RPCTimeoutOrCancelledError
     from temporalio.exceptions import TemporalError
-    from temporalio.service import RPCError
+    from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.client import LifecycleNotFound, TemporalBusy, TemporalRefused
 
@@ -90,8 +80,11 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     except TemporalBusy as error:
         fail(f"busy: {error}; try again in a second")
     except (asyncio.TimeoutError, RPCTimeoutOrCancelledError) as error:
-        fail(f"{str(error) or 'no answer in time'}; is a worker running on this task queue? (`lifecycle worker`)")
+        message = str(error) or "no answer in time"
+        fail(message if "worker" in message else f"{message}; is a worker running on this task queue? (`lifecycle worker`)")
     except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # the namespace: the server answered
+            fail(f"Temporal: {error.message}; name the lifecycle's namespace with --namespace or TEMPORAL_NAMESPACE")
         fail(f"Temporal: {error.message}; {HINT}")
     except TemporalError as error:
         fail(f"Temporal: {error}")
@@ -170,8 +163,9 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
 @click.command("status")
 @click.argument("customer")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for the lifecycle (a worker) to answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+              help="Seconds to wait for the lifecycle (a worker) to answer; a worker that died holds "
+                   "the lifecycles it had in memory for 10 s before another answers for them.")
 @temporal_options
 def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path, task_queue: str,
                    address: str | None, namespace: str | None) -> None:
@@ -182,9 +176,11 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
     _, make = _client(playbooks, task_queue, address, namespace)
 
     async def query():
-        return await (await make()).status(customer, timeout=timeout)
+        lifecycles = await make()
+        status = await lifecycles.status(customer, timeout=timeout)
+        return status, ([] if as_json else await _retrying(lifecycles, customer))
 
-    status = _run(query)
+    status, retrying = _run(query)
     if as_json:
         click.echo(status.model_dump_json(indent=2))
         return
@@ -197,12 +193,16 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         click.echo(f"HELD      {incident.kind} failure at {incident.step or 'stage ' + incident.stage} "
                    f"since {incident.since:%Y-%m-%d %H:%M:%S}: {incident.error.splitlines()[0]}")
         click.echo(f"          fix the playbook, or: lifecycle retry {status.customer_id} | "
-                   f"lifecycle skip {status.customer_id}")
+                   f"lifecycle skip {status.customer_id}"
+                   + (f" (runs none of the stage's playbook: the customer stays in {incident.stage} until an "
+                      f"event moves them)" if incident.kind == "load" else ""))
     if status.pending:
         waiting = ", ".join(status.pending.events) or status.pending.task or \
             (f"deferred ({status.pending.deferred})" if status.pending.deferred else "time")
         until = f" until {status.pending.until:%Y-%m-%d %H:%M:%S}" if status.pending.until else ""
         click.echo(f"waiting   {status.pending.step}: {waiting}{until}")
+    for line in retrying:
+        click.echo(f"RETRYING  {line}")
     if status.next_schedule:
         click.echo(f"schedule  {status.next_schedule.event} at {status.next_schedule.at:%Y-%m-%d %H:%M:%S}")
     click.echo("facts     " + ", ".join(f"{k}={v}" for k, v in status.facts.items()))
@@ -220,6 +220,34 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         if record.kind in ("deferred", "suppressed") and record.detail.get("reason"):  # the policy's why
             detail += f": {record.detail.get('local') or ''} {record.detail['reason']}".replace(":  ", ": ")
         click.echo(f"  {record.at:%Y-%m-%d %H:%M:%S} {record.kind:<14} {record.step or ''} {detail}")
+
+
+async def _retrying(lifecycles: Any, customer: str) -> list[str]:
+    """The activities Temporal keeps retrying for the customer (a relay that is down, a full
+    disk under the outbox): the lifecycle waits for them without knowing, so its status query
+    cannot say; the workflow's description can. One line each, with the last error."""
+    from datetime import timedelta
+
+    from temporalio.service import RPCError
+
+    from engine.lifecycle import lifecycle_id
+
+    try:
+        description = await lifecycles.client.get_workflow_handle(lifecycle_id(customer)).describe(
+            rpc_timeout=timedelta(seconds=5))
+    except RPCError:
+        return []
+    lines = []
+    for pending in description.raw_description.pending_activities:
+        if pending.attempt < 2:
+            continue
+        failure = pending.last_failure
+        while failure.HasField("cause") and failure.message.startswith("Failure exceeds size limit"):
+            failure = failure.cause  # Temporal cut the stack traces, the cause says what failed
+        kind = failure.application_failure_info.type if failure.HasField("application_failure_info") else ""
+        lines.append(f"{pending.activity_type.name}: attempt {pending.attempt}, "
+                     f"last error {kind + ': ' if kind else ''}{failure.message or '(none)'}")
+    return lines
 
 
 @click.command("list")

@@ -9,7 +9,8 @@ from typing import NoReturn
 import click
 
 from engine.errors import PlaybookLoadError
-from engine.project import Project
+from engine.model import Lifecycle
+from engine.project import Project, held_stages
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -32,3 +33,23 @@ def load(path: Path) -> Project:
         for line in error.errors:
             click.echo(str(line), err=True)
         sys.exit(1)
+
+
+def load_lifecycle(path: Path) -> Lifecycle:
+    """The lifecycle the operating commands judge by. A broken stage playbook or template only
+    holds the customers entering its stage, and those customers are what an operator needs
+    `status`, `list --incidents`, `retry` and `skip` for: say so in one line and go on. A
+    broken lifecycle file prints its located errors and exits 1, as `load` does."""
+    from engine.loader import load_project
+
+    try:
+        return load_project(path).lifecycle
+    except PlaybookLoadError as error:
+        held = held_stages(error)
+        if held is None:
+            for line in error.errors:
+                click.echo(str(line), err=True)
+            sys.exit(1)
+        click.echo(f"warning: customers entering {', '.join(held) or 'no stage'} are held until their files "
+                   f"load: {error.errors[0]} (`lifecycle validate {path}` lists every error)", err=True)
+        return error.partial.lifecycle

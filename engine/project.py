@@ -76,6 +76,25 @@ def sound_bundle(error: PlaybookLoadError, stage: str) -> StageBundle:
     return project.bundle(stage)
 
 
+def held_stages(error: PlaybookLoadError) -> list[str] | None:
+    """The stages a lifecycle that did not load as a whole holds, when the lifecycle file itself
+    is sound: a customer entering one of them is held on a `load` incident, every other stage
+    runs. None when the lifecycle file is broken, so that nothing can run or be judged by it."""
+    project = error.partial
+    if project is None or project.path is None:
+        return None
+    lifecycle_file = project.path.resolve()
+    if any(Path(problem.path).resolve() == lifecycle_file for problem in error.errors):
+        return None
+    held = []
+    for stage in project.lifecycle.stages:
+        try:
+            sound_bundle(error, stage)
+        except PlaybookLoadError:
+            held.append(stage)
+    return held
+
+
 def templates_used(playbook: Playbook | None) -> set[str]:
     """Names of every template a playbook's `send` steps use, at any depth."""
     if playbook is None:

@@ -147,6 +147,41 @@ def test_outbox_closes_a_cut_off_line_before_appending(tmp_path: Path) -> None:
     assert json.loads(last) == {"id": "c"}
 
 
+_FULL_DISK = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+    from activities.outbox import Outbox
+    path = Path(sys.argv[1])
+    outbox = Outbox(path)
+    outbox.append("a", {"id": "a"})
+    # The disk fills in the middle of the next line: a file size limit cuts the write the
+    # same way (a short write, then an error), without a small file system to fill.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 20, hard))
+    try:
+        outbox.append("b", {"id": "b", "body": "x" * 100})
+        print("written")
+    except OSError as error:
+        print("refused", error.errno)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # room again: the retry
+    print(outbox.append("b", {"id": "b", "body": "x" * 100}))
+    """
+)
+
+
+def test_outbox_leaves_no_half_line_when_the_disk_fills_mid_write(tmp_path: Path) -> None:
+    # Half a line stayed in the file, and the retry appended the whole one after it: a reader of
+    # the outbox found a line that is not JSON.
+    path = tmp_path / "outbox.jsonl"
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused", "27", "True"]  # EFBIG, then written on retry
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
 # --- email --------------------------------------------------------------------------
 
 

@@ -135,6 +135,18 @@ def test_rank_by_value_and_by_risk(backtest: Path):
     assert "Customers by risk" in run("rank", "--store", backtest, "--by", "risk").output
 
 
+def test_rank_and_report_into_a_pipe_cut_no_customer_id_nor_amount(backtest: Path, monkeypatch):
+    # Rich takes a pipe or a file for 80 columns: the ranking printed "bt-000…" and "55,170…".
+    monkeypatch.delenv("COLUMNS", raising=False)
+    rows = json.loads(run("rank", "--store", backtest, "--by", "risk", "--top", 5, "--json").output)
+    output = run("rank", "--store", backtest, "--by", "risk", "--top", 5).output
+    assert "…" not in output
+    for row in rows:
+        line = next(line for line in output.splitlines() if f" {row['customer_id']} " in line)
+        assert f" {row['open_tickets']} " in line
+    assert "…" not in run("report", "--store", backtest).output
+
+
 def test_compare_two_backtests_side_by_side(backtest: Path, tmp_path: Path):
     other = tmp_path / "b.duckdb"
     assert run("backtest", PLAYBOOKS, "--population", 30, "--seed", 8, "--out", other,

@@ -119,6 +119,8 @@ async def test_address_and_namespace_options_replace_the_environment(running, cl
     assert json.loads(status.stdout)["stage"] == "set_expectations"
     wrong = one_line_error(await run(bare, "status", customer, "--address", address, "--namespace", "nowhere"))
     assert "nowhere" in wrong
+    listed = one_line_error(await run(bare, "list", "--address", address, "--namespace", "nowhere"))
+    assert "nowhere" in listed and "--namespace or TEMPORAL_NAMESPACE" in listed and "server running" not in listed
     for command in ("event", "status", "list"):
         help_text = (await run(bare, command, "--help")).stdout
         assert "--address" in help_text and "TEMPORAL_ADDRESS" in help_text and "--namespace" in help_text
@@ -173,6 +175,8 @@ async def test_without_a_worker_a_keyed_event_is_queued_and_an_unkeyed_one_says_
     unkeyed = one_line_error(await run(idle, "event", f"{customer}-2", "order.placed", "--data", PLACED,
                                        "--timeout", "1"))
     assert "no worker took the event within 1s" in unkeyed and "idempotency key" in unkeyed, unkeyed
+    silent = one_line_error(await run(idle, "status", customer, "--timeout", "1"))
+    assert silent.endswith(f"does a worker poll task queue '{idle['LIFECYCLE_TASK_QUEUE']}'?"), silent  # the hint once
 
 
 async def test_an_operator_sees_a_held_customer_and_retries_or_skips_from_the_cli(running):
@@ -203,3 +207,101 @@ async def test_an_operator_sees_a_held_customer_and_retries_or_skips_from_the_cl
     unknown = await run(env, "retry", "nobody-" + customer)
     assert unknown.returncode == 1 and "has no lifecycle" in unknown.stderr
     assert "Traceback" not in again.stderr + unknown.stderr
+
+
+async def test_a_broken_stage_playbook_leaves_every_operating_command_working(running):
+    # The moment an operator needs `list --incidents`, `status` and `retry` is when a stage's
+    # playbook is broken on disk; they judge by the lifecycle file, which is sound, so they
+    # warn in one line and work (they refused, printing the playbook's error, before).
+    harness, env = running
+    playbook = harness.folder / "delivery-check-in.yaml"
+    good = playbook.read_text()
+    playbook.write_text(good.replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    started = await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
+    assert (started.returncode, started.stdout.strip()) == (0, "accepted (stage set_expectations)")
+    assert started.stderr.startswith("warning: customers entering delivery_check_in are held until their files load: ")
+    assert "delivery-check-in.yaml:" in started.stderr and started.stderr.count("\n") == 1
+    delivered = await run(env, "event", customer, "order.delivered", "--data", '{"delivered_at": "2026-03-09"}')
+    assert delivered.returncode == 0, delivered.stderr
+
+    async def listed() -> bool:
+        found = await run(env, "list", "--incidents")
+        return found.returncode == 0 and f"{customer}" in found.stdout and "held: load" in found.stdout
+
+    await eventually(listed)
+    status = await run(env, "status", customer)
+    assert status.returncode == 0 and "HELD      load failure at stage delivery_check_in" in status.stdout
+    # A skip runs none of the stage's playbook: say so where it is offered.
+    assert "runs none of the stage's playbook: the customer stays in delivery_check_in" in status.stdout
+    retried = await run(env, "retry", customer)
+    assert retried.returncode == 0, retried.stderr
+    assert "Traceback" not in started.stderr + status.stderr + retried.stderr
+
+    # A broken lifecycle file is another matter: nothing can be judged by it.
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    refused = await run(env, "list")
+    assert refused.returncode == 1 and "lifecycle.yaml:" in refused.stderr and "YAML syntax error" in refused.stderr
+    playbook.write_text(good)
+
+
+async def test_status_shows_a_delivery_temporal_keeps_retrying_with_its_last_error(running):
+    # A full disk under the outbox or a relay that is down: the lifecycle waits for a delivery
+    # Temporal retries, and `status` showed nothing but a customer who did not move.
+    harness, env = running
+    harness.settings.outbox_path.mkdir(parents=True)  # the outbox cannot be written
+    customer = f"cli-{uuid.uuid4().hex[:6]}"
+    await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
+
+    async def retrying() -> str:
+        status = await run(env, "status", customer)
+        return status.stdout if "RETRYING  " in status.stdout else ""
+
+    shown = await eventually(retrying)
+    [line] = [line for line in shown.splitlines() if line.startswith("RETRYING  ")]
+    assert line.startswith("RETRYING  deliver_with_records: attempt ")
+    assert "last error " in line and "Is a directory" in line
+    harness.settings.outbox_path.rmdir()  # room again: the retry delivers, the line goes
+
+    async def delivered() -> bool:
+        status = await run(env, "status", customer)
+        return "RETRYING" not in status.stdout and "summary" in harness.steps(customer)
+
+    await eventually(delivered, timeout=60)
+
+
+async def test_the_api_starts_with_a_broken_stage_playbook_and_refuses_a_broken_lifecycle_file(running):
+    # Like the worker: a stage file broken on disk when the API (re)starts held every event
+    # from every other system; the API needs only the lifecycle file to judge them.
+    import httpx
+
+    from devserver import free_port
+
+    harness, env = running
+    playbook = harness.folder / "delivery-check-in.yaml"
+    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    port = free_port()
+    api_env = {**env, "LIFECYCLE_API_TOKENS": "ops:" + "t" * 32}
+    process = subprocess.Popen([LIFECYCLE, "api", "--port", str(port)], env=api_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async def healthy() -> bool:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                async with httpx.AsyncClient() as http:
+                    return (await http.get(f"http://127.0.0.1:{port}/healthz", timeout=1)).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(healthy)
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+    assert "warning: customers entering delivery_check_in are held until their files load: " in errors
+    assert "Traceback" not in errors
+
+    lifecycle = harness.folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    refused = await run(api_env, "api", "--port", str(free_port()))
+    assert refused.returncode == 1 and "lifecycle.yaml:" in refused.stderr and "YAML syntax error" in refused.stderr

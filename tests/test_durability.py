@@ -221,3 +221,41 @@ async def test_two_workers_one_killed_mid_burst_every_lifecycle_completes_its_ef
     identities = set().union(*[await _started_by(client, f"lifecycle/{c}") for c in customers])
     assert any(identity.startswith(f"{doomed.pid}@") for identity in identities), identities
     assert any(identity.startswith(f"{survivor.pid}@") for identity in identities), identities
+
+
+async def test_status_answers_when_the_worker_holding_the_lifecycle_was_just_killed(client: Client, tmp_path: Path):
+    # Temporal gives a killed worker's lifecycles to another worker only after its sticky
+    # queue's 10 s: `lifecycle status` gave up at 10 s with "does a worker poll task queue?"
+    # while one did. It waits long enough for the other worker to answer.
+    folder = tmp_path / "playbooks"
+    shutil.copytree(FIXTURE, folder)
+    harness = Harness(client, folder, tmp_path / "state")  # its client only; workers are processes
+    address = client.service_client.config.target_host
+    first = spawn_worker(address, folder, tmp_path / "state", harness.task_queue)
+    customer = f"k-{uuid.uuid4().hex[:6]}"
+    second = None
+    try:
+        await harness.start(customer)
+        await eventually(lambda: stage_of(harness, customer, "set_expectations"), timeout=60)
+        second = spawn_worker(address, folder, tmp_path / "state2", harness.task_queue)
+        await eventually(lambda: _polled_by(client, harness.task_queue, 2), timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        env = {**os.environ, "TEMPORAL_ADDRESS": address, "LIFECYCLE_PLAYBOOKS": str(folder),
+               "LIFECYCLE_TASK_QUEUE": harness.task_queue}
+        status = await asyncio.to_thread(subprocess.run, [str(BIN / "lifecycle"), "status", customer],
+                                         env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"customer  {customer}" in status.stdout
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+async def _polled_by(client: Client, task_queue: str, workers: int) -> bool:
+    response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    return len({poller.identity for poller in response.pollers}) >= workers

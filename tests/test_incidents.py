@@ -89,3 +89,23 @@ async def test_an_operator_skip_goes_on_after_the_held_step_and_a_second_release
     # The skipped stage still moves on with its transition; the next stage runs.
     moved = await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
     assert moved.transition == "delivery_check_in"
+
+
+async def test_a_stage_that_does_not_load_is_one_warning_line_in_the_worker_log_not_a_traceback(harness, caplog):
+    # Every held customer is looked at again and again (2 s, 5 s, ... then every 15 minutes):
+    # the SDK logged each failed load as a warning with a twenty-line traceback.
+    check_in = harness.folder / "delivery-check-in.yaml"
+    check_in.write_text(check_in.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    caplog.set_level("DEBUG")
+    await harness.event(customer, "order.delivered", delivered_at="2026-03-09")
+    incident = await eventually(lambda: held(harness, customer))
+    assert incident.kind == "load"
+    lines = [record for record in caplog.records if record.levelname in ("WARNING", "ERROR")
+             and "delivery_check_in" in record.getMessage()]
+    assert lines and all(record.exc_info is None for record in lines)
+    assert "stage delivery_check_in does not load, the customer is held: " in lines[0].getMessage()
+    assert "delivery-check-in.yaml:" in lines[0].getMessage()
+    assert not [record for record in caplog.records if record.levelname == "WARNING" and record.exc_info
+                and "StageLoadFailed" in str(record.exc_info[1])]

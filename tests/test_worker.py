@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,7 +162,9 @@ async def _pollers(client: Client, queue: str) -> int:
 
 
 @asynccontextmanager
-async def polling_worker(client: Client, tmp_path: Path) -> AsyncIterator[subprocess.Popen[str]]:
+async def polling_worker(
+    client: Client, tmp_path: Path, playbooks: Path = REPO / "tests" / "fixtures" / "fast"
+) -> AsyncIterator[subprocess.Popen[str]]:
     """`lifecycle worker` on its own task queue, once it polls; killed if still running at the end."""
     queue = f"test-{uuid.uuid4()}"
     env = {
@@ -170,7 +173,7 @@ async def polling_worker(client: Client, tmp_path: Path) -> AsyncIterator[subpro
         "TEMPORAL_NAMESPACE": client.namespace,
         "LIFECYCLE_TASK_QUEUE": queue,
         "LIFECYCLE_STATE_DIR": str(tmp_path),
-        "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast"),
+        "LIFECYCLE_PLAYBOOKS": str(playbooks),
     }
     process = subprocess.Popen(
         [LIFECYCLE, "worker"], cwd=REPO, env=env,
@@ -210,6 +213,33 @@ async def test_a_worker_whose_server_died_still_stops_on_sigterm(tmp_path: Path)
             assert "Traceback" not in (process.stderr.read() if process.stderr else "")
 
 
+async def test_a_worker_starts_with_a_broken_stage_playbook_and_refuses_a_broken_lifecycle_file(
+    client: Client, tmp_path: Path
+) -> None:
+    # A broken stage playbook holds only the customers entering its stage; a worker restarted
+    # (killed, redeployed) while it is broken must still run every other stage. It refused to
+    # start, and every customer in every stage stopped until the file was fixed.
+    folder = tmp_path / "playbooks"
+    shutil.copytree(REPO / "tests" / "fixtures" / "fast", folder)
+    playbook = folder / "delivery-check-in.yaml"
+    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    async with polling_worker(client, tmp_path, folder) as process:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+        log = process.stderr.read() if process.stderr else ""
+    assert "WARNING lifecycle.worker: " in log and "delivery-check-in.yaml:" in log
+    assert "customers entering delivery_check_in are held until their files load" in log
+
+    lifecycle = folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text() + "  junk: [\n")
+    env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "LIFECYCLE_STATE_DIR": str(tmp_path), "LIFECYCLE_PLAYBOOKS": str(folder)}
+    done = await asyncio.to_thread(subprocess.run, [LIFECYCLE, "worker"], cwd=REPO, env=env,
+                                   capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "lifecycle.yaml:" in done.stderr and "YAML syntax error" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -223,7 +253,20 @@ def test_the_worker_command_without_a_server_fails_in_one_line(tmp_path: Path) -
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot connect to Temporal at 127.0.0.1:")
+    assert done.stderr.endswith(": connection refused\n") and "tonic" not in done.stderr  # as the CLI says it
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_worker_pointed_at_the_web_ui_port_says_so_in_one_line(tmp_path: Path) -> None:
+    # 8233 for 7233: the transport's nested debug text ("h2 protocol error", tonic, hyper).
+    with DevServer(headless=False) as server:
+        env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{server.ui_port}", "LIFECYCLE_STATE_DIR": str(tmp_path),
+               "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast")}
+        done = subprocess.run([LIFECYCLE, "worker"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.endswith("it answers, but not as Temporal's gRPC frontend (the web UI's port? the "
+                                "frontend's is 7233 unless set otherwise)\n"), done.stderr
+    assert "tonic" not in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(tmp_path: Path) -> None:
@@ -241,6 +284,19 @@ def test_the_worker_refuses_a_namespace_without_the_lifecycle_search_attributes(
     assert done.stderr.startswith("error: namespace default lacks the search attributes LifecyclePlaybook, CustomerId, ")
     assert "LifecycleTaskRoles" in done.stderr and "LifecycleStage" not in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+async def test_the_worker_refuses_a_namespace_that_does_not_exist_in_one_line(client: Client, tmp_path: Path) -> None:
+    # It warned that it "could not check the search attributes", started, and then stopped on
+    # the SDK's validation error with its gRPC details.
+    env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "TEMPORAL_NAMESPACE": "no-such-namespace", "LIFECYCLE_STATE_DIR": str(tmp_path),
+           "LIFECYCLE_PLAYBOOKS": str(REPO / "tests" / "fixtures" / "fast")}
+    done = await asyncio.to_thread(subprocess.run, [LIFECYCLE, "worker"], cwd=REPO, env=env,
+                                   capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: namespace no-such-namespace does not exist on {client.service_client.config.target_host}: "
+                           "create it, or set TEMPORAL_NAMESPACE to the lifecycle's namespace\n")
 
 
 def test_the_dev_server_registers_every_attribute_a_lifecycle_sets() -> None:
