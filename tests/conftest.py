@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import shutil
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -39,12 +40,23 @@ _KEYS = {
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One in-memory dev server (the venv's `temporal` binary) for the whole session."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        data_converter=pydantic_data_converter,
-        search_attributes=[_KEYS[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()],
-    )
+    """One in-memory dev server (the venv's `temporal` binary) for the whole session.
+
+    Started again (up to 3 times) when it fails to start: the SDK picks its ports by binding
+    port 0 and closing it, and on a busy machine (other servers starting and stopping) another
+    process can take one before the server binds it; devserver.DevServer does the same."""
+    for attempt in range(1, 4):
+        try:
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=temporal_binary(),
+                data_converter=pydantic_data_converter,
+                search_attributes=[_KEYS[kind](name) for name, kind in SEARCH_ATTRIBUTES.items()],
+            )
+            break
+        except Exception as error:  # noqa: BLE001 - reported, then tried again on other ports
+            print(f"the session's dev server did not start (attempt {attempt} of 3): {error!r}", file=sys.stderr)
+            if attempt == 3:
+                raise
     try:
         yield env
     finally:
