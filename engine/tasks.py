@@ -85,9 +85,9 @@ def _fields_spec(entity: TaskEntity) -> Any:
 def create(state: LifecycleState, task_id: str, step: str, path: str, spec: TaskSpec, now: datetime,
            due_at: datetime | None, waited: bool) -> TaskEntity:
     """The task `task_id`, created now (a step that runs again, say on retry, keeps the one it made)."""
-    for entity in state.tasks:
-        if entity.id == task_id:
-            return entity
+    known = _by_id(state, task_id)
+    if known is not None:
+        return known
     entity = built(
         TaskEntity, id=task_id, customer_id=state.customer["id"], stage=state.stage, stage_entry=state.stage_entry,
         step=step, path=path, role=spec.role, title=spec.title, guideline=spec.guideline,
@@ -133,9 +133,9 @@ def _by_id(state: LifecycleState, task_id: str) -> TaskEntity | None:
 def find(state: LifecycleState, ref: str) -> TaskEntity | None:
     """The task a reference names: its id, or (as `task.completed` always took) a step id, which
     means that step's newest open task, in the current stage entry first."""
-    for entity in state.tasks:
-        if entity.id == ref:
-            return entity
+    entity = _by_id(state, ref)
+    if entity is not None:
+        return entity
     by_step = [entity for entity in state.tasks if entity.step == ref]
     if not by_step:
         return None

@@ -120,6 +120,16 @@ async def long_lifecycle(client: Client, tmp_path: Path) -> AsyncIterator[tuple[
         yield harness, customer
 
 
+
+def break_check_in(folder: Path) -> str:
+    """Make the fast fixture's delivery-check-in playbook unloadable (a YAML syntax error); its
+    text as it was, to restore it."""
+    playbook = folder / "delivery-check-in.yaml"
+    good = playbook.read_text()
+    playbook.write_text(good.replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    return good
+
+
 HOLD_AT_MOST = 20.0  # seconds a held hand-off waits for the test (a failing test must not hang)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from harness import FIXTURE, Harness, eventually, stage_of
+from harness import FIXTURE, Harness, break_check_in, eventually, stage_of
 
 LIFECYCLE = str(Path(sys.executable).parent / "lifecycle")
 
@@ -215,8 +215,7 @@ async def test_a_broken_stage_playbook_leaves_every_operating_command_working(ru
     # warn in one line and work (they refused, printing the playbook's error, before).
     harness, env = running
     playbook = harness.folder / "delivery-check-in.yaml"
-    good = playbook.read_text()
-    playbook.write_text(good.replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    good = break_check_in(harness.folder)
     customer = f"cli-{uuid.uuid4().hex[:6]}"
     started = await run(env, "event", customer, "order.placed", "--data", PLACED, "--customer-json", PROFILE)
     assert (started.returncode, started.stdout.strip()) == (0, "accepted (stage set_expectations)")
@@ -279,8 +278,7 @@ async def test_the_api_starts_with_a_broken_stage_playbook_and_refuses_a_broken_
     from devserver import free_port
 
     harness, env = running
-    playbook = harness.folder / "delivery-check-in.yaml"
-    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    break_check_in(harness.folder)
     port = free_port()
     api_env = {**env, "LIFECYCLE_API_TOKENS": "ops:" + "t" * 32}
     process = subprocess.Popen([LIFECYCLE, "api", "--port", str(port)], env=api_env,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from engine.state import EventReceipt, Incident
-from harness import Harness, eventually, record_history
+from harness import Harness, break_check_in, eventually, record_history
 
 BROKEN = "Subject: Hello {{ customer.name }}\n\nYou have {{ 10 // facts.open_tickets }} credits.\n"
 
@@ -94,8 +94,7 @@ async def test_an_operator_skip_goes_on_after_the_held_step_and_a_second_release
 async def test_a_stage_that_does_not_load_is_one_warning_line_in_the_worker_log_not_a_traceback(harness, caplog):
     # Every held customer is looked at again and again (2 s, 5 s, ... then every 15 minutes):
     # the SDK logged each failed load as a warning with a twenty-line traceback.
-    check_in = harness.folder / "delivery-check-in.yaml"
-    check_in.write_text(check_in.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    break_check_in(harness.folder)
     customer = f"c-{uuid.uuid4().hex[:6]}"
     await harness.start(customer)
     caplog.set_level("DEBUG")

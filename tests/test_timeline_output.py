@@ -11,8 +11,9 @@ from cli.demo import Character, _print
 from cli.simulate import entered_via, format_timeline
 from engine.loader import load_project
 from engine.scenario import parse_customer, parse_events
-from engine.simulator import simulate
-from engine.state import Record
+from engine.simulator import ScheduledEvent, simulate
+from engine.state import Event, Record
+from workspace import in_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
@@ -72,10 +73,6 @@ def test_the_demo_calls_an_overdue_task_overdue_and_an_unanswered_wait_no_answer
 
 
 def test_a_kept_promise_shows_the_comparison_its_kind_makes():
-    from engine.simulator import ScheduledEvent
-    from engine.state import Event
-    from workspace import in_memory
-
     lifecycle = """
 lifecycle: solar
 channels: {email: {contact: email}}

@@ -27,6 +27,7 @@ from workflows.policy import HEARTBEAT_TIMEOUT
 from activities.config import LifecycleSettings
 from devserver import DevServer, free_port
 from engine.state import Action, ActionResult
+from harness import break_check_in
 from worker import run_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,8 +222,7 @@ async def test_a_worker_starts_with_a_broken_stage_playbook_and_refuses_a_broken
     # start, and every customer in every stage stopped until the file was fixed.
     folder = tmp_path / "playbooks"
     shutil.copytree(REPO / "tests" / "fixtures" / "fast", folder)
-    playbook = folder / "delivery-check-in.yaml"
-    playbook.write_text(playbook.read_text().replace("playbook: delivery_check_in", "playbook: delivery_check_in\n  bad: [", 1))
+    break_check_in(folder)
     async with polling_worker(client, tmp_path, folder) as process:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0

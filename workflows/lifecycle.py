@@ -445,6 +445,13 @@ class CustomerLifecycle:
         if any(current.get(update.key) != update.value for update in wanted):
             workflow.upsert_search_attributes(wanted)
 
+    def _judge_as_this_run_does(self) -> None:
+        """The machine's rules for events and tasks, as the changes in force in this run say (a
+        run recorded before a change replays judging as it did)."""
+        self.machine.strict_rules = self.patched(STRICT_RULES)
+        self.machine.task_entities = self.patched(TASK_ENTITIES)
+        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+
     # ------------------------------------------------------------ events
 
     @workflow.update(name=EVENT_UPDATE)
@@ -453,9 +460,7 @@ class CustomerLifecycle:
         now = self.clock.now()
         self.updates += 1
         self._observe_history()
-        self.machine.strict_rules = self.patched(STRICT_RULES)
-        self.machine.task_entities = self.patched(TASK_ENTITIES)
-        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+        self._judge_as_this_run_does()
         try:
             if not self.started:
                 receipt = self.machine.start(event, now)
@@ -524,9 +529,7 @@ class CustomerLifecycle:
         now = self.clock.now()
         self.updates += 1
         self._observe_history()
-        self.machine.strict_rules = self.patched(STRICT_RULES)
-        self.machine.task_entities = self.patched(TASK_ENTITIES)
-        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+        self._judge_as_this_run_does()
         if order.action == "complete":
             answer: TaskEntity | EventReceipt | None = self.machine.receive(self._completion(order), now)
             if isinstance(answer, EventReceipt) and answer.status != "rejected":
