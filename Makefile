@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run bench clean browser
+.PHONY: install test run bench bench-release clean browser
 
 install: $(STAMP)
 
@@ -23,8 +23,12 @@ run: install
 bench: install
 	$(BIN)/python -m bench
 
+# The simulator against the release issue 10 measured, alternated in one run (bench/against_release.py).
+bench-release: install
+	$(BIN)/python -m bench.against_release
+
 clean:
-	rm -rf $(VENV) .pytest_cache .lifecycle
+	rm -rf $(VENV) .pytest_cache .lifecycle .bench
 
 # The HTML report is checked in Debian's headless chromium: installed here where we may (root
 # with apt-get, as in CI); elsewhere that one test is skipped unless LIFECYCLE_REQUIRE_BROWSER=1.
