@@ -53,6 +53,9 @@ def _drop_query_strings() -> None:
         access.addFilter(NoQueryStrings())
 
 
+KEEP_ALIVE_SECONDS = 90
+
+
 class _QuietSignals(uvicorn.Server):
     """A uvicorn server that leaves signals to `serve` (or to `lifecycle dev`)."""
 
@@ -68,8 +71,11 @@ async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event | None = 
     Either way uvicorn stops gracefully (in-flight requests finish) and this returns normally,
     so a requested stop is a clean exit rather than uvicorn's re-raised signal.
     """
+    # An idle connection is kept longer than load balancers and pooled clients keep theirs
+    # (AWS ALB 60 s, nginx 75 s): with uvicorn's 5 s, a sender reusing a connection just as the
+    # server closes it gets a reset instead of an answer.
     config = uvicorn.Config(app, log_level="info", access_log=access_log, lifespan="off",
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     _drop_query_strings()  # after Config, which sets up uvicorn's loggers
     server = _QuietSignals(config)
 

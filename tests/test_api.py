@@ -223,6 +223,27 @@ async def test_healthz_is_open_and_everything_else_needs_a_valid_token(api: ApiP
         assert other.status_code == 200  # every listed caller gets in
 
 
+async def test_an_idle_connection_stays_open_for_a_sender_that_reuses_it(api: ApiProcess):
+    """A pooled client (or a load balancer) reuses a connection idle for seconds; uvicorn's default
+    closes it after 5 s, and a request sent just then is reset instead of answered."""
+    host, port = api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    try:
+        for _ in range(2):
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            await asyncio.sleep(6.5)  # longer than uvicorn's default keep-alive
+        assert not reader.at_eof()
+    finally:
+        writer.close()
+
+
 async def test_docs_take_basic_auth_with_the_token_as_password_so_a_browser_can_open_them(api: ApiProcess):
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as browser:
         challenge = await browser.get("/docs")
