@@ -9,6 +9,7 @@ as a moment later), and the one set_expectations had not read yet is recorded as
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import uuid
@@ -19,6 +20,7 @@ import pytest
 from temporalio.client import Client
 
 from harness import HOLD_AT_MOST, Harness, HelpDesk, eventually, record_history, stage_of
+from test_cli_operate import run
 from test_workflow import patch_ids
 from workflows.lifecycle import BASELINE_2, EVENTS_BETWEEN_STAGES
 
@@ -69,6 +71,12 @@ async def test_an_event_sent_while_the_stage_changes_is_judged_by_the_next_stage
         assert dropped == [("set_expectations", {
             "event": "order.delivery_at_risk", "key": "oms-risk-1",
             "error": "dropped: the customer moved to 'delivery_check_in' before a wait took it"})]
+        # `lifecycle status` says so too, with why.
+        env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+               "LIFECYCLE_PLAYBOOKS": str(folder), "LIFECYCLE_TASK_QUEUE": harness.task_queue}
+        shown = await run(env, "status", customer)
+        assert ("failed          order.delivery_at_risk: dropped: the customer moved to 'delivery_check_in' "
+                "before a wait took it") in shown.stdout, shown.stdout
         history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
         assert patch_ids(history) == [BASELINE_2, EVENTS_BETWEEN_STAGES]
         await record_history(client, customer, "event-sent-while-the-stage-changes")
