@@ -139,16 +139,14 @@ class LifecycleMachine:
         if not self.between_stages:
             return self._could_take(name)
         state = self.state
+        if name == "task.completed" and \
+                (state.open_tasks or (self.task_entities and any(t.is_open for t in state.tasks))):
+            return True  # `check` has made sure that the task is open
         stage = state.next_stage or state.stage
         spec = self.lifecycle.stages.get(stage)
         if spec is not None and spec.terminal:  # entering it ends the lifecycle: no transition
             return name in _taken_everywhere(self.lifecycle)
-        if name in _taken_in(self.lifecycle, stage):
-            return True
-        if name == "task.completed" and \
-                (state.open_tasks or (self.task_entities and any(t.is_open for t in state.tasks))):
-            return True  # `check` has made sure that the task is open
-        return self._may_wait_for(name)
+        return name in _taken_in(self.lifecycle, stage) or self._may_wait_for(name)
 
     def _may_wait_for(self, name: str) -> bool:
         """Whether a wait of the stage an event lands in can take `name`: of its pinned playbook

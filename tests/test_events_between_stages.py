@@ -41,6 +41,7 @@ events:
     payload: {ticket_id: string!}
     updates: {open_tickets: facts.open_tickets + 1}
   customer.lost: {}
+  order.returned: {description: A transition from the delivery stage only.}
 facts:
   open_tickets: {type: int, initial: 0}
 initial_stage: sale
@@ -52,6 +53,7 @@ stages:
 transitions:
   - {from: sale, "on": order.delivered, to: delivery}
   - {from: "*", "on": customer.lost, to: lost}
+  - {from: delivery, "on": order.returned, to: closed}
 """
 
 SALE = """
@@ -210,6 +212,21 @@ def test_events_unread_when_the_customer_leaves_a_stage_are_recorded():
         ("sale", "order.delayed", "dropped: the customer moved to 'delivery' before a wait took it")]
     failed = customer.machine.state.timeline[-1]
     assert (failed.kind, failed.detail["key"]) == ("failed", "k1")  # the sender's idempotency key
+
+
+def test_a_transition_from_the_next_stage_replaces_the_move_in_progress():
+    customer = Customer()
+    customer.until("act summary")
+    customer.send("order.delivered")
+    assert accepted(customer.send("survey.answered", score=9))  # kept for the delivery stage
+    returned = customer.send("order.returned")  # judged by delivery, the stage the customer is moving to
+    assert (returned.status, returned.stage, returned.transition) == ("accepted", "sale", "closed")
+    assert customer.dropped() == [
+        ("sale", "survey.answered", "dropped: the customer moved to 'closed' before a wait took it")]
+    customer.until(None)
+    assert customer.machine.state.ended == "closed"
+    entered = [(r.stage, r.detail["event"]) for r in customer.machine.state.timeline if r.kind == "stage_entered"]
+    assert entered == [("sale", "order.placed"), ("closed", "order.returned")]  # delivery never ran
 
 
 def test_a_customer_on_the_way_to_a_terminal_stage_takes_only_fact_updates():
