@@ -20,6 +20,7 @@ import pytest
 from temporalio.client import Client
 
 from harness import HOLD_AT_MOST, Harness, HelpDesk, eventually, record_history, stage_of
+from test_analytics_workflow import stored
 from test_cli_operate import run
 from test_workflow import patch_ids
 from workflows.lifecycle import BASELINE_2, EVENTS_BETWEEN_STAGES
@@ -77,6 +78,13 @@ async def test_an_event_sent_while_the_stage_changes_is_judged_by_the_next_stage
         shown = await run(env, "status", customer)
         assert ("failed          order.delivery_at_risk: dropped: the customer moved to 'delivery_check_in' "
                 "before a wait took it") in shown.stdout, shown.stdout
+        # ... and the analytics store has it, as every record.
+        await eventually(lambda: _true(("failed", "set_expectations") in
+                                       [(row["kind"], row["stage"]) for row in stored(harness, customer)]))
         history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
         assert patch_ids(history) == [BASELINE_2, EVENTS_BETWEEN_STAGES]
         await record_history(client, customer, "event-sent-while-the-stage-changes")
+
+
+async def _true(value: bool) -> bool:
+    return value
