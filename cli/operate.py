@@ -219,6 +219,8 @@ def status_command(customer: str, as_json: bool, timeout: float, playbooks: Path
         detail = record.detail.get("template") or record.detail.get("title") or record.detail.get("event") or ""
         if record.kind in ("deferred", "suppressed") and record.detail.get("reason"):  # the policy's why
             detail += f": {record.detail.get('local') or ''} {record.detail['reason']}".replace(":  ", ": ")
+        if record.kind == "failed" and record.detail.get("error"):  # e.g. an event dropped unread, and why
+            detail = f"{detail}: {str(record.detail['error']).splitlines()[0]}" if detail else str(record.detail["error"])
         click.echo(f"  {record.at:%Y-%m-%d %H:%M:%S} {record.kind:<14} {record.step or ''} {detail}")
 
 

@@ -45,10 +45,16 @@ def events_waited_for(playbook: Playbook | None) -> frozenset[str]:
 
 
 @per_object
+def _taken_everywhere(lifecycle: Lifecycle) -> frozenset[str]:
+    """The events every stage takes whatever its playbook, terminal ones too: fact updates, the
+    contact policy's (consent and opt-out take effect in any stage: engine.policy)."""
+    return frozenset({name for name, spec in lifecycle.events.items() if spec.updates} | set(POLICY_EVENTS))
+
+
+@per_object
 def _taken_in_stages(lifecycle: Lifecycle) -> dict[str, frozenset[str]]:
-    """Per stage, the events it takes whatever its playbook: fact updates, the contact policy's
-    (consent and opt-out take effect in any stage: engine.policy), its transitions."""
-    always = {name for name, spec in lifecycle.events.items() if spec.updates} | set(POLICY_EVENTS)
+    """Per stage, the events it takes whatever its playbook: `_taken_everywhere`, its transitions."""
+    always = _taken_everywhere(lifecycle)
     return {stage: frozenset(always | {t.on for t in lifecycle.transitions if t.applies_in(stage)})
             for stage in lifecycle.stages}
 
@@ -82,6 +88,15 @@ class LifecycleMachine:
         # A timestamp without its UTC offset is refused (engine.events); the workflow turns this
         # on to replay histories recorded before that (`timestamps-need-an-offset`).
         self.naive_times = False
+        # An event sent while the customer moves to another stage is judged by that stage, and
+        # one that no wait of the stage it ends up in takes is recorded as dropped (`can_take`,
+        # `_drop_unread`); the workflow turns it off to replay histories recorded before
+        # (`events-between-stages`).
+        self.between_stages = True
+        # Per stage, the events its playbook waits for, as the project was when the running
+        # stage entry was pinned (StageBundle.waits); kept across `enter` so that the stage being
+        # entered is judged by it until its own playbook is pinned. None: not known.
+        self.stage_waits: dict[str, list[str]] | None = None
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         # (event, now, normalized event, updated facts, each guard's outcome by transition)
         self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
@@ -118,8 +133,40 @@ class LifecycleMachine:
             del timeline[: len(timeline) - self.timeline_limit]
 
     def can_take(self, name: str) -> bool:
-        """Whether the current stage can take event `name`: a fact update, a transition, a wait
-        of its playbook (or of the next stage's, not pinned yet)."""
+        """Whether the stage the event lands in can take event `name`: a fact update, a
+        transition, a task's completion, a wait of its playbook. That stage is the next one while
+        a transition is in progress: the customer is leaving this one."""
+        if not self.between_stages:
+            return self._could_take(name)
+        state = self.state
+        if name == "task.completed" and \
+                (state.open_tasks or (self.task_entities and any(t.is_open for t in state.tasks))):
+            return True  # `check` has made sure that the task is open
+        stage = state.next_stage or state.stage
+        spec = self.lifecycle.stages.get(stage)
+        if spec is not None and spec.terminal:  # entering it ends the lifecycle: no transition
+            return name in _taken_everywhere(self.lifecycle)
+        return name in _taken_in(self.lifecycle, stage) or self._may_wait_for(name)
+
+    def _may_wait_for(self, name: str) -> bool:
+        """Whether a wait of the stage an event lands in can take `name`: of its pinned playbook
+        while it runs; between stages, of the next stage's playbook as the project was when this
+        stage entry was pinned (`stage_waits`), or when that is not known, any declared event
+        (kept for it, and judged when its playbook is pinned: `pin`)."""
+        state = self.state
+        if state.next_stage is None and state.stage_done:
+            return False  # its playbook has ended (or was skipped): only a transition moves it on
+        if state.next_stage is None and self.bundle is not None:
+            return name in self.waited_for
+        stage = state.next_stage or state.stage
+        spec = self.lifecycle.stages.get(stage)
+        if spec is not None and (spec.terminal or not spec.playbook):
+            return False  # nothing waits there
+        waits = self.stage_waits.get(stage) if self.stage_waits is not None else None
+        return name in waits if waits is not None else name in declared_events(self.lifecycle)
+
+    def _could_take(self, name: str) -> bool:
+        """`can_take` as it was before `between_stages`, for the histories recorded before it."""
         state = self.state
         if name in _taken_in(self.lifecycle, state.next_stage or state.stage):
             return True
@@ -159,7 +206,11 @@ class LifecycleMachine:
             if problem is not None:
                 return problem
         if not self.can_take(event.name):
-            return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
+            moving = self.state.next_stage if self.between_stages else None
+            if moving is None:
+                return rejected("stage_cannot_take", f"stage '{self.state.stage}' cannot take '{event.name}'")
+            return rejected("stage_cannot_take", f"stage '{moving}' cannot take '{event.name}' (the customer is "
+                                                 f"moving there from '{self.state.stage}')")
         if self.strict_rules:
             failure = self._rule_failure(event, now, checked)
             if failure:
@@ -304,14 +355,37 @@ class LifecycleMachine:
             self._complete_task(admitted, now)
         target = self._transition_for(admitted, now)
         if target is not None:
+            # Events before the transition belong to the stage it leaves (or was moving to).
+            self._drop_unread(f"the customer moved to '{target}' before a wait took it", now)
             self.state.assign(next_stage=target, next_event=admitted)
-            self.state.inbox.clear()  # events before the transition belong to the old stage
             return built(EventReceipt, status="accepted", stage=self.state.stage, transition=target)
         if admitted.name == "task.completed" and admitted.data.get("task") in self.state.open_tasks:
             self.state.open_tasks.remove(admitted.data["task"])
-        if self.playbook is None or admitted.name in self.waited_for:
+        if self.between_stages:
+            waited = self._may_wait_for(admitted.name)
+        else:
+            waited = self.playbook is None or admitted.name in self.waited_for
+        if waited:
             self._keep(admitted, now)  # others (fact updates only) need not be kept
         return built(EventReceipt, status="accepted", stage=self.state.stage)
+
+    def _drop_unread(self, why: str, now: datetime | None = None,
+                     keep: Callable[[Event], bool] = lambda event: False) -> None:
+        """Empty the inbox but for the events `keep` wants. An event dropped unread whose only
+        effect was to wait there (no fact update, no consent, no task completed) is recorded,
+        with `why`: an accepted event is never lost silently. (Before `between_stages`: emptied.)"""
+        inbox = self.state.inbox
+        if not self.between_stages:
+            inbox.clear()
+            return
+        kept = []
+        for event in inbox:
+            if keep(event):
+                kept.append(event)
+            elif event.name not in _taken_everywhere(self.lifecycle) and event.name != "task.completed":
+                key = {"key": event.idempotency_key} if event.idempotency_key else {}
+                self.record("failed", None, at=now, event=event.name, error=f"dropped: {why}", **key)
+        inbox[:] = kept
 
     def _keep(self, event: Event, now: datetime) -> None:
         """Put an event in the inbox, keeping at most INBOX_PER_EVENT of one name (the newest)."""
@@ -476,8 +550,8 @@ class LifecycleMachine:
         except GotoStage as goto:
             # The next stage sees the event this one was working with, as after a transition;
             # events still unread here belonged to this stage.
+            self._drop_unread(f"a goto left the stage for '{goto.stage}' before a wait took it")
             state.assign(next_stage=goto.stage, next_event=run.event)
-            state.inbox.clear()
         except EndLifecycle as end:
             self._finish(end.outcome)
         except Interrupted:
@@ -540,6 +614,8 @@ class LifecycleMachine:
             action = state.incident.release or "retry"
             self._resolved(action, state.incident.released_by)
             if action == "skip":
+                if self.between_stages:
+                    self._drop_unread("the stage's playbook was skipped")
                 self._stage_finished()
         else:
             return True
@@ -586,11 +662,19 @@ class LifecycleMachine:
         self.bundle = bundle
         self.playbook = bundle.playbook
         self.waited_for = events_waited_for(bundle.playbook)
+        if bundle.waits is not None:
+            self.stage_waits = bundle.waits
 
     def pin(self, bundle: StageBundle) -> None:
         """Pin the playbook version this stage entry runs with (vars start anew only on entry)."""
         fresh = self.state.resume is None and self.state.stage_version == ""
         self.restore(bundle)
+        # Events kept while its playbook was not pinned (a transition in progress, a load held):
+        # those it does not wait for are recorded, not left unread in the inbox.
+        if self.between_stages and self.state.inbox:
+            version = f" (version {bundle.version})" if bundle.version else ""
+            self._drop_unread(f"stage '{self.state.stage}'{version} does not wait for it",
+                              keep=lambda event: event.name in self.waited_for)
         if bundle.playbook is not None and fresh:
             self.state.assign(stage_version=bundle.version, vars=dict(bundle.playbook.vars))
         else:

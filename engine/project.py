@@ -20,6 +20,11 @@ class StageBundle(BaseModel):
     templates: dict[str, str]
     version: str
     lifecycle: Lifecycle | None = None  # the current lifecycle definition, refreshed per entry
+    # Per stage whose playbook loaded with this one, the events it waits for (its wait_for
+    # events, `task.completed` for a task with on_done): how the lifecycle judges an event sent
+    # while the customer moves to a stage not pinned yet (engine.lifecycle). None in a bundle
+    # from before it was kept: such an event is kept for that stage and judged once it is pinned.
+    waits: dict[str, list[str]] | None = None
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Project:
     versions: dict[str, str] = field(default_factory=dict)
 
     _bundles: dict[str, StageBundle] = field(default_factory=dict, repr=False, compare=False)
+    _waits: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
 
     def bundle(self, stage: str) -> StageBundle:
         """The pinned unit for one stage; the workflow fetches it through an activity.
@@ -52,7 +58,16 @@ class Project:
             templates={name: self.templates[name] for name in templates_used(playbook)},
             version=self.versions.get(stage, ""),
             lifecycle=self.lifecycle,
+            waits=self.waits(),
         )
+
+    def waits(self) -> dict[str, list[str]]:
+        """Per stage with a playbook loaded, the events it waits for (see StageBundle.waits)."""
+        if self._waits is None:
+            self._waits = {name: sorted({event for step, _ in walk_steps(playbook.steps)
+                                         for event in step.events_waited()})
+                           for name, playbook in sorted(self.playbooks.items())}
+        return self._waits
 
 
 def sound_bundle(error: PlaybookLoadError, stage: str) -> StageBundle:

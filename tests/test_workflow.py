@@ -24,7 +24,7 @@ from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
-from workflows.lifecycle import BASELINE, BASELINE_2, STRICT_RULES
+from workflows.lifecycle import BASELINE, BASELINE_2, EVENTS_BETWEEN_STAGES, STRICT_RULES
 
 
 
@@ -61,8 +61,9 @@ async def test_a_new_lifecycle_asks_one_patch_for_every_change_before_the_baseli
     await eventually(lambda: pending_step(harness, customer, "await_survey"))
     history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
     # Every other test here runs with all of them in force, the changes after the first
-    # baseline (TASK_AT_HAND_OFF) too: one patch, one marker.
-    assert patch_ids(history) == [BASELINE_2]
+    # baseline (TASK_AT_HAND_OFF) too: one patch, one marker; and one marker for each change
+    # released since (asked at the start of the run), until the next baseline takes them in.
+    assert patch_ids(history) == [BASELINE_2, EVENTS_BETWEEN_STAGES]
     # The histories recorded before the baseline ask each change where they always did.
     older = WorkflowHistory.from_json("analytics-records", (HISTORIES / "analytics-records.json").read_text())
     assert BASELINE not in patch_ids(older) and STRICT_RULES in patch_ids(older)

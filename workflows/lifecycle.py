@@ -60,6 +60,12 @@ without those upserts, and judge `task.completed` as they did."""
 ANALYTICS_RECORDS = "analytics-records"
 """The change that sends every timeline record to the analytics store (activity `store_records`):
 runs recorded before it replay without those activities."""
+EVENTS_BETWEEN_STAGES = "events-between-stages"
+"""The change that judges an event sent while the customer moves to another stage by that stage,
+and records an accepted event that no wait took as dropped (LifecycleMachine.between_stages):
+before it, such an event was accepted and could lie unread in the inbox. Asked by the first event
+of a run and at the top of every run, before the engine runs: runs recorded before it replay
+judging and keeping events as they did."""
 RECORDS_PER_BATCH = 200  # records per store_records call
 ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET)
 """Changes the engine asks about in the middle of a stage, asked once at the top of each run.
@@ -290,6 +296,7 @@ class CustomerLifecycle:
         self.task_entities = self.patched(TASK_ENTITIES)
         for change in ASKED_AT_START:
             self.patched(change)  # answered from memory later, wherever the engine asks
+        self.machine.between_stages = self.patched(EVENTS_BETWEEN_STAGES)
         if self.patched(ANALYTICS_RECORDS):
             self.records_ride = bool(self.baseline)
             self.shipping = asyncio.create_task(self._ship_records())
@@ -451,6 +458,7 @@ class CustomerLifecycle:
         self.machine.strict_rules = self.patched(STRICT_RULES)
         self.machine.task_entities = self.patched(TASK_ENTITIES)
         self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+        self.machine.between_stages = self.patched(EVENTS_BETWEEN_STAGES)
 
     # ------------------------------------------------------------ events
 
