@@ -237,6 +237,18 @@ def _check_due(until: datetime, now: datetime) -> None:
         raise TaskProblem("invalid_payload", f"'until' ({until.isoformat()}) is not in the future", "until")
 
 
+def shown(state: LifecycleState) -> list[TaskEntity]:
+    """The tasks as the status shows them. An ended lifecycle's open tasks are cancelled by its
+    end: nobody can act on them any more (a command answers `ended`, HTTP 410), so they must not
+    read as open. Only the reading changes, not the state: the workflow's history decides that."""
+    if not state.ended:
+        return state.tasks
+    ended_at = next((record.at for record in reversed(state.timeline) if record.kind == "ended"), None)
+    closed = {"status": "cancelled", "completed_at": ended_at, "reminder_at": None,
+              "reason": f"the lifecycle ended ({state.ended})"}
+    return [entity.model_copy(update=closed) if entity.is_open else entity for entity in state.tasks]
+
+
 def listed_status(entity: TaskEntity, now: datetime) -> str:
     """The status as a person sees it: an open task past its due time is overdue."""
     if entity.status == "open" and entity.due_at is not None and entity.due_at <= now:

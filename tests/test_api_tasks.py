@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from harness import FIXTURE, Harness, HelpDesk
-from test_api import AUTH, ApiProcess, assert_error, eventually, placed, start_api
+from test_api import AUTH, ApiProcess, assert_error, event, eventually, placed, start_api
 from test_tasks_workflow import PLAYBOOK
 
 
@@ -25,7 +25,8 @@ async def harness(client: Client, tmp_path_factory: pytest.TempPathFactory) -> A
     root = tmp_path_factory.mktemp("api-tasks")
     folder = root / "playbooks"
     shutil.copytree(FIXTURE, folder)
-    (folder / "set-expectations.yaml").write_text(PLAYBOOK)
+    # The survey ends the lifecycle (test_an_ended_lifecycle_...); no other test here sends it.
+    (folder / "set-expectations.yaml").write_text(PLAYBOOK + "  - {kind: end, outcome: answered}\n")
     harness = Harness(client, folder, root / "state")
     async with harness.worker:
         yield harness
@@ -162,6 +163,25 @@ async def test_the_contract_401_404_422(http, api):
                  422, "invalid_request", "until")
     assert_error(await http.get("/v1/tasks", params={"role": "astronaut"}), 422, "invalid_request", "role")
     assert_error(await http.get("/v1/tasks", params={"status": "done"}), 422, "invalid_request", "status")
+
+
+async def test_an_ended_lifecycle_s_open_tasks_read_as_cancelled_by_its_end(http):
+    customer = await customer_with_tasks(http)
+    done = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"})
+    assert done.status_code == 200, done.text
+    # The playbook then waits for the survey, which ends the lifecycle: `plan_install` is still open.
+    assert (await http.post("/v1/events", json=event(customer, "survey.answered", score=5))).status_code == 202
+
+    async def ended() -> dict | None:
+        status = (await http.get(f"/v1/customers/{customer}")).json()
+        return status if status["ended"] else None
+
+    status = await eventually(ended)
+    assert {task["step"]: task["status"] for task in status["tasks"]} == {"call": "done", "plan_install": "cancelled"}
+    task = (await http.get(f"/v1/tasks/{plan(customer)}")).json()
+    assert (task["status"], task["reason"], task["reminder_at"]) == ("cancelled", "the lifecycle ended (answered)", None)
+    assert task["completed_at"] is not None
+    assert_error(await http.post(f"/v1/tasks/{plan(customer)}:cancel", json={}), 410, "lifecycle_ended")
 
 
 # ---------------------------------------------------------------- hand-off to a help desk, end to end

@@ -582,7 +582,7 @@ class CustomerLifecycle:
             customer_id=state.customer.get("id", ""), stage=state.stage, since=state.stage_since,
             version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
             promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
-            pending=state.pending, recent=state.timeline[-50:], incident=state.incident, tasks=state.tasks,
+            pending=state.pending, recent=state.timeline[-50:], incident=state.incident, tasks=tasks.shown(state),
             next_schedule=self._next_schedule(),
         )
         return bounded_status(status)
