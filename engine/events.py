@@ -18,6 +18,7 @@ from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 from engine.policy import CONSENT_CHANGED, UNSUBSCRIBED
 from engine.policy_model import CATEGORIES
+from engine.types import without_offset
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -77,7 +78,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
             value = value.isoformat()
         if not isinstance(value, str) or parse_time(value) is None:
             raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
-        if not naive_times and _without_offset(value):
+        if not naive_times and without_offset(value):
             wanted = "a date (2026-03-10), or a timestamp" if kind == "date" else "a timestamp"
             raise PayloadError(f"field '{name}' must be {wanted} with its UTC offset (Z or +01:00), "
                                f"got {value!r}: without one it would be read as UTC, whatever zone the "
@@ -117,11 +118,6 @@ TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
 """The change that refuses a time of day without its UTC offset (in a timestamp or a date field)
 in an event's data, a profile or a task's fields (before it, one was taken as UTC: a system
 sending local times was hours off)."""
-
-
-def _without_offset(value: str) -> bool:
-    """Whether an ISO 8601 text that parses as a time has a time of day but no UTC offset."""
-    return len(value) > 10 and datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is None
 
 
 def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
