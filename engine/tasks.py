@@ -181,6 +181,7 @@ def complete(state: LifecycleState, entity: TaskEntity, outcome: str | None, fie
     """Mark a task done with its (checked) outcome and fields."""
     entity.status = "done"
     entity.completed_at = now
+    entity.reminder_at = None  # no reminder comes for a closed task (its wait would clear it a moment later)
     entity.outcome = outcome
     entity.fields = fields
     entity.by = by
@@ -206,6 +207,7 @@ def command(state: LifecycleState, order: TaskCommand, now: datetime) -> TaskEnt
     if order.action == "cancel":
         entity.status = "cancelled"
         entity.completed_at = now
+        entity.reminder_at = None
         entity.reason = order.reason
     entity.by = order.by
     _trim(state, now)

@@ -60,6 +60,11 @@ async def customer_with_tasks(http: httpx.AsyncClient) -> str:
     return customer
 
 
+async def reminder_armed(http: httpx.AsyncClient, customer: str) -> bool:
+    """Whether the `call` task's wait has armed its reminder (`remind: 1h`)."""
+    return (await http.get(f"/v1/tasks/{call(customer)}")).json()["reminder_at"] is not None
+
+
 def call(customer: str) -> str:
     return f"lifecycle/{customer}/set_expectations/1/call"
 
@@ -98,6 +103,7 @@ async def _equals(found, expected) -> bool:
 
 async def test_complete_with_an_outcome_then_the_task_is_closed(http, harness):
     customer = await customer_with_tasks(http)
+    await eventually(lambda: reminder_armed(http, customer))
     body = {"outcome": "reached", "fields": {"battery_interest": True}}
     headers = {"Idempotency-Key": f"hd-{customer}"}
     done = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
@@ -105,6 +111,7 @@ async def test_complete_with_an_outcome_then_the_task_is_closed(http, harness):
     answer = done.json()
     assert answer["status"] == "accepted"
     assert (answer["task"]["status"], answer["task"]["outcome"], answer["task"]["by"]) == ("done", "reached", "tests")
+    assert answer["task"]["reminder_at"] is None  # `remind: 1h` armed one: none comes for a done task
     again = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     reused = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"}, headers=headers)
@@ -136,6 +143,10 @@ async def test_reassign_snooze_and_cancel(http):
         return any(task["id"] == call(customer) for task in response.json()["tasks"])
 
     await eventually(assigned)
+
+    await eventually(lambda: reminder_armed(http, customer))  # for the new due time
+    cancelled = await http.post(f"/v1/tasks/{call(customer)}:cancel", json={"reason": "sam called"})
+    assert (cancelled.json()["task"]["status"], cancelled.json()["task"]["reminder_at"]) == ("cancelled", None)
 
 
 async def test_the_contract_401_404_422(http, api):
