@@ -67,7 +67,7 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
-def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False) -> Any:
+def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False, strict_ints: bool = False) -> Any:
     kind = spec.type
     if value is None:
         if spec.required:
@@ -90,6 +90,8 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
         except ValueError as error:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
+    if kind == "int" and isinstance(value, float) and value.is_integer() and not strict_ints:
+        value = int(value)  # JSON Schema's `integer` takes 7.0; kept as 7, so CEL sees an int
     if not JSON_TYPE_TESTS[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
         raise PayloadError(f"field '{name}' must be {article} {kind}, got {type(value).__name__}", name)
@@ -118,28 +120,36 @@ TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
 """The change that refuses a time of day without its UTC offset (in a timestamp or a date field)
 in an event's data, a profile or a task's fields (before it, one was taken as UTC: a system
 sending local times was hours off)."""
+INTEGRAL_NUMBERS_ARE_INTS = "integral-numbers-are-ints"
+"""The change that takes an integral number (7.0) in an `int` field as that int, as the published
+JSON Schema's `integer` does (before it, 7.0 was refused). Only an event that reached the
+workflow unchecked (a signal sent with `temporal workflow signal`) could have been refused so."""
 
 
-def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
+def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False,
+                     strict_ints: bool = False) -> dict[str, Any]:
     """The payload checked against `spec`: unknown fields, missing required ones, wrong types.
 
     A time of day needs its UTC offset; `naive_times` takes one without as UTC, as releases
-    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded)."""
+    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded). An `int` takes an integral
+    number (7.0, as JSON Schema's `integer` does) as that int; `strict_ints` refuses it, as releases
+    before INTEGRAL_NUMBERS_ARE_INTS did."""
     if not isinstance(data, dict):
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))
     if unknown:
         raise PayloadError(f"'{event}' has no field '{unknown[0]}'", unknown[0])
-    return {name: _check_value(name, data.get(name), field, naive_times) for name, field in spec.payload.items()
+    return {name: _check_value(name, data.get(name), field, naive_times, strict_ints) for name, field in spec.payload.items()
             if name in data or field.required}
 
 
-def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
+def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False,
+                strict_ints: bool = False) -> dict[str, Any]:
     """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
     events = declared_events(lifecycle)
     if event not in events:
         raise PayloadError(f"unknown event '{event}'", "event")
-    checked = validate_payload(event, events[event], data, naive_times)
+    checked = validate_payload(event, events[event], data, naive_times, strict_ints)
     if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
         raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
                            f"(one of: {', '.join(lifecycle.channels)})", "channel")
@@ -147,7 +157,7 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_ti
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None,
-                   naive_times: bool = False) -> dict[str, Any] | None:
+                   naive_times: bool = False, strict_ints: bool = False) -> dict[str, Any] | None:
     """Validate the profile fields an event sets: built-in and declared fields, all optional.
 
     A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
@@ -161,7 +171,7 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times, strict_ints)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):

@@ -31,7 +31,7 @@ from engine import tasks
 from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
 from engine.steps.split import SPLIT_NOTICES
 from engine.steps.task import TASK_AT_HAND_OFF
-from engine.events import TIMES_NEED_AN_OFFSET
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS, TIMES_NEED_AN_OFFSET
 from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -61,7 +61,7 @@ ANALYTICS_RECORDS = "analytics-records"
 """The change that sends every timeline record to the analytics store (activity `store_records`):
 runs recorded before it replay without those activities."""
 RECORDS_PER_BATCH = 200  # records per store_records call
-ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET)
+ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, INTEGRAL_NUMBERS_ARE_INTS)
 """Changes the engine asks about in the middle of a stage, asked once at the top of each run.
 The SDK remembers a run's answer, so the engine's later asks add no command. Asked first
 after a local activity (the stage's load_stage, the records), a patch's marker can land in a
@@ -451,6 +451,7 @@ class CustomerLifecycle:
         self.machine.strict_rules = self.patched(STRICT_RULES)
         self.machine.task_entities = self.patched(TASK_ENTITIES)
         self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+        self.machine.strict_ints = not self.patched(INTEGRAL_NUMBERS_ARE_INTS)
 
     # ------------------------------------------------------------ events
 
