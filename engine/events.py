@@ -12,6 +12,7 @@ from typing import Any
 
 from engine import calendars
 from engine.durations import parse_duration
+from engine.errors import suggest
 from engine.expressions import parse_time
 from engine.fields import JSON_TYPE_TESTS
 from engine.memo import per_object
@@ -138,7 +139,7 @@ def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_ti
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))
     if unknown:
-        raise PayloadError(f"'{event}' has no field '{unknown[0]}'", unknown[0])
+        raise PayloadError(f"'{event}' has no field '{unknown[0]}'{suggest(unknown[0], spec.payload)}", unknown[0])
     return {name: _check_value(name, data.get(name), field, naive_times, strict_ints) for name, field in spec.payload.items()
             if name in data or field.required}
 
@@ -148,7 +149,7 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_ti
     """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
     events = declared_events(lifecycle)
     if event not in events:
-        raise PayloadError(f"unknown event '{event}'", "event")
+        raise PayloadError(f"unknown event '{event}'{suggest(event, events)}", "event")
     checked = validate_payload(event, events[event], data, naive_times, strict_ints)
     if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
         raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
