@@ -51,6 +51,21 @@ class Filters:
     segment: str | None = None
 
 
+def window_bound(text: str) -> datetime:
+    """A `since` / `until` as a person gives it: a date (its midnight UTC) or a time with its
+    UTC offset. A time without one is refused (ValueError), as events refuse it: read as UTC
+    it would be hours off for whoever meant their local time."""
+    from engine.types import parse_time, without_offset
+
+    moment = parse_time(text)
+    if moment is None:
+        raise ValueError(f"'{text}' is not a date (2026-03-01) or a time (2026-03-01T09:00:00Z)")
+    if without_offset(text):
+        raise ValueError(f"'{text}' needs its UTC offset (Z or +01:00), or give a date alone (2026-03-01): "
+                         "without one it would be read as UTC, whatever zone you meant")
+    return moment
+
+
 @dataclass
 class Analyst:
     """Answers the questions over one open store."""

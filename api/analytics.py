@@ -211,13 +211,29 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Dep
                    responses=_errors())
 
 
+_BOUND = "a date (its midnight UTC) or a time with its UTC offset; a time without one is 422"
+
+
 class Window:
     """The query parameters every question takes."""
 
-    def __init__(self, since: datetime | None = Query(None, description="Records at or after this time."),
-                 until: datetime | None = Query(None, description="Records before this time."),
+    def __init__(self, since: str | None = Query(None, max_length=100, description="Records at or after this time: "
+                                                 f"{_BOUND}.", examples=["2026-03-01"]),
+                 until: str | None = Query(None, max_length=100, description=f"Records before this time: {_BOUND}.",
+                                           examples=["2026-04-01T00:00:00+02:00"]),
                  segment: str | None = Query(None, max_length=200, description="Customers of this segment.")):
-        self.since, self.until, self.segment = since, until, segment
+        self.since, self.until, self.segment = _bound(since, "since"), _bound(until, "until"), segment
+
+
+def _bound(text: str | None, name: str) -> datetime | None:
+    from analytics.metrics import window_bound
+
+    if text is None:
+        return None
+    try:
+        return window_bound(text)
+    except ValueError as error:
+        raise ApiError(422, "invalid_request", f"{name}: {error}", field=name) from None
 
 
 async def _ask(request: Request, window: Window, question: str, *args: Any) -> Any:

@@ -118,7 +118,8 @@ class EventDescription(BaseModel):
     name: str
     description: str
     starts_lifecycle: bool
-    builtin: bool
+    builtin: bool = Field(description="Every lifecycle takes it without declaring it: task.completed, "
+                          "consent.changed, customer.unsubscribed.")
     updates: list[str] = Field(description="Facts the event updates, in any stage.")
     schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of `data`.")
 

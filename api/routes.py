@@ -28,7 +28,6 @@ from api.paging import PageTokens
 from api.settings import ApiSettings
 from api.view import LifecycleView
 from engine.events import declared_events, payload_json_schema
-from engine.model import BUILTIN_EVENTS
 from engine.state import EventReceipt, Incident
 from workflows.client import LifecycleClient, LifecycleNotFound, TemporalBusy, TemporalRefused, refusal
 from workflows.contract import LifecycleStatus
@@ -233,7 +232,7 @@ async def get_playbooks(api: ApiState = Depends(state)) -> PlaybooksAnswer:
         transitions=[TransitionDescription(from_=t.from_, on=t.on, to=t.to, when=t.when)
                      for t in lifecycle.transitions],
         events=[EventDescription(name=name, description=spec.description, starts_lifecycle=spec.starts_lifecycle,
-                                 builtin=name in BUILTIN_EVENTS and name not in lifecycle.events,
+                                 builtin=name not in lifecycle.events,  # task.completed and the contact policy's
                                  updates=sorted(spec.updates), schema_=payload_json_schema(spec))
                 for name, spec in declared_events(lifecycle).items()],
     )

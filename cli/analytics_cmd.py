@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ def default_store() -> Path:
 def _moment(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from engine.types import parse_time
+    from analytics.metrics import window_bound
 
-    moment = parse_time(value)
-    if moment is None:
-        fail(f"{option}: '{value}' is not a date (2026-03-01) or a time (2026-03-01T09:00:00Z)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:
+        return window_bound(value)
+    except ValueError as error:
+        fail(f"{option}: {error}")
 
 
 def build_report(store_path: Path, since: str | None = None, until: str | None = None,
@@ -125,9 +125,10 @@ def rank_command(store_path: Path | None, by: str, top: int, until: str | None, 
     from analytics.report import table
     from analytics.store import StoreError, open_store
 
+    filters = Filters(until=_moment(until, "--until"), segment=segment)  # a bad --until first, store or not
     try:
         with open_store(store_path or default_store(), read_only=True) as store:
-            rows = Analyst(store, Filters(until=_moment(until, "--until"), segment=segment)).ranking(by, top)
+            rows = Analyst(store, filters).ranking(by, top)
     except StoreError as error:
         fail(str(error))
     if as_json:

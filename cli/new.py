@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -170,6 +171,22 @@ _EXAMPLES: dict[str, Any] = {
 }
 
 
+def _example(kind: str, spec: dict[str, Any]) -> Any:
+    """A value of a required field that its own checks accept: an enum's first value, a number
+    within its `min` and `max` (as `lifecycle dev`'s first event does, from the loaded model)."""
+    if kind in ("date", "timestamp"):
+        when = DEFAULT_START + timedelta(days=10)
+        return when.date().isoformat() if kind == "date" else when.isoformat()
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        return spec["enum"][0]
+    low, high = (spec.get(end) for end in ("min", "max"))
+    if kind in ("int", "number") and isinstance(low, (int, float)):
+        return math.ceil(low) if kind == "int" else low
+    if kind in ("int", "number") and isinstance(high, (int, float)):
+        return min(_EXAMPLES[kind], math.floor(high) if kind == "int" else high)
+    return _EXAMPLES.get(kind, "X-1")
+
+
 def _start_events(lifecycle: dict[str, Any], stage: str) -> str:
     """YAML for the events list: the lifecycle's start event with example required fields."""
     events = lifecycle.get("events") if isinstance(lifecycle.get("events"), dict) else {}
@@ -187,11 +204,7 @@ def _start_events(lifecycle: dict[str, Any], stage: str) -> str:
             kind = str(kind).rstrip("!")
             if not required:
                 continue
-            if kind in ("date", "timestamp"):
-                when = DEFAULT_START + timedelta(days=10)
-                data[field] = when.date().isoformat() if kind == "date" else when.isoformat()
-            else:
-                data[field] = _EXAMPLES.get(kind, "X-1")
+            data[field] = _example(kind, spec if isinstance(spec, dict) else {})
         flow = yaml.safe_dump(data, default_flow_style=True, sort_keys=False).strip()
         lines.append(f"  - at: 0d\n    event: {start}\n    data: {flow}")
     lines.append(f"  # - at: 3d\n  #   event: EVENT            # the event that brings the customer into {stage}")

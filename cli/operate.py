@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from cli.output import fail, lifecycle_path, load_lifecycle
+from engine.errors import suggest
 from engine.events import PayloadError, declared_events
 from engine.limits import ID_RULE, KEY_RULE, TooLarge, is_id, is_key
 from engine.state import Event, EventReceipt
@@ -98,8 +99,10 @@ def _data(text: str | None, option: str = "--data") -> dict[str, Any]:
     try:
         source = Path(text[1:]).read_text() if text.startswith("@") else text
         data = json.loads(source)
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
         fail(f"{option}: {error}")
+    except json.JSONDecodeError as error:
+        fail(f"{option}: not JSON ({error}): give a JSON object, e.g. '{{\"name\": \"value\"}}', or @file.json")
     if not isinstance(data, dict):
         fail(f"{option}: expected a JSON object")
     return data
@@ -143,7 +146,8 @@ def event_command(customer: str, event: str, data_text: str | None, key: str | N
         fail(f"rejected: {error} (payload_too_large, limit {error.limit} bytes)")
     lifecycle, make = _client(playbooks, task_queue, address, namespace)
     if event not in declared_events(lifecycle):  # checked against a file: say which, and how to pick another
-        fail(f"rejected: unknown event '{event}' in {lifecycle_path(playbooks)} (its events: "
+        fail(f"rejected: unknown event '{event}'{suggest(event, declared_events(lifecycle))} in "
+             f"{lifecycle_path(playbooks)} (its events: "
              f"{', '.join(declared_events(lifecycle))}); another lifecycle: --playbooks or LIFECYCLE_PLAYBOOKS")
 
     async def send():

@@ -12,6 +12,7 @@ from cli.output import fail, lifecycle_path, load
 from engine.scenario import (
     DEFAULT_HORIZON,
     ScenarioError,
+    check_profile,
     parse_customer,
     parse_events,
     parse_until,
@@ -43,6 +44,7 @@ def simulate_command(lifecycle: Path, customer_file: Path | None, events_file: P
     try:
         customer_doc = read_scenario_file(customer_file) if customer_file else None
         customer = parse_customer(customer_doc.data if customer_doc else {}, str(customer_file), customer_doc)
+        check_profile(project.lifecycle, customer, str(customer_file), customer_doc)
         events_doc = read_scenario_file(events_file)
         events = parse_events(events_doc.data, customer["id"], str(events_file), events_doc)
     except ScenarioError as error:

@@ -28,6 +28,7 @@ expect:
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -235,8 +236,30 @@ def run_case(case: Case, load: Callable[[Path], Project]) -> CaseResult:
     except Exception as error:  # an engine bug must still come out as one readable line
         result.failures = [f"internal error while simulating: {type(error).__name__}: {error}"]
         return result
-    result.failures = compare(case.expect, result.timeline)
+    result.failures = unknown_names(case.expect, project) + compare(case.expect, result.timeline)
     return result
+
+
+STEP_EXPECTATIONS = ("channels", "deferred", "suppressed", "reminded", "splits")  # maps keyed by step id
+
+
+def unknown_names(expect: dict[str, Any], project: Project) -> list[str]:
+    """Stage names and step ids in `expect` that the lifecycle has nowhere: a typo there would
+    otherwise read as the lifecycle's fault (`expected 1 reminder, got 0`)."""
+    from engine.walk import step_key, walk_steps
+
+    steps = {step_key(step, path) for playbook in project.playbooks.values()
+             for step, path in walk_steps(playbook.steps)}
+    stages = set(project.lifecycle.stages)
+    named: list[tuple[str, Any, set[str], str]] = []
+    for what, known, kind in (("stages", stages, "stage"), ("actions", steps, "step")):
+        listed = expect.get(what)
+        items = [*listed.get("includes", []), *listed.get("excludes", [])] if isinstance(listed, dict) else listed
+        named += [(what, item, known, kind) for item in items or []]
+    named += [(f"{what}.{step}", step, steps, "step") for what in STEP_EXPECTATIONS
+              for step in expect.get(what) or {}]
+    return [f"{what}: no {kind} '{item}' in the lifecycle{suggest(item, known)}"
+            for what, item, known, kind in named if str(item) not in known]
 
 
 def run_cases(paths: Iterable[Path]) -> list[CaseResult]:
@@ -311,10 +334,18 @@ def compare(expect: dict[str, Any], timeline: Timeline) -> list[str]:
             failures.append(f"splits.{step}: expected {wanted}, got {', '.join(taken) or 'not run'}")
     for name, wanted in (expect.get("facts") or {}).items():
         if name not in state.facts:
-            failures.append(f"facts.{name}: expected {wanted!r}, but there is no such fact")
+            failures.append(f"facts.{name}: expected {_value(wanted)}, but there is no such fact"
+                            f"{suggest(name, state.facts)}")
         elif not same_value(wanted, state.facts[name]):
-            failures.append(f"facts.{name}: expected {wanted!r}, got {state.facts[name]!r}")
+            failures.append(f"facts.{name}: expected {_value(wanted)}, got {_value(state.facts[name])}")
     return failures
+
+
+def _value(value: Any) -> str:
+    """A value as a case file writes it (2027-02-03, not datetime.date(2027, 2, 3))."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def how_sent(timeline: Timeline) -> dict[str, list[str]]:

@@ -12,12 +12,14 @@ from typing import Any
 
 from engine import calendars
 from engine.durations import parse_duration
+from engine.errors import suggest
 from engine.expressions import parse_time
 from engine.fields import JSON_TYPE_TESTS
 from engine.memo import per_object
 from engine.model import BUILTIN_CUSTOMER_FIELDS, BUILTIN_EVENTS, EventSpec, FieldSpec, Lifecycle
 from engine.policy import CONSENT_CHANGED, UNSUBSCRIBED
 from engine.policy_model import CATEGORIES
+from engine.types import without_offset
 
 # CEL integers are 64-bit: a larger one would fail inside the workflow, not here.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -66,7 +68,7 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
-def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False) -> Any:
+def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False, strict_ints: bool = False) -> Any:
     kind = spec.type
     if value is None:
         if spec.required:
@@ -77,7 +79,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
             value = value.isoformat()
         if not isinstance(value, str) or parse_time(value) is None:
             raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
-        if not naive_times and _without_offset(value):
+        if not naive_times and without_offset(value):
             wanted = "a date (2026-03-10), or a timestamp" if kind == "date" else "a timestamp"
             raise PayloadError(f"field '{name}' must be {wanted} with its UTC offset (Z or +01:00), "
                                f"got {value!r}: without one it would be read as UTC, whatever zone the "
@@ -89,6 +91,8 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
         except ValueError as error:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
+    if kind == "int" and isinstance(value, float) and value.is_integer() and not strict_ints:
+        value = int(value)  # JSON Schema's `integer` takes 7.0; kept as 7, so CEL sees an int
     if not JSON_TYPE_TESTS[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
         raise PayloadError(f"field '{name}' must be {article} {kind}, got {type(value).__name__}", name)
@@ -117,33 +121,36 @@ TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
 """The change that refuses a time of day without its UTC offset (in a timestamp or a date field)
 in an event's data, a profile or a task's fields (before it, one was taken as UTC: a system
 sending local times was hours off)."""
+INTEGRAL_NUMBERS_ARE_INTS = "integral-numbers-are-ints"
+"""The change that takes an integral number (7.0) in an `int` field as that int, as the published
+JSON Schema's `integer` does (before it, 7.0 was refused). Only an event that reached the
+workflow unchecked (a signal sent with `temporal workflow signal`) could have been refused so."""
 
 
-def _without_offset(value: str) -> bool:
-    """Whether an ISO 8601 text that parses as a time has a time of day but no UTC offset."""
-    return len(value) > 10 and datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is None
-
-
-def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
+def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False,
+                     strict_ints: bool = False) -> dict[str, Any]:
     """The payload checked against `spec`: unknown fields, missing required ones, wrong types.
 
     A time of day needs its UTC offset; `naive_times` takes one without as UTC, as releases
-    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded)."""
+    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded). An `int` takes an integral
+    number (7.0, as JSON Schema's `integer` does) as that int; `strict_ints` refuses it, as releases
+    before INTEGRAL_NUMBERS_ARE_INTS did."""
     if not isinstance(data, dict):
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))
     if unknown:
-        raise PayloadError(f"'{event}' has no field '{unknown[0]}'", unknown[0])
-    return {name: _check_value(name, data.get(name), field, naive_times) for name, field in spec.payload.items()
+        raise PayloadError(f"'{event}' has no field '{unknown[0]}'{suggest(unknown[0], spec.payload)}", unknown[0])
+    return {name: _check_value(name, data.get(name), field, naive_times, strict_ints) for name, field in spec.payload.items()
             if name in data or field.required}
 
 
-def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False) -> dict[str, Any]:
+def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False,
+                strict_ints: bool = False) -> dict[str, Any]:
     """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
     events = declared_events(lifecycle)
     if event not in events:
-        raise PayloadError(f"unknown event '{event}'", "event")
-    checked = validate_payload(event, events[event], data, naive_times)
+        raise PayloadError(f"unknown event '{event}'{suggest(event, events)}", "event")
+    checked = validate_payload(event, events[event], data, naive_times, strict_ints)
     if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
         raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
                            f"(one of: {', '.join(lifecycle.channels)})", "channel")
@@ -151,7 +158,7 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_ti
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None,
-                   naive_times: bool = False) -> dict[str, Any] | None:
+                   naive_times: bool = False, strict_ints: bool = False) -> dict[str, Any] | None:
     """Validate the profile fields an event sets: built-in and declared fields, all optional.
 
     A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
@@ -165,7 +172,7 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times, strict_ints)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):

@@ -27,6 +27,7 @@ from typing import Any
 from engine import policy
 from engine.calendars import CalendarError, business_days, business_hours
 from engine.context import Scope, expression_names, template_context
+from engine.durations import format_duration
 from engine.exits import Interrupted, Released, StageExit, StepFailed, Suspended
 from engine.expressions import ExpressionError, duration_of, evaluate_in
 from engine.limits import ACTION_BYTES, fits, json_size
@@ -274,7 +275,9 @@ class StageRun:
         except ExpressionError as error:
             raise StepFailed("expression", str(error)) from None
         if delay < timedelta(0):  # e.g. `facts.sla - hours(48)` with a short SLA: never a silent no-wait
-            raise StepFailed("expression", f"a duration of {delay} is negative")
+            raise StepFailed("expression", f"the duration is negative (-{format_duration(-delay)}): the time it "
+                                           "counts to has passed; to go on at once then, write "
+                                           "max(<the duration>, duration('0s'))")
         try:
             return self.runtime.now() + delay
         except OverflowError:

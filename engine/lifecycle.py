@@ -97,6 +97,9 @@ class LifecycleMachine:
         # stage entry was pinned (StageBundle.waits); kept across `enter` so that the stage being
         # entered is judged by it until its own playbook is pinned. None: not known.
         self.stage_waits: dict[str, list[str]] | None = None
+        # An `int` field takes 7.0 as 7 (engine.events); the workflow turns this on to replay
+        # histories recorded before that (`integral-numbers-are-ints`).
+        self.strict_ints = False
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         # (event, now, normalized event, updated facts, each guard's outcome by transition)
         self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
@@ -197,8 +200,9 @@ class LifecycleMachine:
                 return rejected("too_large",
                                 f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
-            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
+                                      self.strict_ints))
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
         if self.strict_rules and event.name == "task.completed":
@@ -270,7 +274,7 @@ class LifecycleMachine:
         ref = str(event.data.get("task"))
         if self.task_entities and tasks.find(self.state, ref) is not None:
             try:
-                tasks.checked_completion(self.state, event.data, self.naive_times)
+                tasks.checked_completion(self.state, event.data, self.naive_times, self.strict_ints)
             except tasks.TaskProblem as problem:
                 return EventReceipt(status="rejected", code=problem.code, reason=problem.message,
                                     field=problem.field, stage=self.state.stage)
@@ -285,7 +289,7 @@ class LifecycleMachine:
         if entity is None or not entity.is_open:
             return
         try:
-            _, fields = tasks.checked_completion(self.state, event.data, self.naive_times)
+            _, fields = tasks.checked_completion(self.state, event.data, self.naive_times, self.strict_ints)
         except tasks.TaskProblem:  # only replaying a history from before task entities
             fields = event.data.get("fields") or {}
         tasks.complete(self.state, entity, event.data.get("outcome"), fields, now, str(event.data.get("by") or ""))
@@ -430,8 +434,9 @@ class LifecycleMachine:
         """The event as the lifecycle keeps it: payload and profile checked (unless `checked`
         gives them so), a time of its own. Raises PayloadError."""
         if checked is None:
-            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
+                                      self.strict_ints))
         return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
                             "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
                             "customer": checked[1]})

@@ -64,6 +64,19 @@ def _locator(where: str, doc: Document | None) -> Callable[[DataPath, str], Scen
     return error
 
 
+def check_profile(lifecycle: Any, customer: dict[str, Any], where: str = "customer",
+                  doc: Document | None = None) -> None:
+    """A customer file's fields checked as an event's `customer` is (an unknown field, a wrong
+    type, an unknown time zone), the error located at the field in the file."""
+    from engine.events import PayloadError, check_customer
+
+    try:
+        check_customer(lifecycle, customer["id"], customer)
+    except PayloadError as problem:
+        field = (problem.field or "").removeprefix("customer.").split(".")[0]
+        raise _locator(where, doc)((field,) if field in customer else (), str(problem)) from None
+
+
 def _plain(value: Any) -> Any:
     # YAML turns 2026-03-10 into a date; payloads travel as ISO strings, as over HTTP.
     if isinstance(value, date) and not isinstance(value, datetime):

@@ -145,10 +145,10 @@ def find(state: LifecycleState, ref: str) -> TaskEntity | None:
 
 
 def checked_completion(state: LifecycleState, data: dict[str, Any],
-                       naive_times: bool = False) -> tuple[TaskEntity, dict[str, Any]]:
+                       naive_times: bool = False, strict_ints: bool = False) -> tuple[TaskEntity, dict[str, Any]]:
     """The task a `task.completed` payload completes, and its outcome and fields checked and
     normalized; raises TaskProblem (unknown or closed task, an outcome or field that does not fit).
-    `naive_times`: as engine.events.validate_payload."""
+    `naive_times`, `strict_ints`: as engine.events.validate_payload."""
     ref = str(data.get("task"))
     entity = find(state, ref)
     if entity is None:
@@ -169,7 +169,8 @@ def checked_completion(state: LifecycleState, data: dict[str, Any],
     from engine.events import PayloadError, validate_payload
 
     try:
-        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields, naive_times)
+        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields, naive_times,
+                                  strict_ints)
     except PayloadError as error:
         message = str(error).replace("field '", "field 'fields.", 1)
         raise TaskProblem("invalid_payload", message, f"fields.{error.field}" if error.field else "fields") from None
@@ -181,6 +182,7 @@ def complete(state: LifecycleState, entity: TaskEntity, outcome: str | None, fie
     """Mark a task done with its (checked) outcome and fields."""
     entity.status = "done"
     entity.completed_at = now
+    entity.reminder_at = None  # no reminder comes for a closed task (its wait would clear it a moment later)
     entity.outcome = outcome
     entity.fields = fields
     entity.by = by
@@ -206,6 +208,7 @@ def command(state: LifecycleState, order: TaskCommand, now: datetime) -> TaskEnt
     if order.action == "cancel":
         entity.status = "cancelled"
         entity.completed_at = now
+        entity.reminder_at = None
         entity.reason = order.reason
     entity.by = order.by
     _trim(state, now)
@@ -235,6 +238,18 @@ def _check_due(until: datetime, now: datetime) -> None:
         raise TaskProblem("invalid_payload", "'until' needs a time zone", "until")
     if until <= now:
         raise TaskProblem("invalid_payload", f"'until' ({until.isoformat()}) is not in the future", "until")
+
+
+def shown(state: LifecycleState) -> list[TaskEntity]:
+    """The tasks as the status shows them. An ended lifecycle's open tasks are cancelled by its
+    end: nobody can act on them any more (a command answers `ended`, HTTP 410), so they must not
+    read as open. Only the reading changes, not the state: the workflow's history decides that."""
+    if not state.ended:
+        return state.tasks
+    ended_at = next((record.at for record in reversed(state.timeline) if record.kind == "ended"), None)
+    closed = {"status": "cancelled", "completed_at": ended_at, "reminder_at": None,
+              "reason": f"the lifecycle ended ({state.ended})"}
+    return [entity.model_copy(update=closed) if entity.is_open else entity for entity in state.tasks]
 
 
 def listed_status(entity: TaskEntity, now: datetime) -> str:

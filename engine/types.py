@@ -57,6 +57,13 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
+def without_offset(value: str) -> bool:
+    """Whether an ISO 8601 text that parses as a time has a time of day but no UTC offset (read
+    as UTC it would be hours off for whoever meant their local time: events and analytics
+    windows refuse it)."""
+    return len(value) > 10 and datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is None
+
+
 @lru_cache(maxsize=8192)
 def _parse_iso(value: str) -> datetime | None:
     # Cached: state keeps times as text, and the same few are read by many expressions.

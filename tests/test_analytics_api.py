@@ -89,11 +89,22 @@ def test_it_takes_the_event_apis_tokens(api: ApiProcess):
     ("nps", {"by": "shoe_size"}, "by"),
     ("rank", {"top": "0"}, "top"),
     ("funnel", {"since": "last tuesday"}, "since"),
+    ("funnel", {"since": "2026-03-01T09:00:00"}, "since"),  # no UTC offset: never read as UTC
+    ("rank", {"until": "2026-03-01 09:00"}, "until"),
 ])
 def test_a_bad_parameter_is_422_naming_it(api: ApiProcess, path: str, params: dict, field: str):
     response = get(api, path, **params)
     assert response.status_code == 422
     assert response.json()["error"]["field"] == field
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_window_is_a_date_or_a_time_with_its_offset(api: ApiProcess):
+    day = get(api, "nps", since="2026-03-01").json()
+    assert day == get(api, "nps", since="2026-03-01T00:00:00Z").json()
+    assert day == get(api, "nps", since="2026-03-01T01:00:00+01:00").json()
+    message = get(api, "nps", since="2026-03-01T00:00:00").json()["error"]["message"]
+    assert "since: '2026-03-01T00:00:00' needs its UTC offset" in message
 
 
 def test_no_store_yet_is_404_with_a_code(empty_api: ApiProcess):

@@ -171,6 +171,9 @@ def test_export_to_parquet_and_json_lines(backtest: Path, tmp_path: Path):
     (["report", "--store", "missing.duckdb"], "no analytics store here"),
     (["rank", "--store", "missing.duckdb"], "no analytics store here"),
     (["report", "--store", "x.duckdb", "--since", "yesterday-ish"], "--since: 'yesterday-ish' is not a date"),
+    (["report", "--store", "x.duckdb", "--since", "2026-03-01T09:00:00"],
+     "--since: '2026-03-01T09:00:00' needs its UTC offset"),
+    (["rank", "--store", "missing.duckdb", "--until", "2026-03-01 09:00"], "--until: '2026-03-01 09:00' needs its UTC"),
     (["export", "--store", "x.duckdb", "out.csv"], "name it .parquet or .jsonl"),
 ])
 def test_mistakes_are_one_line_and_exit_1(tmp_path: Path, args: list[str], message: str):

@@ -736,6 +736,8 @@ async def test_playbooks_describe_stages_events_schemas_and_versions(http: httpx
     assert events["order.placed"]["schema"]["required"] == ["order_id", "promised_delivery", "price"]
     assert events["order.delivered"]["schema"]["properties"]["delivered_at"] == {"type": "string", "format": "date"}
     assert events["task.completed"]["builtin"] and events["ticket.closed"]["updates"] == ["open_tickets"]
+    assert events["consent.changed"]["builtin"] and events["customer.unsubscribed"]["builtin"]
+    assert not events["order.placed"]["builtin"]
     assert contract["transitions"][0] == {"from": ["set_expectations"], "on": "order.delivered",
                                           "to": "delivery_check_in", "when": None}
 

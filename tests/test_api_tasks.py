@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from harness import FIXTURE, Harness, HelpDesk
-from test_api import AUTH, ApiProcess, assert_error, eventually, placed, start_api
+from test_api import AUTH, ApiProcess, assert_error, event, eventually, placed, start_api
 from test_tasks_workflow import PLAYBOOK
 
 
@@ -25,7 +25,8 @@ async def harness(client: Client, tmp_path_factory: pytest.TempPathFactory) -> A
     root = tmp_path_factory.mktemp("api-tasks")
     folder = root / "playbooks"
     shutil.copytree(FIXTURE, folder)
-    (folder / "set-expectations.yaml").write_text(PLAYBOOK)
+    # The survey ends the lifecycle (test_an_ended_lifecycle_...); no other test here sends it.
+    (folder / "set-expectations.yaml").write_text(PLAYBOOK + "  - {kind: end, outcome: answered}\n")
     harness = Harness(client, folder, root / "state")
     async with harness.worker:
         yield harness
@@ -57,6 +58,11 @@ async def customer_with_tasks(http: httpx.AsyncClient) -> str:
 
     await eventually(has_tasks)
     return customer
+
+
+async def reminder_armed(http: httpx.AsyncClient, customer: str) -> bool:
+    """Whether the `call` task's wait has armed its reminder (`remind: 1h`)."""
+    return (await http.get(f"/v1/tasks/{call(customer)}")).json()["reminder_at"] is not None
 
 
 def call(customer: str) -> str:
@@ -97,6 +103,7 @@ async def _equals(found, expected) -> bool:
 
 async def test_complete_with_an_outcome_then_the_task_is_closed(http, harness):
     customer = await customer_with_tasks(http)
+    await eventually(lambda: reminder_armed(http, customer))
     body = {"outcome": "reached", "fields": {"battery_interest": True}}
     headers = {"Idempotency-Key": f"hd-{customer}"}
     done = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
@@ -104,6 +111,7 @@ async def test_complete_with_an_outcome_then_the_task_is_closed(http, harness):
     answer = done.json()
     assert answer["status"] == "accepted"
     assert (answer["task"]["status"], answer["task"]["outcome"], answer["task"]["by"]) == ("done", "reached", "tests")
+    assert answer["task"]["reminder_at"] is None  # `remind: 1h` armed one: none comes for a done task
     again = await http.post(f"/v1/tasks/{call(customer)}:complete", json=body, headers=headers)
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     reused = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"}, headers=headers)
@@ -136,6 +144,10 @@ async def test_reassign_snooze_and_cancel(http):
 
     await eventually(assigned)
 
+    await eventually(lambda: reminder_armed(http, customer))  # for the new due time
+    cancelled = await http.post(f"/v1/tasks/{call(customer)}:cancel", json={"reason": "sam called"})
+    assert (cancelled.json()["task"]["status"], cancelled.json()["task"]["reminder_at"]) == ("cancelled", None)
+
 
 async def test_the_contract_401_404_422(http, api):
     customer = await customer_with_tasks(http)
@@ -162,6 +174,25 @@ async def test_the_contract_401_404_422(http, api):
                  422, "invalid_request", "until")
     assert_error(await http.get("/v1/tasks", params={"role": "astronaut"}), 422, "invalid_request", "role")
     assert_error(await http.get("/v1/tasks", params={"status": "done"}), 422, "invalid_request", "status")
+
+
+async def test_an_ended_lifecycle_s_open_tasks_read_as_cancelled_by_its_end(http):
+    customer = await customer_with_tasks(http)
+    done = await http.post(f"/v1/tasks/{call(customer)}:complete", json={"outcome": "no_answer"})
+    assert done.status_code == 200, done.text
+    # The playbook then waits for the survey, which ends the lifecycle: `plan_install` is still open.
+    assert (await http.post("/v1/events", json=event(customer, "survey.answered", score=5))).status_code == 202
+
+    async def ended() -> dict | None:
+        status = (await http.get(f"/v1/customers/{customer}")).json()
+        return status if status["ended"] else None
+
+    status = await eventually(ended)
+    assert {task["step"]: task["status"] for task in status["tasks"]} == {"call": "done", "plan_install": "cancelled"}
+    task = (await http.get(f"/v1/tasks/{plan(customer)}")).json()
+    assert (task["status"], task["reason"], task["reminder_at"]) == ("cancelled", "the lifecycle ended (answered)", None)
+    assert task["completed_at"] is not None
+    assert_error(await http.post(f"/v1/tasks/{plan(customer)}:cancel", json={}), 410, "lifecycle_ended")
 
 
 # ---------------------------------------------------------------- hand-off to a help desk, end to end

@@ -97,6 +97,22 @@ def test_promises_ended_and_facts(cases):
     ]
 
 
+def test_a_step_or_stage_the_lifecycle_does_not_have_is_named_as_a_typo(cases):
+    result = run(write(cases, "  stages: {includes: [check_in, chek_in]}\n  actions: {excludes: [referal]}\n"
+                              "  reminded: {call_bak: 1}\n  channels: {summary: email}\n"))
+    assert result.failures[:3] == [
+        "stages: no stage 'chek_in' in the lifecycle (did you mean 'check_in'?)",
+        "actions: no step 'referal' in the lifecycle (did you mean 'referral'?)",
+        "reminded.call_bak: no step 'call_bak' in the lifecycle (did you mean 'call_back'?)",
+    ]
+
+
+def test_a_fact_is_shown_as_a_case_writes_it(cases):
+    result = run(write(cases, "  facts: {last_score: 2026-03-01, last_scor: 10}\n"))
+    assert result.failures == ["facts.last_score: expected 2026-03-01, got 10",
+                               "facts.last_scor: expected 10, but there is no such fact (did you mean 'last_score'?)"]
+
+
 def test_channels_tell_message_task_and_suppressed_apart(cases):
     head = HAPPY.replace("consent: {email: true}", "consent: {}")
     assert run(write(cases, "  channels: {summary: task, referral: task}\n", head=head)).ok

@@ -100,6 +100,13 @@ async def test_ids_the_api_refuses_are_refused_before_anything_is_sent(running):
     line = one_line_error(await run(env, "event", "c-1", "review.left"))
     assert line.startswith(f"error: rejected: unknown event 'review.left' in {folder}/lifecycle.yaml (its events: ")
     assert "order.placed" in line and line.endswith("another lifecycle: --playbooks or LIFECYCLE_PLAYBOOKS")
+    line = one_line_error(await run(env, "event", "c-1", "order.placd"))
+    assert line.startswith("error: rejected: unknown event 'order.placd' (did you mean 'order.placed'?) in ")
+    line = one_line_error(await run(env, "event", "c-1", "ticket.opened", "--data", '{"ticket_idd": "T"}'))
+    assert line == "error: rejected: 'ticket.opened' has no field 'ticket_idd' (did you mean 'ticket_id'?)"
+    line = one_line_error(await run(env, "event", "c-1", "ticket.opened", "--data", "ticket_id=T"))
+    assert line.startswith("error: --data: not JSON (") and line.endswith("give a JSON object, e.g. "
+                                                                       "'{\"name\": \"value\"}', or @file.json")
     line = one_line_error(await run(env, "tasks", "--role", "front_desk"))
     assert f"unknown role 'front_desk' in {folder}/lifecycle.yaml (its roles: " in line and "--playbooks" in line
     # Nothing was created for the refused ids.

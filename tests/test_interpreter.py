@@ -297,6 +297,25 @@ def test_a_failing_condition_holds_the_customer_instead_of_counting_as_false():
     assert timeline.state.pending.step == "gate"
 
 
+PAST_DEADLINE = """
+playbook: delivery
+steps:
+  - {kind: wait_for, id: survey_until_promised, events: [survey.answered],
+     timeout: promises.delivery_date.expected - now, on_timeout: [{kind: send, id: late, template: summary}]}
+"""
+
+
+def test_a_negative_duration_holds_the_step_and_says_how_to_go_on_at_once():
+    timeline = simulate(project(delivery=PAST_DEADLINE), CUSTOMER, [placed(), delivered(12)])
+    incident = timeline.state.incident
+    assert (incident.kind, incident.step) == ("expression", "survey_until_promised")
+    assert incident.error.startswith("the duration is negative (-3d9h): the time it counts to has passed; "
+                                     "to go on at once then, write max(<the duration>, duration('0s'))")
+    at_once = PAST_DEADLINE.replace("timeout: promises.delivery_date.expected - now",
+                                    "timeout: \"max(promises.delivery_date.expected - now, duration('0s'))\"")
+    assert "late" in simulate(project(delivery=at_once), CUSTOMER, [placed(), delivered(12)]).steps()
+
+
 def test_a_retry_after_the_data_is_fixed_runs_the_held_step_again():
     events = [placed(), delivered(8), at(9, "survey.answered", score=10), release(10, "retry")]
     timeline = simulate(project(delivery=GATED), CUSTOMER, events)

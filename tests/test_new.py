@@ -77,6 +77,20 @@ def test_start_event_gets_example_values_for_its_required_fields(folder):
     assert (event.event.name, set(event.event.data)) == ("order.placed", {"order_id", "promised_delivery"})
 
 
+def test_example_values_pass_the_fields_own_checks(folder):
+    lifecycle = folder / "lifecycle.yaml"
+    lifecycle.write_text(lifecycle.read_text().replace(
+        "      order_id: string!\n",
+        "      order_id: string!\n      plan: {type: string, required: true, enum: [basic, premium]}\n"
+        "      months: {type: int, required: true, min: 1.5}\n      fee: {type: number, required: true, max: 20}\n"))
+    assert new_stage(folder).exit_code == 0
+    case = load_case(folder / "tests" / "onboarding-call.yaml")
+    event, = case.events
+    assert {name: event.event.data[name] for name in ("plan", "months", "fee")} == {"plan": "basic", "months": 2,
+                                                                                   "fee": 20}
+    assert "rejected" not in "".join(run_cases([folder / "tests" / "onboarding-call.yaml"])[0].failures)
+
+
 def test_schema_line_points_at_the_committed_schema(folder):
     assert new_stage(folder).exit_code == 0
     first = (folder / "onboarding-call.yaml").read_text().splitlines()[0]

@@ -149,6 +149,20 @@ def test_python_tags_in_the_customer_file_are_refused(loop: Path, tmp_path: Path
         1, f"{customer}:2:7: unsupported YAML tag '!!python/object/apply:os.system'\n")
 
 
+@pytest.mark.parametrize("line, message", [
+    ("favourite_colour: red", "'customer' has no field 'favourite_colour'"),
+    ("timezone: Europe/Londn", "field 'customer.timezone': unknown time zone 'Europe/Londn' (an IANA name such as "
+                               "Europe/Berlin)"),
+    ("consent: [email]", "field 'customer.consent' must be a map, got list"),
+])
+def test_a_customer_field_the_lifecycle_refuses_is_located_in_the_customer_file(loop: Path, tmp_path: Path,
+                                                                               line: str, message: str) -> None:
+    customer = write(tmp_path, "customer.yaml", f"id: c-1\n{line}\n")
+    result = run(loop, "--events", started(tmp_path), "--customer", customer)
+    column = line.index(":") + 3
+    assert (result.exit_code, result.stderr) == (1, f"{customer}:2:{column}: {message}\n")
+
+
 def test_scenario_mistakes_are_located(loop: Path, tmp_path: Path) -> None:
     events = write(tmp_path, "events.yaml", """\
         events:

@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory, 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS
 from engine.loader import load_project
 from engine.state import Event
 from engine.steps.task import TASK_AT_HAND_OFF
@@ -24,7 +25,7 @@ from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
 from workflows.contract import LifecycleResult
-from workflows.lifecycle import BASELINE, BASELINE_2, EVENTS_BETWEEN_STAGES, STRICT_RULES
+from workflows.lifecycle import BASELINE, BASELINE_2, BASELINE_3, EVENTS_BETWEEN_STAGES, STRICT_RULES
 
 
 
@@ -61,16 +62,18 @@ async def test_a_new_lifecycle_asks_one_patch_for_every_change_before_the_baseli
     await eventually(lambda: pending_step(harness, customer, "await_survey"))
     history = await client.get_workflow_handle(f"lifecycle/{customer}").fetch_history()
     # Every other test here runs with all of them in force, the changes after the first
-    # baseline (TASK_AT_HAND_OFF) too: one patch, one marker; and one marker for each change
-    # released since (asked at the start of the run), until the next baseline takes them in.
-    assert patch_ids(history) == [BASELINE_2, EVENTS_BETWEEN_STAGES]
+    # baseline (TASK_AT_HAND_OFF, EVENTS_BETWEEN_STAGES, ...) too: one patch, one marker.
+    assert patch_ids(history) == [BASELINE_3]
     # The histories recorded before the baseline ask each change where they always did.
     older = WorkflowHistory.from_json("analytics-records", (HISTORIES / "analytics-records.json").read_text())
     assert BASELINE not in patch_ids(older) and STRICT_RULES in patch_ids(older)
     # One recorded on the first baseline (which replays asking TASK_AT_HAND_OFF at the top of
-    # the run: False), and one on the second.
+    # the run: False), two on the second (one with a later change asked on its own), one on the third.
     for name, patches in (("records-ride-with-deliveries", [BASELINE]),
-                          ("task-completed-while-its-hand-off-was-in-flight", [BASELINE_2])):
+                          ("task-completed-while-its-hand-off-was-in-flight", [BASELINE_2]),
+                          ("event-sent-while-the-stage-changes-patch-asked-on-its-own",
+                           [BASELINE_2, EVENTS_BETWEEN_STAGES]),
+                          ("event-sent-while-the-stage-changes", [BASELINE_3])):
         recorded = WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
         assert patch_ids(recorded) == patches, name
 

@@ -31,7 +31,7 @@ from engine import tasks
 from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
 from engine.steps.split import SPLIT_NOTICES
 from engine.steps.task import TASK_AT_HAND_OFF
-from engine.events import TIMES_NEED_AN_OFFSET
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS, TIMES_NEED_AN_OFFSET
 from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -67,7 +67,7 @@ before it, such an event was accepted and could lie unread in the inbox. Asked b
 of a run and at the top of every run, before the engine runs: runs recorded before it replay
 judging and keeping events as they did."""
 RECORDS_PER_BATCH = 200  # records per store_records call
-ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET)
+ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, INTEGRAL_NUMBERS_ARE_INTS)
 """Changes the engine asks about in the middle of a stage, asked once at the top of each run.
 The SDK remembers a run's answer, so the engine's later asks add no command. Asked first
 after a local activity (the stage's load_stage, the records), a patch's marker can land in a
@@ -90,7 +90,16 @@ patch, in the same way: a run started on this code asks it first and asks nothin
 recorded on BASELINE answers False, then True to BASELINE, and asks each later change at the top
 of its run (False: it started before them); a run recorded before either asks everything where
 it always did."""
-BASELINES = ((BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}), (BASELINE, BEFORE_BASELINE))
+BASELINE_3 = "baseline-2026-12c"
+"""BASELINE_2 and the changes released after it (EVENTS_BETWEEN_STAGES, INTEGRAL_NUMBERS_ARE_INTS),
+in the same way: a run recorded on BASELINE_2 answers False, then True to BASELINE_2, and asks
+each later change where it does (False, unless the run was recorded with it asked on its own)."""
+BASELINES = (
+    (BASELINE_3, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, EVENTS_BETWEEN_STAGES,
+                                    INTEGRAL_NUMBERS_ARE_INTS}),
+    (BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}),
+    (BASELINE, BEFORE_BASELINE),
+)
 """Newest first: each baseline patch and the changes it stands for."""
 
 
@@ -459,6 +468,7 @@ class CustomerLifecycle:
         self.machine.task_entities = self.patched(TASK_ENTITIES)
         self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
         self.machine.between_stages = self.patched(EVENTS_BETWEEN_STAGES)
+        self.machine.strict_ints = not self.patched(INTEGRAL_NUMBERS_ARE_INTS)
 
     # ------------------------------------------------------------ events
 
@@ -590,7 +600,7 @@ class CustomerLifecycle:
             customer_id=state.customer.get("id", ""), stage=state.stage, since=state.stage_since,
             version=state.stage_version, ended=state.ended, facts=state.facts, customer=state.customer,
             promises={name: entry.model_dump(mode="json") for name, entry in state.promises.items()},
-            pending=state.pending, recent=state.timeline[-50:], incident=state.incident, tasks=state.tasks,
+            pending=state.pending, recent=state.timeline[-50:], incident=state.incident, tasks=tasks.shown(state),
             next_schedule=self._next_schedule(),
         )
         return bounded_status(status)
