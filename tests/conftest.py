@@ -81,6 +81,18 @@ async def harness(client: Client, tmp_path) -> AsyncIterator:
         yield harness
 
 
+@pytest.fixture
+def desk() -> Iterator:
+    """A help desk on loopback that takes task webhooks and can hold them (harness.HelpDesk)."""
+    from harness import HelpDesk
+
+    desk = HelpDesk()
+    try:
+        yield desk
+    finally:
+        desk.close()
+
+
 # --- playbook files ------------------------------------------------------------------
 
 

@@ -133,6 +133,11 @@ def break_check_in(folder: Path) -> str:
 HOLD_AT_MOST = 20.0  # seconds a held hand-off waits for the test (a failing test must not hang)
 
 
+async def arrived(gate: threading.Event) -> bool:
+    """Whether a HelpDesk gate's request has arrived (a check for `eventually`)."""
+    return gate.is_set()
+
+
 class HelpDesk:
     """A help desk on loopback that takes the task webhook's calls (`received`: their bodies),
     and holds its answer to the ones a test names (`hold`) until the test lets it go."""

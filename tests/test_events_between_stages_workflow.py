@@ -11,34 +11,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from harness import HOLD_AT_MOST, Harness, HelpDesk, eventually, record_history, stage_of
+from harness import HOLD_AT_MOST, Harness, HelpDesk, arrived, eventually, record_history, stage_of
 from test_analytics_workflow import stored
 from test_cli_operate import run
 from test_workflow import patch_ids
 from workflows.lifecycle import BASELINE_3
 
 BUNDLED = Path(__file__).parent.parent / "playbooks"
-
-
-@pytest.fixture
-def desk() -> Iterator[HelpDesk]:
-    desk = HelpDesk()
-    try:
-        yield desk
-    finally:
-        desk.close()
-
-
-async def arrived(gate: threading.Event) -> bool:
-    return gate.is_set()
 
 
 async def test_an_event_sent_while_the_stage_changes_is_judged_by_the_next_stage_and_none_is_lost(

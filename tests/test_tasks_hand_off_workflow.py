@@ -9,26 +9,15 @@ The completion is taken at once and applied once, and on_done runs when the hand
 from __future__ import annotations
 
 import shutil
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from engine.state import Event, TaskCommand, TaskEntity
-from harness import FIXTURE, HOLD_AT_MOST, Harness, HelpDesk, eventually, record_history
+from harness import FIXTURE, HOLD_AT_MOST, Harness, HelpDesk, arrived, eventually, record_history
 from test_tasks_workflow import PLAYBOOK
-
-@pytest.fixture
-def desk() -> Iterator[HelpDesk]:
-    desk = HelpDesk()
-    try:
-        yield desk
-    finally:
-        desk.close()
-
 
 @pytest.fixture
 def webhook_harness(client: Client, tmp_path: Path, desk: HelpDesk) -> Harness:
@@ -37,10 +26,6 @@ def webhook_harness(client: Client, tmp_path: Path, desk: HelpDesk) -> Harness:
     (folder / "set-expectations.yaml").write_text(PLAYBOOK)
     return Harness(client, folder, tmp_path / "state", tasks="webhook",
                    webhook={"url": desk.url, "timeout": HOLD_AT_MOST + 10})
-
-
-async def arrived(gate: threading.Event) -> bool:
-    return gate.is_set()
 
 
 def call(customer: str) -> str:
