@@ -121,6 +121,11 @@ TIMES_NEED_AN_OFFSET = "timestamps-need-an-offset"
 """The change that refuses a time of day without its UTC offset (in a timestamp or a date field)
 in an event's data, a profile or a task's fields (before it, one was taken as UTC: a system
 sending local times was hours off)."""
+PROFILE_VALUES_CHECKED = "profile-values-checked"
+"""The change that refuses a profile whose `preferred_channel` is not a channel of the lifecycle,
+or whose `consent` has a key that is neither a channel nor a category or a value that is not
+true or false (before it, `consent: {sms: "yes"}` was taken and read as no consent: the message
+went to another channel, or became a task, and nobody heard why)."""
 INTEGRAL_NUMBERS_ARE_INTS = "integral-numbers-are-ints"
 """The change that takes an integral number (7.0) in an `int` field as that int, as the published
 JSON Schema's `integer` does (before it, 7.0 was refused). Only an event that reached the
@@ -158,11 +163,13 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_ti
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None,
-                   naive_times: bool = False, strict_ints: bool = False) -> dict[str, Any] | None:
+                   naive_times: bool = False, strict_ints: bool = False,
+                   loose_profile: bool = False) -> dict[str, Any] | None:
     """Validate the profile fields an event sets: built-in and declared fields, all optional.
 
     A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
-    inside the workflow; `field` is named `customer.<field>`.
+    inside the workflow; `field` is named `customer.<field>`. `loose_profile` takes any
+    `preferred_channel` and `consent` entries, as releases before PROFILE_VALUES_CHECKED did.
     """
     if profile is None:
         return None
@@ -183,7 +190,37 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         why = problem(value) if isinstance(value, str) else None
         if why:  # caught here, not at the customer's next send
             raise PayloadError(f"field 'customer.{field}': {why}", f"customer.{field}")
+    if not loose_profile:
+        _check_contact_fields(lifecycle, checked)
     return {**({"id": customer_id} if "id" in profile else {}), **checked}
+
+
+def _check_contact_fields(lifecycle: Lifecycle, profile: dict[str, Any]) -> None:
+    """`preferred_channel` names a channel; `consent` maps channels and categories to true or
+    false (a category also to a map channel → true or false), as engine.policy reads it. The
+    policy reads anything else as no consent: a customer who agreed would silently be reached
+    elsewhere, or not at all."""
+    channels = lifecycle.channels
+    preferred = profile.get("preferred_channel")
+    if preferred is not None and preferred not in channels:
+        raise PayloadError(f"field 'customer.preferred_channel': unknown channel '{preferred}'"
+                           f"{suggest(preferred, channels)} (one of: {', '.join(channels)})",
+                           "customer.preferred_channel")
+    for key, value in (profile.get("consent") or {}).items():
+        where = f"customer.consent.{key}"
+        if key not in channels and key not in CATEGORIES:
+            raise PayloadError(f"field '{where}': '{key}' is neither a channel ({', '.join(channels)}) nor a "
+                               f"category ({', '.join(CATEGORIES)}){suggest(key, [*channels, *CATEGORIES])}", where)
+        by_channel = value if key in CATEGORIES and isinstance(value, dict) else {None: value}
+        for channel, granted in by_channel.items():
+            if channel is not None and channel not in channels:
+                raise PayloadError(f"field '{where}.{channel}': unknown channel '{channel}'"
+                                   f"{suggest(channel, channels)} (one of: {', '.join(channels)})",
+                                   f"{where}.{channel}")
+            if not isinstance(granted, bool):
+                shown = f"{where}.{channel}" if channel is not None else where
+                also = " or a map of channel to true or false" if key in CATEGORIES and channel is None else ""
+                raise PayloadError(f"field '{shown}' must be true or false{also}, got {granted!r}", shown)
 
 
 def _zone_problem(name: str) -> str | None:

@@ -100,6 +100,9 @@ class LifecycleMachine:
         # An `int` field takes 7.0 as 7 (engine.events); the workflow turns this on to replay
         # histories recorded before that (`integral-numbers-are-ints`).
         self.strict_ints = False
+        # A profile's preferred_channel and consent are checked against the channels (engine.events);
+        # the workflow turns this on to replay histories recorded before (`profile-values-checked`).
+        self.loose_profiles = False
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         # (event, now, normalized event, updated facts, each guard's outcome by transition)
         self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
@@ -202,7 +205,7 @@ class LifecycleMachine:
         try:
             checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
                        check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
-                                      self.strict_ints))
+                                      self.strict_ints, self.loose_profiles))
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
         if self.strict_rules and event.name == "task.completed":
@@ -436,7 +439,7 @@ class LifecycleMachine:
         if checked is None:
             checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
                        check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
-                                      self.strict_ints))
+                                      self.strict_ints, self.loose_profiles))
         return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
                             "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
                             "customer": checked[1]})

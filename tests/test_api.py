@@ -443,6 +443,10 @@ async def test_an_event_for_a_customer_without_lifecycle_is_not_found_unless_it_
     ({"event": "order.teleported", "data": {}}, "event"),
     ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"consent": ["email"]}}, "customer.consent"),
     ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"shoe_size": 9}}, "customer.shoe_size"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"consent": {"sms": "yes"}}},
+     "customer.consent.sms"),
+    ({"event": "ticket.opened", "data": {"ticket_id": "T"}, "customer": {"preferred_channel": "fax"}},
+     "customer.preferred_channel"),
 ])
 async def test_a_payload_that_does_not_match_the_event_schema_is_422_naming_the_field(
         http: httpx.AsyncClient, body: dict, field: str):

@@ -24,7 +24,7 @@ from engine.steps.task import TASK_AT_HAND_OFF
 from workflows import CUSTOMER_WORKFLOWS, WORKFLOW_RUNNER
 from harness import FIXTURE, HISTORIES, Harness, eventually, long_lifecycle, pending_step, record_history, stage_of
 from workflows.client import LifecycleNotFound, PayloadError
-from workflows.contract import LifecycleResult
+from workflows.contract import EVENT_UPDATE, LifecycleResult
 from workflows.lifecycle import BASELINE, BASELINE_2, BASELINE_3, EVENTS_BETWEEN_STAGES, STRICT_RULES
 
 
@@ -283,3 +283,19 @@ async def test_a_broken_playbook_holds_only_its_own_stage(harness: Harness):
 
     await eventually(held_in_warranty)
     assert harness.steps(customer) == ["summary", "check_in"]
+
+
+async def test_the_workflow_itself_refuses_a_consent_the_policy_would_misread(harness: Harness, client: Client):
+    """The client checks a profile before it sends; an `event` update that skips it meets the same
+    check inside: `consent: {sms: "yes"}` would read as no consent and reach the customer elsewhere."""
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    await harness.start(customer)
+    handle = client.get_workflow_handle(f"lifecycle/{customer}")
+    misread = Event(customer_id=customer, name="ticket.opened", data={"ticket_id": "T-1"},
+                    customer={"consent": {"email": True, "sms": "yes"}})
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await handle.execute_update(EVENT_UPDATE, misread)
+    assert "field 'customer.consent.sms' must be true or false" in str(info.value.cause)
+    assert info.value.cause.type == "EventRejected" and info.value.cause.details[0] == "invalid_payload"
+    status = await harness.lifecycles.status(customer)
+    assert status.customer["consent"] == {"email": True} and status.facts["open_tickets"] == 0

@@ -31,7 +31,7 @@ from engine import tasks
 from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
 from engine.steps.split import SPLIT_NOTICES
 from engine.steps.task import TASK_AT_HAND_OFF
-from engine.events import INTEGRAL_NUMBERS_ARE_INTS, TIMES_NEED_AN_OFFSET
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED, TIMES_NEED_AN_OFFSET
 from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -67,7 +67,8 @@ before it, such an event was accepted and could lie unread in the inbox. Asked b
 of a run and at the top of every run, before the engine runs: runs recorded before it replay
 judging and keeping events as they did."""
 RECORDS_PER_BATCH = 200  # records per store_records call
-ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, INTEGRAL_NUMBERS_ARE_INTS)
+ASKED_AT_START = (POLICY_NOTICES, SPLIT_NOTICES, TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, INTEGRAL_NUMBERS_ARE_INTS,
+                  PROFILE_VALUES_CHECKED)
 """Changes the engine asks about in the middle of a stage, asked once at the top of each run.
 The SDK remembers a run's answer, so the engine's later asks add no command. Asked first
 after a local activity (the stage's load_stage, the records), a patch's marker can land in a
@@ -91,12 +92,13 @@ recorded on BASELINE answers False, then True to BASELINE, and asks each later c
 of its run (False: it started before them); a run recorded before either asks everything where
 it always did."""
 BASELINE_3 = "baseline-2026-12c"
-"""BASELINE_2 and the changes released after it (EVENTS_BETWEEN_STAGES, INTEGRAL_NUMBERS_ARE_INTS),
-in the same way: a run recorded on BASELINE_2 answers False, then True to BASELINE_2, and asks
-each later change where it does (False, unless the run was recorded with it asked on its own)."""
+"""BASELINE_2 and the changes released after it (EVENTS_BETWEEN_STAGES, INTEGRAL_NUMBERS_ARE_INTS,
+PROFILE_VALUES_CHECKED), in the same way: a run recorded on BASELINE_2 answers False, then True to
+BASELINE_2, and asks each later change where it does (False, unless the run was recorded with it
+asked on its own)."""
 BASELINES = (
     (BASELINE_3, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, EVENTS_BETWEEN_STAGES,
-                                    INTEGRAL_NUMBERS_ARE_INTS}),
+                                    INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED}),
     (BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}),
     (BASELINE, BEFORE_BASELINE),
 )
@@ -469,6 +471,7 @@ class CustomerLifecycle:
         self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
         self.machine.between_stages = self.patched(EVENTS_BETWEEN_STAGES)
         self.machine.strict_ints = not self.patched(INTEGRAL_NUMBERS_ARE_INTS)
+        self.machine.loose_profiles = not self.patched(PROFILE_VALUES_CHECKED)
 
     # ------------------------------------------------------------ events
 
