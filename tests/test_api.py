@@ -230,7 +230,9 @@ async def test_an_idle_connection_stays_open_for_a_sender_that_reuses_it(api: Ap
     reader, writer = await asyncio.open_connection(host, int(port))
     request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     try:
-        for _ in range(2):
+        for number in range(2):
+            if number:
+                await asyncio.sleep(6.5)  # longer than uvicorn's default keep-alive
             writer.write(request)
             await writer.drain()
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -238,8 +240,6 @@ async def test_an_idle_connection_stays_open_for_a_sender_that_reuses_it(api: Ap
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length")))
             await reader.readexactly(length)
-            await asyncio.sleep(6.5)  # longer than uvicorn's default keep-alive
-        assert not reader.at_eof()
     finally:
         writer.close()
 
