@@ -68,7 +68,7 @@ def _profile_spec(lifecycle: Lifecycle) -> EventSpec:
     return EventSpec(payload=fields)
 
 
-def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = False, strict_ints: bool = False) -> Any:
+def _check_value(name: str, value: Any, spec: FieldSpec, before: frozenset[str] = frozenset()) -> Any:
     kind = spec.type
     if value is None:
         if spec.required:
@@ -79,7 +79,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
             value = value.isoformat()
         if not isinstance(value, str) or parse_time(value) is None:
             raise PayloadError(f"field '{name}' must be an ISO 8601 {kind}, got {value!r}", name)
-        if not naive_times and without_offset(value):
+        if TIMES_NEED_AN_OFFSET not in before and without_offset(value):
             wanted = "a date (2026-03-10), or a timestamp" if kind == "date" else "a timestamp"
             raise PayloadError(f"field '{name}' must be {wanted} with its UTC offset (Z or +01:00), "
                                f"got {value!r}: without one it would be read as UTC, whatever zone the "
@@ -91,7 +91,7 @@ def _check_value(name: str, value: Any, spec: FieldSpec, naive_times: bool = Fal
         except ValueError as error:
             raise PayloadError(f"field '{name}': {error}", name) from None
         return value
-    if kind == "int" and isinstance(value, float) and value.is_integer() and not strict_ints:
+    if kind == "int" and isinstance(value, float) and value.is_integer() and INTEGRAL_NUMBERS_ARE_INTS not in before:
         value = int(value)  # JSON Schema's `integer` takes 7.0; kept as 7, so CEL sees an int
     if not JSON_TYPE_TESTS[kind](value):
         article = "an" if kind[0] in "aeiou" else "a"
@@ -132,30 +132,34 @@ JSON Schema's `integer` does (before it, 7.0 was refused). Only an event that re
 workflow unchecked (a signal sent with `temporal workflow signal`) could have been refused so."""
 
 
-def validate_payload(event: str, spec: EventSpec, data: dict[str, Any], naive_times: bool = False,
-                     strict_ints: bool = False) -> dict[str, Any]:
+PAYLOAD_CHANGES = (TIMES_NEED_AN_OFFSET, INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED)
+"""The changes to payload checks a run may predate (a workflow patch each): the workflow asks
+them and passes those not in force as `before`, so a history recorded before replays."""
+
+
+def validate_payload(event: str, spec: EventSpec, data: dict[str, Any],
+                     before: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The payload checked against `spec`: unknown fields, missing required ones, wrong types.
 
-    A time of day needs its UTC offset; `naive_times` takes one without as UTC, as releases
-    before TIMES_NEED_AN_OFFSET did (only to replay what they recorded). An `int` takes an integral
-    number (7.0, as JSON Schema's `integer` does) as that int; `strict_ints` refuses it, as releases
-    before INTEGRAL_NUMBERS_ARE_INTS did."""
+    A time of day needs its UTC offset; an `int` takes an integral number (7.0, as JSON Schema's
+    `integer` does) as that int. `before`: the changes of PAYLOAD_CHANGES a run predates, checked
+    as releases before each did (only to replay what they recorded)."""
     if not isinstance(data, dict):
         raise PayloadError(f"the data of '{event}' must be an object")
     unknown = sorted(set(data) - set(spec.payload))
     if unknown:
         raise PayloadError(f"'{event}' has no field '{unknown[0]}'{suggest(unknown[0], spec.payload)}", unknown[0])
-    return {name: _check_value(name, data.get(name), field, naive_times, strict_ints) for name, field in spec.payload.items()
+    return {name: _check_value(name, data.get(name), field, before) for name, field in spec.payload.items()
             if name in data or field.required}
 
 
-def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_times: bool = False,
-                strict_ints: bool = False) -> dict[str, Any]:
+def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any],
+                before: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Validate an event by name; raise PayloadError for an unknown event or a bad payload."""
     events = declared_events(lifecycle)
     if event not in events:
         raise PayloadError(f"unknown event '{event}'{suggest(event, events)}", "event")
-    checked = validate_payload(event, events[event], data, naive_times, strict_ints)
+    checked = validate_payload(event, events[event], data, before)
     if event == CONSENT_CHANGED and checked.get("channel") is not None and checked["channel"] not in lifecycle.channels:
         raise PayloadError(f"field 'channel': unknown channel '{checked['channel']}' "
                            f"(one of: {', '.join(lifecycle.channels)})", "channel")
@@ -163,13 +167,11 @@ def check_event(lifecycle: Lifecycle, event: str, data: dict[str, Any], naive_ti
 
 
 def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, Any] | None,
-                   naive_times: bool = False, strict_ints: bool = False,
-                   loose_profile: bool = False) -> dict[str, Any] | None:
+                   before: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """Validate the profile fields an event sets: built-in and declared fields, all optional.
 
     A bad value (say a `consent` that is not a map) would otherwise break the lifecycle later,
-    inside the workflow; `field` is named `customer.<field>`. `loose_profile` takes any
-    `preferred_channel` and `consent` entries, as releases before PROFILE_VALUES_CHECKED did.
+    inside the workflow; `field` is named `customer.<field>`. `before`: as for validate_payload.
     """
     if profile is None:
         return None
@@ -179,7 +181,7 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         raise PayloadError("'customer.id' must equal the event's customer_id", "customer.id")
     rest = {name: value for name, value in profile.items() if name != "id"}
     try:
-        checked = validate_payload("customer", _profile_spec(lifecycle), rest, naive_times, strict_ints)
+        checked = validate_payload("customer", _profile_spec(lifecycle), rest, before)
     except PayloadError as error:
         message = str(error)
         if message.startswith("field '"):
@@ -190,7 +192,7 @@ def check_customer(lifecycle: Lifecycle, customer_id: str, profile: dict[str, An
         why = problem(value) if isinstance(value, str) else None
         if why:  # caught here, not at the customer's next send
             raise PayloadError(f"field 'customer.{field}': {why}", f"customer.{field}")
-    if not loose_profile:
+    if PROFILE_VALUES_CHECKED not in before:
         _check_contact_fields(lifecycle, checked)
     return {**({"id": customer_id} if "id" in profile else {}), **checked}
 

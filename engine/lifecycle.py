@@ -85,9 +85,10 @@ class LifecycleMachine:
         # Tasks are entities (engine.tasks): any open task can be completed by id, in any stage
         # entry; the workflow turns it off to replay histories recorded before (`task-entities`).
         self.task_entities = True
-        # A timestamp without its UTC offset is refused (engine.events); the workflow turns this
-        # on to replay histories recorded before that (`timestamps-need-an-offset`).
-        self.naive_times = False
+        # The changes to payload checks (engine.events.PAYLOAD_CHANGES: a timestamp needs its
+        # offset, 7.0 is an int, consent is checked) this run predates: the workflow sets them to
+        # replay histories recorded before each.
+        self.predates: frozenset[str] = frozenset()
         # An event sent while the customer moves to another stage is judged by that stage, and
         # one that no wait of the stage it ends up in takes is recorded as dropped (`can_take`,
         # `_drop_unread`); the workflow turns it off to replay histories recorded before
@@ -97,12 +98,6 @@ class LifecycleMachine:
         # stage entry was pinned (StageBundle.waits); kept across `enter` so that the stage being
         # entered is judged by it until its own playbook is pinned. None: not known.
         self.stage_waits: dict[str, list[str]] | None = None
-        # An `int` field takes 7.0 as 7 (engine.events); the workflow turns this on to replay
-        # histories recorded before that (`integral-numbers-are-ints`).
-        self.strict_ints = False
-        # A profile's preferred_channel and consent are checked against the channels (engine.events);
-        # the workflow turns this on to replay histories recorded before (`profile-values-checked`).
-        self.loose_profiles = False
         # What `check` worked out for the event it was given: kept for `_admit` to apply.
         # (event, now, normalized event, updated facts, each guard's outcome by transition)
         self._checked: tuple[Event, datetime, Event, dict[str, Any], dict[int, bool]] | None = None
@@ -203,9 +198,8 @@ class LifecycleMachine:
                 return rejected("too_large",
                                 f"the event's data is {size:,} bytes; at most {EVENT_DATA_BYTES:,} are taken")
         try:
-            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
-                                      self.strict_ints, self.loose_profiles))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.predates),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.predates))
         except PayloadError as error:
             return rejected("invalid_payload", str(error))
         if self.strict_rules and event.name == "task.completed":
@@ -277,7 +271,7 @@ class LifecycleMachine:
         ref = str(event.data.get("task"))
         if self.task_entities and tasks.find(self.state, ref) is not None:
             try:
-                tasks.checked_completion(self.state, event.data, self.naive_times, self.strict_ints)
+                tasks.checked_completion(self.state, event.data, self.predates)
             except tasks.TaskProblem as problem:
                 return EventReceipt(status="rejected", code=problem.code, reason=problem.message,
                                     field=problem.field, stage=self.state.stage)
@@ -292,7 +286,7 @@ class LifecycleMachine:
         if entity is None or not entity.is_open:
             return
         try:
-            _, fields = tasks.checked_completion(self.state, event.data, self.naive_times, self.strict_ints)
+            _, fields = tasks.checked_completion(self.state, event.data, self.predates)
         except tasks.TaskProblem:  # only replaying a history from before task entities
             fields = event.data.get("fields") or {}
         tasks.complete(self.state, entity, event.data.get("outcome"), fields, now, str(event.data.get("by") or ""))
@@ -437,9 +431,8 @@ class LifecycleMachine:
         """The event as the lifecycle keeps it: payload and profile checked (unless `checked`
         gives them so), a time of its own. Raises PayloadError."""
         if checked is None:
-            checked = (check_event(self.lifecycle, event.name, event.data, self.naive_times, self.strict_ints),
-                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.naive_times,
-                                      self.strict_ints, self.loose_profiles))
+            checked = (check_event(self.lifecycle, event.name, event.data, self.predates),
+                       check_customer(self.lifecycle, self.state.customer["id"], event.customer, self.predates))
         return made(Event, {"customer_id": event.customer_id, "name": event.name, "data": checked[0],
                             "idempotency_key": event.idempotency_key, "occurred_at": event.occurred_at or now,
                             "customer": checked[1]})

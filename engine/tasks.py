@@ -145,10 +145,10 @@ def find(state: LifecycleState, ref: str) -> TaskEntity | None:
 
 
 def checked_completion(state: LifecycleState, data: dict[str, Any],
-                       naive_times: bool = False, strict_ints: bool = False) -> tuple[TaskEntity, dict[str, Any]]:
+                       before: frozenset[str] = frozenset()) -> tuple[TaskEntity, dict[str, Any]]:
     """The task a `task.completed` payload completes, and its outcome and fields checked and
     normalized; raises TaskProblem (unknown or closed task, an outcome or field that does not fit).
-    `naive_times`, `strict_ints`: as engine.events.validate_payload."""
+    `before`: as engine.events.validate_payload."""
     ref = str(data.get("task"))
     entity = find(state, ref)
     if entity is None:
@@ -169,8 +169,7 @@ def checked_completion(state: LifecycleState, data: dict[str, Any],
     from engine.events import PayloadError, validate_payload
 
     try:
-        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields, naive_times,
-                                  strict_ints)
+        fields = validate_payload(f"the fields of task '{entity.step}'", _fields_spec(entity), fields, before)
     except PayloadError as error:
         message = str(error).replace("field '", "field 'fields.", 1)
         raise TaskProblem("invalid_payload", message, f"fields.{error.field}" if error.field else "fields") from None

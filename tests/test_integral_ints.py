@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import jsonschema
 import pytest
 
-from engine.events import PayloadError, payload_json_schema, validate_payload
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS, PayloadError, payload_json_schema, validate_payload
 from engine.lifecycle import LifecycleMachine
 from engine.model import EventSpec, FieldSpec
 from engine.simulator import ScheduledEvent, simulate
@@ -77,7 +77,7 @@ def test_anything_else_is_refused_as_before(value, message):
 def test_a_number_field_keeps_its_float_and_a_run_from_before_refuses_an_integral_one():
     assert type(validate_payload("e", SPEC, {"fee": 7.0})["fee"]) is float
     with pytest.raises(PayloadError, match="field 'visits' must be an int, got float"):
-        validate_payload("e", SPEC, {"visits": 7.0}, strict_ints=True)
+        validate_payload("e", SPEC, {"visits": 7.0}, before=frozenset({INTEGRAL_NUMBERS_ARE_INTS}))
 
 
 def machine() -> LifecycleMachine:
@@ -90,7 +90,7 @@ def test_the_lifecycle_takes_7_0_as_7_in_the_data_the_profile_and_cel_and_a_run_
     assert lifecycle.start(event, T0).status == "accepted"
     assert type(lifecycle.state.customer["age"]) is int
     old = machine()
-    old.strict_ints = True  # what the workflow sets when replaying a run recorded before the change
+    old.predates = frozenset({INTEGRAL_NUMBERS_ARE_INTS})  # as the workflow sets it replaying a run from before
     receipt = old.start(event, T0)
     assert (receipt.status, receipt.code) == ("rejected", "invalid_payload")
 

@@ -2,7 +2,7 @@
 reads a consent that is not `true` as no consent, so `consent: {sms: "yes"}` silently sent the
 message elsewhere (or made it a task), and a `preferred_channel` the lifecycle does not have was
 silently ignored. A release before that took them, and its histories replay with
-`LifecycleMachine.loose_profiles`."""
+`LifecycleMachine.predates`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import PayloadError, check_customer
+from engine.events import PROFILE_VALUES_CHECKED, PayloadError, check_customer
 from engine.lifecycle import LifecycleMachine
 from engine.loader import load_project
 from engine.simulator import ScheduledEvent, simulate
@@ -101,7 +101,7 @@ def test_the_lifecycle_refuses_it_with_the_field_and_changes_nothing():
 
 def test_a_run_recorded_before_the_change_takes_it_as_it_did():
     lifecycle = machine()
-    lifecycle.loose_profiles = True  # what the workflow sets when replaying such a run
+    lifecycle.predates = frozenset({PROFILE_VALUES_CHECKED})  # what the workflow sets when replaying such a run
     assert lifecycle.start(placed(consent={"email": "yes"}, preferred_channel="pigeon"), T0).status == "accepted"
 
 

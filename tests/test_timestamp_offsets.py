@@ -1,6 +1,6 @@
 """A timestamp sent without its UTC offset is refused, not read as UTC (a clinic's system that
 sends local times would have every reminder off by its offset); a release before that took it,
-and its histories replay with `LifecycleMachine.naive_times`."""
+and its histories replay with `LifecycleMachine.predates`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.events import PayloadError, validate_payload
+from engine.events import TIMES_NEED_AN_OFFSET, PayloadError, validate_payload
 from engine.lifecycle import LifecycleMachine
 from engine.model import EventSpec, FieldSpec
 from engine.simulator import ScheduledEvent, simulate
@@ -73,8 +73,9 @@ def test_a_date_field_takes_a_date_or_a_time_with_its_offset_and_histories_from_
     with pytest.raises(PayloadError) as info:
         validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00"})
     assert str(info.value).startswith("field 'day' must be a date (2026-03-10), or a timestamp with its UTC offset")
-    assert validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00"}, naive_times=True) == {"day": "2026-12-24T10:00:00"}
-    assert validate_payload("e", SPEC, {"starts_at": "2026-12-24T10:00:00"}, naive_times=True) == \
+    before = frozenset({TIMES_NEED_AN_OFFSET})
+    assert validate_payload("e", SPEC, {"day": "2026-12-24T10:00:00"}, before) == {"day": "2026-12-24T10:00:00"}
+    assert validate_payload("e", SPEC, {"starts_at": "2026-12-24T10:00:00"}, before) == \
         {"starts_at": "2026-12-24T10:00:00"}
 
 
@@ -115,5 +116,5 @@ def test_a_task_field_needs_its_offset_too():
 
 def test_a_run_recorded_before_the_change_takes_a_naive_timestamp_as_utc_as_it_did():
     lifecycle = machine()
-    lifecycle.naive_times = True  # what the workflow sets when replaying such a run
+    lifecycle.predates = frozenset({TIMES_NEED_AN_OFFSET})  # what the workflow sets when replaying such a run
     assert lifecycle.start(booked("2026-12-24T10:00:00"), T0).status == "accepted"

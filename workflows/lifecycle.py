@@ -31,7 +31,7 @@ from engine import tasks
 from engine.steps.send import CONTACT_POLICY, POLICY_NOTICES
 from engine.steps.split import SPLIT_NOTICES
 from engine.steps.task import TASK_AT_HAND_OFF
-from engine.events import INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED, TIMES_NEED_AN_OFFSET
+from engine.events import INTEGRAL_NUMBERS_ARE_INTS, PAYLOAD_CHANGES, PROFILE_VALUES_CHECKED, TIMES_NEED_AN_OFFSET
 from engine.state import Action, ActionResult, Event, EventReceipt, Incident, TaskCommand, TaskEntity
 from workflows.contract import (
     CUSTOMER, DUPLICATE, EVENT_SIGNAL, EVENT_UPDATE, INCIDENT, INCIDENT_UPDATE, NEXT_TASK_DUE, PLAYBOOK,
@@ -468,10 +468,8 @@ class CustomerLifecycle:
         run recorded before a change replays judging as it did)."""
         self.machine.strict_rules = self.patched(STRICT_RULES)
         self.machine.task_entities = self.patched(TASK_ENTITIES)
-        self.machine.naive_times = not self.patched(TIMES_NEED_AN_OFFSET)
+        self.machine.predates = frozenset(change for change in PAYLOAD_CHANGES if not self.patched(change))
         self.machine.between_stages = self.patched(EVENTS_BETWEEN_STAGES)
-        self.machine.strict_ints = not self.patched(INTEGRAL_NUMBERS_ARE_INTS)
-        self.machine.loose_profiles = not self.patched(PROFILE_VALUES_CHECKED)
 
     # ------------------------------------------------------------ events
 
