@@ -96,10 +96,10 @@ BASELINE_3 = "baseline-2026-12c"
 PROFILE_VALUES_CHECKED), in the same way: a run recorded on BASELINE_2 answers False, then True to
 BASELINE_2, and asks each later change where it does (False, unless the run was recorded with it
 asked on its own)."""
+BEFORE_BASELINE_2 = BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}
 BASELINES = (
-    (BASELINE_3, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET, EVENTS_BETWEEN_STAGES,
-                                    INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED}),
-    (BASELINE_2, BEFORE_BASELINE | {TASK_AT_HAND_OFF, TIMES_NEED_AN_OFFSET}),
+    (BASELINE_3, BEFORE_BASELINE_2 | {EVENTS_BETWEEN_STAGES, INTEGRAL_NUMBERS_ARE_INTS, PROFILE_VALUES_CHECKED}),
+    (BASELINE_2, BEFORE_BASELINE_2),
     (BASELINE, BEFORE_BASELINE),
 )
 """Newest first: each baseline patch and the changes it stands for."""
